@@ -1,0 +1,3 @@
+-- One row per flight date (all flights from the three origins): flights, delays and
+-- cancellations over the trailing 1, 7 and 28 days before that date.
+{{ trailing_delay_counts(group_by=[]) }}

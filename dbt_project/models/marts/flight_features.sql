@@ -1,0 +1,155 @@
+-- One row per scheduled flight: the label and every feature known at the flight's
+-- prediction cutoff (00:00 America/New_York on flight_date). Outcomes enter only
+-- through trailing counts that end the day before, and weather only from the day before.
+{% set windows = [1, 7, 28] %}
+{% set rate_groups = ['carrier', 'origin', 'route', 'carrier_origin'] %}
+
+with flights as (
+
+    select * from {{ ref('stg_nycflights__flights') }}
+
+),
+
+planes as (
+
+    select * from {{ ref('stg_nycflights__planes') }}
+
+),
+
+network_counts as (
+
+    select * from {{ ref('int_network_delay_counts_trailing') }}
+
+),
+
+carrier_counts as (
+
+    select * from {{ ref('int_carrier_delay_counts_trailing') }}
+
+),
+
+origin_counts as (
+
+    select * from {{ ref('int_origin_delay_counts_trailing') }}
+
+),
+
+route_counts as (
+
+    select * from {{ ref('int_route_delay_counts_trailing') }}
+
+),
+
+carrier_origin_counts as (
+
+    select * from {{ ref('int_carrier_origin_delay_counts_trailing') }}
+
+),
+
+weather_daily as (
+
+    select * from {{ ref('int_weather_aggregated_daily') }}
+
+),
+
+schedule_counted as (
+
+    select
+        flight_id,
+        count(*) over (partition by origin, flight_date) as origin_departures_day,
+        count(*) over (partition by origin, flight_date, sched_dep_hour) as origin_departures_hour,
+        case
+            when tailnum is null then 0
+            else row_number() over (
+                partition by tailnum, flight_date order by sched_dep_at, flight_id
+            ) - 1
+        end as plane_earlier_legs_day
+    from flights
+
+),
+
+features_joined as (
+
+    select
+        flights.flight_id,
+        flights.flight_date,
+        flights.sched_dep_at,
+        flights.carrier,
+        flights.flight_number,
+        flights.tailnum,
+        flights.origin,
+        flights.dest,
+        flights.is_delayed,
+
+        -- schedule
+        flights.sched_dep_hour,
+        isodow(flights.flight_date) as day_of_week,
+        flights.distance_miles,
+        schedule_counted.origin_departures_day,
+        schedule_counted.origin_departures_hour,
+        schedule_counted.plane_earlier_legs_day,
+
+        -- plane
+        year(flights.flight_date) - planes.year_built as plane_age_years,
+        planes.seat_count,
+        planes.engine_count,
+        planes.engine_type,
+
+        -- trailing delay rates, smoothed toward the network's 28-day rate
+        coalesce(
+            network_counts.delayed_count_28d / nullif(network_counts.flight_count_28d, 0),
+            {{ var('delay_rate_fallback_prior') }}
+        ) as network_delay_rate_28d,
+        {%- for group in rate_groups %}
+        {%- for days in windows %}
+        {{ smoothed_rate(
+            group ~ '_counts.delayed_count_' ~ days ~ 'd',
+            group ~ '_counts.flight_count_' ~ days ~ 'd',
+            'coalesce(network_counts.delayed_count_28d / nullif(network_counts.flight_count_28d, 0), '
+                ~ var('delay_rate_fallback_prior') ~ ')'
+        ) }} as {{ group }}_delay_rate_{{ days }}d,
+        {%- endfor %}
+        {%- endfor %}
+        coalesce(carrier_origin_counts.flight_count_28d, 0) as carrier_origin_flights_28d,
+        coalesce(origin_counts.cancelled_count_1d / nullif(origin_counts.flight_count_1d, 0), 0)
+            as origin_cancel_rate_1d,
+
+        -- yesterday's weather at the origin
+        weather_daily.max_wind_speed_mph as origin_max_wind_speed_mph_1d,
+        weather_daily.max_wind_gust_mph as origin_max_wind_gust_mph_1d,
+        weather_daily.min_visibility_miles as origin_min_visibility_miles_1d,
+        weather_daily.total_precip_in as origin_total_precip_in_1d,
+        weather_daily.max_hourly_precip_in as origin_max_hourly_precip_in_1d,
+        weather_daily.min_temp_f as origin_min_temp_f_1d,
+        weather_daily.max_temp_f as origin_max_temp_f_1d,
+        weather_daily.last_temp_f as origin_last_temp_f,
+        weather_daily.last_wind_speed_mph as origin_last_wind_speed_mph,
+        weather_daily.last_visibility_miles as origin_last_visibility_miles,
+        weather_daily.last_pressure_mb as origin_last_pressure_mb,
+        weather_daily.last_humidity_pct as origin_last_humidity_pct
+
+    from flights
+    inner join schedule_counted on flights.flight_id = schedule_counted.flight_id
+    left join planes on flights.tailnum = planes.tailnum
+    left join network_counts on flights.flight_date = network_counts.flight_date
+    left join carrier_counts
+        on flights.carrier = carrier_counts.carrier
+        and flights.flight_date = carrier_counts.flight_date
+    left join origin_counts
+        on flights.origin = origin_counts.origin
+        and flights.flight_date = origin_counts.flight_date
+    left join route_counts
+        on flights.origin = route_counts.origin
+        and flights.dest = route_counts.dest
+        and flights.flight_date = route_counts.flight_date
+    left join carrier_origin_counts
+        on flights.carrier = carrier_origin_counts.carrier
+        and flights.origin = carrier_origin_counts.origin
+        and flights.flight_date = carrier_origin_counts.flight_date
+    left join weather_daily
+        on flights.origin = weather_daily.origin
+        and flights.flight_date - 1 = weather_daily.observed_date
+
+)
+
+select * from features_joined

@@ -1,0 +1,37 @@
+-- One row per scheduled flight: schedule, carrier name and outcome, for analysts.
+with flights as (
+
+    select * from {{ ref('stg_nycflights__flights') }}
+
+),
+
+airlines as (
+
+    select * from {{ ref('stg_nycflights__airlines') }}
+
+),
+
+flights_joined_to_airlines as (
+
+    select
+        flights.flight_id,
+        flights.flight_date,
+        flights.sched_dep_at,
+        flights.carrier,
+        airlines.carrier_name,
+        flights.flight_number,
+        flights.tailnum,
+        flights.origin,
+        flights.dest,
+        flights.distance_miles,
+        flights.dep_delay_minutes,
+        flights.arr_delay_minutes,
+        flights.is_cancelled,
+        flights.is_arrival_missing,
+        flights.is_delayed
+    from flights
+    left join airlines on flights.carrier = airlines.carrier
+
+)
+
+select * from flights_joined_to_airlines

@@ -1,0 +1,107 @@
+"""Configuration: one YAML file of defaults, each key overridable by an ``ML_*`` variable.
+
+Settings are data. :func:`load_settings` reads ``ml/defaults.yaml`` and the environment
+once and returns a frozen :class:`Settings`, which every stage receives explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "ML_"
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or of the wrong type."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the system. Defaults live in ``ml/defaults.yaml``."""
+
+    data_dir: Path
+    raw_source: str = ""
+    feature_lookback_days: int = 28
+    train_window_days: int = 90
+    validation_days: int = 14
+    candidates: tuple[str, ...] = ("lightgbm", "xgboost")
+    random_state: int = 13
+    risk_band_low_max: float = 0.15
+    risk_band_high_min: float = 0.35
+    drift_psi_threshold: float = 0.2
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def paths(self):  # noqa: ANN201 - avoids an import cycle in the annotation
+        """The one place that knows where every file lives."""
+        from ml.io import Paths
+
+        return Paths(self.data_dir)
+
+
+def _coerce(name: str, raw: str, like: Any) -> Any:
+    """Convert an environment string to the type of the default it overrides."""
+    try:
+        if isinstance(like, bool):
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if isinstance(like, int):
+            return int(raw)
+        if isinstance(like, float):
+            return float(raw)
+        if isinstance(like, list | tuple):
+            return [item.strip() for item in raw.split(",") if item.strip()]
+    except ValueError as exc:
+        raise ConfigError(
+            f"environment variable {ENV_PREFIX}{name.upper()}={raw!r} is not a valid "
+            f"{type(like).__name__}"
+        ) from exc
+    return raw
+
+
+def load_defaults() -> dict[str, Any]:
+    """Return the defaults shipped with the package."""
+    text = resources.files("ml").joinpath("defaults.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text) or {}
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build the settings from the YAML defaults, the environment and explicit overrides.
+
+    Args:
+        env: The environment to read ``ML_*`` variables from; ``os.environ`` by default.
+        **overrides: Values that win over both (used by tests and the CLI).
+
+    Returns:
+        The frozen settings, with ``data_dir`` made absolute.
+    """
+    env = os.environ if env is None else env
+    values = load_defaults()
+    for key, default in list(values.items()):
+        env_key = f"{ENV_PREFIX}{key.upper()}"
+        if env_key in env:
+            values[key] = _coerce(key, env[env_key], default)
+    known = {f.name for f in dataclasses.fields(Settings)}
+    for key, value in overrides.items():
+        if key not in known:
+            raise ConfigError(f"unknown setting {key!r}")
+        values[key] = value
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown keys in defaults.yaml: {sorted(unknown)}")
+    values["data_dir"] = Path(values["data_dir"]).expanduser().resolve()
+    values["candidates"] = tuple(values["candidates"])
+    if values["validation_days"] >= values["train_window_days"]:
+        raise ConfigError("validation_days must be smaller than train_window_days")
+    return Settings(**values)

@@ -1,0 +1,62 @@
+"""The warehouse catalog: ``warehouse.duckdb`` holds views over the Parquet files.
+
+DuckDB lets one process hold a file for writing and then locks every other open, readers
+included. So the file is opened for writing only to (re)create views, which takes
+milliseconds; data never flows through it. In Airflow, tasks that call
+:func:`refresh_catalog` share the one-slot ``warehouse`` pool.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ml.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _views(settings: Settings) -> dict[str, str]:
+    """View name to SQL, for every dataset that has files."""
+    paths = settings.paths
+    views: dict[str, str] = {}
+
+    def glob_exists(pattern: str, base: Path) -> bool:
+        return base.exists() and any(base.glob(pattern))
+
+    for mart in ("flights", "flight_features"):
+        path = paths.marts / f"{mart}.parquet"
+        if path.exists():
+            views[mart] = f"select * from read_parquet('{path}')"
+    if glob_exists("flight_date=*/*.parquet", paths.predictions):
+        views["predictions"] = (
+            f"select * from read_parquet('{paths.predictions}/*/*.parquet', "
+            "hive_partitioning = true, hive_types = {'flight_date': date})"
+        )
+        views["latest_predictions"] = "select * from predictions where model_role = 'champion'"
+    if glob_exists("drift/*/*.parquet", paths.monitoring):
+        views["monitoring_drift"] = (
+            f"select * from read_parquet('{paths.monitoring}/drift/*/*.parquet', "
+            "hive_partitioning = true, hive_types = {'flight_date': date})"
+        )
+    return views
+
+
+def refresh_catalog(settings: Settings) -> list[str]:
+    """Create or replace the warehouse's views; returns their names."""
+    import duckdb
+
+    views = _views(settings)
+    settings.paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(settings.paths.warehouse)) as con:
+        for name, sql in views.items():
+            con.execute(f"create or replace view {name} as {sql}")
+    log.info("warehouse %s: views %s", settings.paths.warehouse, sorted(views))
+    return sorted(views)
+
+
+def connect_readonly(settings: Settings):
+    """Open the warehouse read-only, as users and reports do."""
+    import duckdb
+
+    return duckdb.connect(str(settings.paths.warehouse), read_only=True)
