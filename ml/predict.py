@@ -1,0 +1,130 @@
+"""Predict: score every flight scheduled on a day and publish that day's partition.
+
+Rows come from the champion and, in shadow, the challenger (``model_role``). If the
+champion cannot be loaded, the heuristic baseline scores the day instead, its rows marked
+``model_version = 'heuristic-fallback'``, and a warning is logged: a day is never left
+without predictions. The partition is written whole and atomically, so re-running a day
+replaces its rows and never duplicates them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ml.config import Settings
+from ml.features import DISPLAY_COLUMNS, HEURISTIC_COLUMN, load_features, row_fingerprints, infer_spec
+from ml.io import cutoff_at, write_parquet
+
+log = logging.getLogger(__name__)
+
+FALLBACK_VERSION = "heuristic-fallback"
+TOP_REASONS = 3
+
+REASON_TYPE = pa.list_(pa.struct([("feature", pa.string()), ("contribution", pa.float64())]))
+PREDICTIONS_SCHEMA = pa.schema([
+    ("flight_id", pa.string()),
+    ("carrier", pa.string()),
+    ("flight", pa.int32()),
+    ("tailnum", pa.string()),
+    ("origin", pa.string()),
+    ("dest", pa.string()),
+    ("sched_dep_at", pa.timestamp("us", tz="UTC")),
+    ("p_delayed", pa.float64()),
+    ("risk_band", pa.string()),
+    ("model_version", pa.string()),
+    ("model_role", pa.string()),
+    ("top_reasons", REASON_TYPE),
+    ("predicted_at", pa.timestamp("us", tz="UTC")),
+    ("feature_fingerprint", pa.string()),
+])
+
+
+@dataclass(frozen=True)
+class PredictionResult:
+    day: dt.date
+    rows: int
+    versions: dict[str, str]
+    path: str
+
+
+def risk_band(p: np.ndarray, low_max: float, high_min: float) -> np.ndarray:
+    """``low`` below ``low_max``, ``high`` from ``high_min``, ``medium`` between."""
+    return np.where(p < low_max, "low", np.where(p >= high_min, "high", "medium"))
+
+
+def top_reasons(contributions: np.ndarray, names: list[str], k: int = TOP_REASONS) -> list[list[dict]]:
+    """The ``k`` features with the largest absolute contribution, per row, signed."""
+    order = np.argsort(-np.abs(contributions), axis=1)[:, :k]
+    return [
+        [{"feature": names[j], "contribution": float(contributions[i, j])} for j in row]
+        for i, row in enumerate(order)
+    ]
+
+
+def _score(settings: Settings, frame: pd.DataFrame, role: str, version: str) -> pd.DataFrame:
+    from ml import registry
+
+    model, _ = registry.load_model(settings, version)
+    p = model.predict_proba(frame)
+    reasons = top_reasons(model.contributions(frame), model.spec.columns)
+    return _rows(settings, frame, p, reasons, version, role, row_fingerprints(frame, model.spec))
+
+
+def _fallback(settings: Settings, frame: pd.DataFrame) -> pd.DataFrame:
+    p = frame[HEURISTIC_COLUMN].to_numpy(dtype=float)
+    reasons = [[{"feature": HEURISTIC_COLUMN, "contribution": float(v)}] for v in p]
+    return _rows(settings, frame, p, reasons, FALLBACK_VERSION, "champion", row_fingerprints(frame, infer_spec(frame)))
+
+
+def _rows(settings: Settings, frame: pd.DataFrame, p: np.ndarray, reasons: list, version: str, role: str,
+          fingerprints: pd.Series) -> pd.DataFrame:
+    day = frame["flight_date"].iloc[0]
+    out = frame[list(DISPLAY_COLUMNS)].drop(columns=["flight_date"]).rename(columns={"flight_number": "flight"})
+    out["sched_dep_at"] = pd.to_datetime(out["sched_dep_at"], utc=True)
+    out["p_delayed"] = np.clip(p, 0.0, 1.0)
+    out["risk_band"] = risk_band(out["p_delayed"].to_numpy(), settings.risk_band_low_max, settings.risk_band_high_min)
+    out["model_version"] = version
+    out["model_role"] = role
+    out["top_reasons"] = reasons
+    out["predicted_at"] = pd.Timestamp(cutoff_at(day)).tz_convert("UTC")
+    out["feature_fingerprint"] = fingerprints.to_numpy()
+    return out.reset_index(drop=True)
+
+
+def predict(settings: Settings, day: dt.date) -> PredictionResult:
+    """Score the flights of ``day`` with the champion (and challenger) and publish them."""
+    from ml import registry
+    from ml.warehouse import refresh_catalog
+
+    frame = load_features(settings, day, day)
+    aliases = registry.read_aliases(settings)
+    parts, versions = [], {}
+    champion = aliases.get("champion")
+    try:
+        if champion is None:
+            raise registry.RegistryError("no champion model is registered (run `ml train --as-of D`)")
+        parts.append(_score(settings, frame, "champion", champion))
+        versions["champion"] = champion
+    except registry.RegistryError as exc:
+        log.warning("!!! champion unusable, scoring %s with the heuristic baseline: %s", day, exc)
+        parts.append(_fallback(settings, frame))
+        versions["champion"] = FALLBACK_VERSION
+    challenger = aliases.get("challenger")
+    if challenger and challenger != champion:
+        try:
+            parts.append(_score(settings, frame, "challenger", challenger))
+            versions["challenger"] = challenger
+        except registry.RegistryError as exc:
+            log.warning("challenger %s skipped: %s", challenger, exc)
+    rows = pd.concat(parts, ignore_index=True)
+    table = pa.Table.from_pandas(rows, schema=PREDICTIONS_SCHEMA, preserve_index=False)
+    path = write_parquet(table, settings.paths.predictions_partition(day))
+    refresh_catalog(settings)
+    log.info("predictions for %s: %d rows (%s) -> %s", day, len(rows), versions, path)
+    return PredictionResult(day=day, rows=len(rows), versions=versions, path=str(path))
