@@ -46,8 +46,18 @@ def _categorical_shares(values: pd.Series, categories: list[str]) -> np.ndarray:
     return shares / max(shares.sum(), 1)
 
 
-def reference_profile(frame: pd.DataFrame, spec: FeatureSpec, scores: np.ndarray) -> dict[str, Any]:
-    """Profile the training frame's features and the model's scores on it."""
+def reference_profile(frame: pd.DataFrame, spec: FeatureSpec, scores: np.ndarray,
+                      base_threshold: float = 0.2) -> dict[str, Any]:
+    """Profile the training frame's features and the model's scores on it.
+
+    Each series also gets its own alarm threshold, calibrated on the reference period
+    itself: the largest PSI that any single reference day shows against the whole period,
+    with a 25% margin, and never below ``base_threshold``. Features that take one value
+    per origin and day (yesterday's weather, trailing rates) legitimately move a lot from
+    day to day; a fixed threshold would flag them every day. Taking the maximum over all
+    reference days (not a per-feature 95th percentile) keeps the false-alarm rate of the
+    whole report low, not only that of each feature.
+    """
     features: dict[str, Any] = {}
     for column in spec.numeric:
         features[column] = _numeric_profile(pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float))
@@ -59,7 +69,13 @@ def reference_profile(frame: pd.DataFrame, spec: FeatureSpec, scores: np.ndarray
             "categories": categories,
             "shares": [float(shares[c]) for c in categories] + [0.0],
         }
-    return {"rows": int(len(frame)), "features": features, "score": _numeric_profile(np.asarray(scores, dtype=float))}
+    score = _numeric_profile(np.asarray(scores, dtype=float))
+    days = frame["flight_date"].to_numpy()
+    for name, entry in [*features.items(), ("__score__", score)]:
+        values = pd.Series(np.asarray(scores, dtype=float)) if name == "__score__" else frame[name].reset_index(drop=True)
+        daily = [psi(entry["shares"], current_shares(entry, values[days == day])) for day in np.unique(days)]
+        entry["threshold"] = float(max(base_threshold, 1.25 * max(daily, default=0.0)))
+    return {"rows": int(len(frame)), "features": features, "score": score}
 
 
 def psi(reference: np.ndarray, current: np.ndarray) -> float:
@@ -84,7 +100,8 @@ def compare(profile: dict[str, Any], frame: pd.DataFrame, scores: np.ndarray, th
         profile: The reference profile stored with the model.
         frame: Today's feature rows.
         scores: The model's scores for those rows.
-        threshold: PSI above which a feature counts as drifted.
+        threshold: PSI above which a feature counts as drifted, for series whose profile
+            carries no calibrated threshold of its own.
     """
     rows = []
     entries = {**profile["features"], "__score__": profile["score"]}
@@ -92,12 +109,13 @@ def compare(profile: dict[str, Any], frame: pd.DataFrame, scores: np.ndarray, th
         values = scores if name == "__score__" else frame[name]
         cur = current_shares(entry, values)
         value = psi(entry["shares"], cur)
+        limit = float(entry.get("threshold", threshold))
         rows.append({
             "feature": "p_delayed" if name == "__score__" else name,
             "kind": "prediction" if name == "__score__" else entry["kind"],
             "psi": value,
-            "threshold": threshold,
-            "is_drifted": bool(value > threshold),
+            "threshold": limit,
+            "is_drifted": bool(value > limit),
             "reference_shares": [float(x) for x in entry["shares"]],
             "current_shares": [float(x) for x in cur],
             "bins": [f"{e:.3g}" for e in entry["edges"]] if entry["kind"] == "numeric" else list(entry["categories"]) + [OTHER],

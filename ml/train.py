@@ -275,6 +275,6 @@ def train(settings: Settings, as_of: dt.date) -> TrainingResult:
     }
     from ml.drift import reference_profile
 
-    profile = reference_profile(fit, spec, model.predict_proba(fit))
+    profile = reference_profile(fit, spec, model.predict_proba(fit), settings.drift_psi_threshold)
     became_champion = registry.register(settings, model, metadata, metrics, profile)
     return TrainingResult(version=version, algorithm=best, metrics=metrics, became_champion=became_champion)
