@@ -1,0 +1,226 @@
+"""The ``ml`` command line: every stage of the pipeline, without Airflow.
+
+Dates are ISO (``YYYY-MM-DD``). Every command is idempotent for its dates and, on
+failure, exits non-zero with one line that says what is wrong and where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ml.config import ConfigError, Settings, load_settings
+from ml.io import DataError, parse_date
+
+log = logging.getLogger("ml")
+
+
+def _iso_date(value: str):
+    try:
+        return parse_date(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+# -- commands ----------------------------------------------------------------------------
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> None:
+    from ml.ingest import ingest
+
+    result = ingest(settings, args.start, args.end)
+    print(f"landed {result.rows} under {settings.paths.raw}")
+
+
+def cmd_transform(settings: Settings, args: argparse.Namespace) -> None:
+    from ml.transform import transform
+
+    print(f"marts written to {transform(settings)}")
+
+
+def cmd_validate(settings: Settings, args: argparse.Namespace) -> None:
+    from ml.validate import validate_day
+
+    outcomes = validate_day(settings, args.date)
+    for outcome in outcomes:
+        print(f"{outcome.suite}: {outcome.evaluated} expectations passed ({outcome.source})")
+
+
+def cmd_train(settings: Settings, args: argparse.Namespace) -> None:
+    from ml.train import train
+
+    result = train(settings, args.as_of)
+    val = result.metrics["validation"]
+    base = result.metrics["baselines"]
+    print(
+        f"model {result.version} ({result.algorithm}); validation AUC {val['auc']:.3f} "
+        f"(heuristic {base['heuristic']['auc']:.3f}), log loss {val['log_loss']:.4f} "
+        f"(prior rate {base['prior_rate']['log_loss']:.4f})"
+        + ("; now champion" if result.became_champion else "")
+    )
+
+
+def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> None:
+    from ml.evaluate import evaluate
+
+    report = evaluate(settings, args.model, args.start, args.end)
+    if args.json:
+        _print_json(report)
+        return
+    print(f"{report['version']} on {report['start']}..{report['end']}")
+    print(f"{'':12} {'AUC':>7} {'log loss':>9} {'Brier':>7}")
+    for name, m in [("model", report["model"]), *report["baselines"].items()]:
+        print(f"{name:12} {m['auc']:7.3f} {m['log_loss']:9.4f} {m['brier']:7.4f}")
+
+
+def cmd_predict(settings: Settings, args: argparse.Namespace) -> None:
+    from ml.predict import predict
+
+    result = predict(settings, args.date)
+    print(f"{result.rows} predictions for {result.day} ({result.versions}) -> {result.path}")
+
+
+def cmd_monitor(settings: Settings, args: argparse.Namespace) -> None:
+    from ml.monitor import monitor
+
+    result = monitor(settings, args.date)
+    drifted = ", ".join(result.drifted) or "none"
+    print(f"drift on {result.day} vs {result.model_version}: {drifted}; report {result.html}")
+
+
+def cmd_models(settings: Settings, args: argparse.Namespace) -> None:
+    from ml import registry
+
+    if args.models_command == "list":
+        versions = registry.list_versions(settings)
+        if args.json:
+            _print_json(versions)
+            return
+        if not versions:
+            print(f"no models in {settings.paths.models}")
+        for meta in versions:
+            print(f"{meta['version']:32} as of {meta['as_of']}  {meta['algorithm']:9} {','.join(meta['aliases'])}")
+    elif args.models_command == "show":
+        _print_json({
+            "metadata": registry.load_metadata(settings, args.version),
+            "metrics": registry.load_metrics(settings, args.version),
+            "aliases": [a for a, v in registry.read_aliases(settings).items() if v == args.version],
+        })
+    elif args.models_command == "promote":
+        registry.promote(settings, args.version, reason=args.reason)
+        print(f"{args.version} is now champion")
+    elif args.models_command == "rollback":
+        print(f"champion rolled back to {registry.rollback(settings, reason=args.reason)}")
+    elif args.models_command == "audit":
+        for entry in registry.audit_log(settings):
+            print(f"{entry['at']}  {entry['alias']:10} {entry['from']} -> {entry['to']}  ({entry['reason']})")
+
+
+def cmd_predictions(settings: Settings, args: argparse.Namespace) -> None:
+    import duckdb
+
+    path = settings.paths.predictions_partition(args.date)
+    if not path.exists():
+        raise DataError(f"{path}: no predictions for {args.date} (run `ml predict --date {args.date}`)")
+    role = "" if args.all_roles else "where model_role = 'champion'"
+    with duckdb.connect() as con:
+        frame = con.execute(
+            f"select flight_id, carrier, flight, origin, dest, sched_dep_at, p_delayed, risk_band, "
+            f"model_version, model_role, top_reasons from read_parquet(?) {role} "
+            f"order by p_delayed desc limit ?",
+            [str(path), args.limit],
+        ).df()
+    if args.json:
+        print(frame.to_json(orient="records", date_format="iso"))
+        return
+    frame["top_reasons"] = frame["top_reasons"].map(
+        lambda reasons: ", ".join(f"{r['feature']} {r['contribution']:+.2f}" for r in reasons)
+    )
+    frame["p_delayed"] = frame["p_delayed"].round(3)
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
+        print(frame.to_string(index=False))
+
+
+# -- parser ------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ml", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("ingest", cmd_ingest, "land raw flights and weather for a date range")
+    p.add_argument("--start", type=_iso_date, required=True)
+    p.add_argument("--end", type=_iso_date, required=True)
+    add("transform", cmd_transform, "build and test the dbt models (staging, intermediate, marts)")
+    p = add("validate", cmd_validate, "run the expectation suites for one date")
+    p.add_argument("--date", type=_iso_date, required=True)
+    p = add("train", cmd_train, "train candidates on the window before a date and register the best")
+    p.add_argument("--as-of", dest="as_of", type=_iso_date, required=True)
+    p = add("evaluate", cmd_evaluate, "score a model version on a date range beside the baselines")
+    p.add_argument("--model", required=True, help="a model version (see `ml models list`)")
+    p.add_argument("--start", type=_iso_date, required=True)
+    p.add_argument("--end", type=_iso_date, required=True)
+    p.add_argument("--json", action="store_true")
+    p = add("predict", cmd_predict, "score every flight scheduled on a date")
+    p.add_argument("--date", type=_iso_date, required=True)
+    p = add("monitor", cmd_monitor, "drift report of a date against the champion's reference")
+    p.add_argument("--date", type=_iso_date, required=True)
+
+    p = add("models", cmd_models, "list, show, promote or roll back model versions")
+    msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    m = msub.add_parser("list", help="every version, newest first, with its aliases")
+    m.add_argument("--json", action="store_true")
+    m = msub.add_parser("show", help="metadata and metrics of one version")
+    m.add_argument("version")
+    m = msub.add_parser("promote", help="make a version champion")
+    m.add_argument("version")
+    m.add_argument("--reason", default="promoted by hand")
+    m = msub.add_parser("rollback", help="point champion back at the previous one")
+    m.add_argument("--reason", default="rolled back by hand")
+    msub.add_parser("audit", help="every alias change with its reason")
+
+    p = add("predictions", cmd_predictions, "read the prediction table")
+    psub = p.add_subparsers(dest="predictions_command", required=True, metavar="ACTION")
+    s = psub.add_parser("show", help="the predictions of a date, riskiest first")
+    s.add_argument("--date", type=_iso_date, required=True)
+    s.add_argument("--limit", type=int, default=20)
+    s.add_argument("--all-roles", action="store_true", help="include the challenger's shadow rows")
+    s.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ml`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from ml.registry import RegistryError
+    from ml.transform import TransformError
+
+    try:
+        settings = load_settings()
+        args.func(settings, args)
+    except (DataError, ConfigError, RegistryError, TransformError, ValueError, FileNotFoundError) as exc:
+        message = str(exc).replace("\n", " ")
+        print(f"ml {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Print what the demo produced: where the tables and reports are, and a few predictions.
+
+Usage: ``python -m ml.demo_summary 2013-07-01 2013-07-02``. Reads the warehouse read-only.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ml.config import load_settings
+from ml.io import parse_date
+
+
+def main(argv: list[str]) -> int:
+    import duckdb
+
+    settings = load_settings()
+    paths = settings.paths
+    days = [parse_date(d) for d in argv]
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        counts = con.execute(
+            "select p.flight_date, count(*) as champion_rows, count(distinct p.flight_id) as flights, "
+            "min(p.p_delayed) as min_p, max(p.p_delayed) as max_p, any_value(p.model_version) as model "
+            "from latest_predictions p where p.flight_date in (select unnest(?)) group by 1 order by 1",
+            [days],
+        ).fetchall()
+        sample = con.execute(
+            "select flight_id, origin, dest, strftime(sched_dep_at at time zone 'America/New_York', '%H:%M') as dep_local, "
+            "round(p_delayed, 3) as p_delayed, risk_band, model_version "
+            "from latest_predictions where flight_date = ? order by p_delayed desc limit 5",
+            [days[-1]],
+        ).df()
+    print()
+    print("Flight-delay predictions are ready.")
+    print(f"  warehouse (DuckDB, open read-only): {paths.warehouse}")
+    print("    views: predictions, latest_predictions, flight_features, flights, monitoring_drift")
+    print(f"  prediction partitions (Parquet):    {paths.predictions}/flight_date=YYYY-MM-DD/")
+    print(f"  drift reports (HTML + JSON):        {paths.reports / 'drift'}")
+    print(f"  validation results (JSON):          {paths.reports / 'validation'}")
+    print(f"  model registry:                     {paths.models}")
+    print()
+    print("  date        champion rows  flights  p_delayed range  model")
+    for day, rows, flights, lo, hi, model in counts:
+        print(f"  {day}  {rows:13d}  {flights:7d}  {lo:.3f} .. {hi:.3f}   {model}")
+    print()
+    print(f"Riskiest flights on {days[-1]}:")
+    print(sample.to_string(index=False))
+    print()
+    print("Read them yourself:")
+    print(f"  .venv/bin/ml predictions show --date {days[-1]}")
+    print(f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{paths.warehouse}', read_only=True)"
+          f".sql('select * from latest_predictions order by p_delayed desc limit 5'))\"")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,29 @@
+"""What the Airflow DAGs need from ``ml`` beyond the stages: which day a run is for.
+
+Kept free of Airflow imports so the package runs without Airflow installed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from ml.io import parse_date
+
+
+def run_day(context: Mapping[str, Any], param: str = "flight_date") -> dt.date:
+    """The day a DAG run is for.
+
+    An explicit ``param`` (the trigger form's date) wins; otherwise the run's logical
+    date, or for a manual run without one, the time it was queued for. Scheduled runs
+    fire at 00:00 America/New_York, which is 04:00 or 05:00 UTC of the same date, and
+    ``airflow dags test <dag> 2013-03-15`` uses 00:00 UTC: the UTC date is D in both.
+    """
+    params = context.get("params") or {}
+    if params.get(param):
+        return parse_date(str(params[param]))
+    moment = context.get("logical_date") or context.get("run_after")
+    if moment is None:
+        raise ValueError(f"the run has no logical date and no {param!r} param: say which day to run")
+    return moment.astimezone(dt.UTC).date()
