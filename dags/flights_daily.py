@@ -27,6 +27,7 @@ import datetime as dt
 
 import pendulum
 from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
 
 PREDICTIONS = Asset("flight_predictions")
 LOCAL_TZ = "America/New_York"
@@ -59,10 +60,14 @@ def flights_daily():
         """Land the day's raw files and the feature history; returns the day (ISO)."""
         from ml.config import load_settings
         from ml.ingest import ingest_for_day
+        from ml.io import DataError
         from ml.orchestration import run_day
 
         day = run_day(get_current_context())
-        result = ingest_for_day(load_settings(), day)
+        try:
+            result = ingest_for_day(load_settings(), day)
+        except DataError as exc:  # a malformed file does not heal on retry
+            raise AirflowFailException(str(exc)) from exc
         print(f"ingested {day}: {result.rows}")
         return day.isoformat()
 
@@ -77,12 +82,15 @@ def flights_daily():
 
     @task
     def validate(day: str) -> str:
-        """Run the expectation suites for the day; fails the run on any failed expectation."""
+        """Run the expectation suites for the day; a failed expectation fails the run, unretried."""
         from ml.config import load_settings
         from ml.io import parse_date
-        from ml.validate import validate_day
+        from ml.validate import ValidationError, validate_day
 
-        validate_day(load_settings(), parse_date(day))
+        try:
+            validate_day(load_settings(), parse_date(day))
+        except ValidationError as exc:  # bad data does not heal on retry
+            raise AirflowFailException(str(exc)) from exc
         return day
 
     @task(pool="warehouse", outlets=[PREDICTIONS])

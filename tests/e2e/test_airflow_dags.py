@@ -1,0 +1,102 @@
+"""End to end through Airflow's own test runner: an empty data folder to a prediction table.
+
+Runs the real DAG files with `airflow dags test` (one process, SQLite metadata database)
+exactly as `make demo` does, then reads the predictions back from the warehouse.
+"""
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+AS_OF = dt.date(2013, 3, 15)
+DAY = dt.date(2013, 3, 15)
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+
+
+@pytest.fixture(scope="module")
+def airflow_env(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("e2e")
+    env = dict(os.environ)
+    env.update({
+        "AIRFLOW_HOME": str(root / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "2",
+        "ML_DATA_DIR": str(root / "data"),
+        "ML_TRAIN_WINDOW_DAYS": "30",
+        "ML_VALIDATION_DAYS": "7",
+    })
+    _run([AIRFLOW, "db", "migrate"], env)
+    _run([AIRFLOW, "pools", "set", "warehouse", "1", "DuckDB single writer"], env)
+    return env
+
+
+def _run(command: list[str], env: dict[str, str]) -> str:
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{' '.join(command)} failed:\n{output[-4000:]}"
+    return output
+
+
+def _champion_rows(env: dict[str, str], day: dt.date) -> pd.DataFrame:
+    with duckdb.connect(str(Path(env["ML_DATA_DIR"]) / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute("select * from latest_predictions where flight_date = ? order by flight_id", [day]).df()
+
+
+def test_training_then_daily_dag_publish_one_prediction_per_flight(airflow_env):
+    training = _run([AIRFLOW, "dags", "test", "flights_training", AS_OF.isoformat()], airflow_env)
+    assert "state=success" in training
+    daily = _run([AIRFLOW, "dags", "test", "flights_daily", DAY.isoformat()], airflow_env)
+    assert "state=success" in daily
+
+    data = Path(airflow_env["ML_DATA_DIR"])
+    scheduled = pd.read_parquet(data / "raw" / "flights" / f"flight_date={DAY}" / "part-0.parquet")
+    rows = _champion_rows(airflow_env, DAY)
+    assert len(rows) == len(scheduled) == rows["flight_id"].nunique()
+    assert rows["p_delayed"].between(0, 1).all()
+    assert rows["model_version"].str.startswith(AS_OF.strftime("%Y%m%d")).all()
+    assert (data / "reports" / "drift" / f"drift_{DAY}.html").exists()
+
+    # A second run of the same date replaces the partition: same rows, no duplicates.
+    _run([AIRFLOW, "dags", "test", "flights_daily", DAY.isoformat()], airflow_env)
+    again = _champion_rows(airflow_env, DAY)
+    pd.testing.assert_frame_equal(rows, again)
+
+
+def test_a_day_that_fails_validation_publishes_nothing(airflow_env, tmp_path):
+    """Bad raw data for a new day stops the run at validate; earlier days are untouched."""
+    source = tmp_path / "source"
+    source.mkdir()
+    from ml.ingest import package_source
+
+    for item in package_source().iterdir():
+        (source / item.name).symlink_to(item)
+    weather = (package_source() / "weather.csv").read_text().splitlines()
+    # Humidity of 250% at every observation of 2013-03-16: out of range.
+    bad = [weather[0]] + [
+        ",".join(parts[:7] + ["250"] + parts[8:]) if parts[1:4] == ["2013", "3", "16"] else line
+        for line in weather[1:]
+        for parts in [line.split(",")]
+    ]
+    (source / "weather.csv").unlink()
+    (source / "weather.csv").write_text("\n".join(bad) + "\n")
+    env = {**airflow_env, "ML_RAW_SOURCE": str(source)}
+    before = _champion_rows(env, DAY)
+    proc = subprocess.run([AIRFLOW, "dags", "test", "flights_daily", "2013-03-16"], env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    output = proc.stdout + proc.stderr
+    assert "expect_column_values_to_be_between on column 'humid' failed" in output
+    data = Path(env["ML_DATA_DIR"])
+    assert not (data / "predictions" / "flight_date=2013-03-16").exists()
+    pd.testing.assert_frame_equal(before, _champion_rows(env, DAY))
