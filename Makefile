@@ -78,12 +78,12 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not e2e"
 
 lint: install
-	$(BIN)/ruff check ml dags tests plugins benchmarks
-	$(BIN)/ruff format --check ml dags tests plugins benchmarks
+	$(BIN)/ruff check ml dags tests
+	$(BIN)/ruff format --check ml dags tests
 
 format: install
-	$(BIN)/ruff check --fix ml dags tests plugins benchmarks
-	$(BIN)/ruff format ml dags tests plugins benchmarks
+	$(BIN)/ruff check --fix ml dags tests
+	$(BIN)/ruff format ml dags tests
 
 lock: | $(BIN)/activate
 	$(BIN)/python -m pip install --quiet uv

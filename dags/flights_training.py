@@ -57,7 +57,9 @@ def flights_training():
 
         settings = load_settings()
         as_of = run_day(get_current_context(), param="as_of")
-        start = as_of - dt.timedelta(days=settings.train_window_days + settings.feature_lookback_days)
+        start = as_of - dt.timedelta(
+            days=settings.train_window_days + settings.feature_lookback_days
+        )
         result = ingest(settings, start, as_of - dt.timedelta(days=1), history=True)
         print(f"history for {as_of}: {result.partitions.get('flights', [])[:3]}... {result.rows}")
         return as_of.isoformat()
@@ -79,8 +81,12 @@ def flights_training():
         from ml.train import train as run_train
 
         result = run_train(load_settings(), parse_date(as_of))
-        return {"version": result.version, "validation": result.metrics["validation"],
-                "baselines": result.metrics["baselines"], "champion": result.became_champion}
+        return {
+            "version": result.version,
+            "validation": result.metrics["validation"],
+            "baselines": result.metrics["baselines"],
+            "champion": result.became_champion,
+        }
 
     train(transform(ingest_history()))
 

@@ -105,13 +105,19 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> None:
         if not versions:
             print(f"no models in {settings.paths.models}")
         for meta in versions:
-            print(f"{meta['version']:32} as of {meta['as_of']}  {meta['algorithm']:9} {','.join(meta['aliases'])}")
+            print(
+                f"{meta['version']:32} as of {meta['as_of']}  {meta['algorithm']:9} {','.join(meta['aliases'])}"
+            )
     elif args.models_command == "show":
-        _print_json({
-            "metadata": registry.load_metadata(settings, args.version),
-            "metrics": registry.load_metrics(settings, args.version),
-            "aliases": [a for a, v in registry.read_aliases(settings).items() if v == args.version],
-        })
+        _print_json(
+            {
+                "metadata": registry.load_metadata(settings, args.version),
+                "metrics": registry.load_metrics(settings, args.version),
+                "aliases": [
+                    a for a, v in registry.read_aliases(settings).items() if v == args.version
+                ],
+            }
+        )
     elif args.models_command == "promote":
         registry.promote(settings, args.version, reason=args.reason)
         print(f"{args.version} is now champion")
@@ -119,7 +125,9 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> None:
         print(f"champion rolled back to {registry.rollback(settings, reason=args.reason)}")
     elif args.models_command == "audit":
         for entry in registry.audit_log(settings):
-            print(f"{entry['at']}  {entry['alias']:10} {entry['from']} -> {entry['to']}  ({entry['reason']})")
+            print(
+                f"{entry['at']}  {entry['alias']:10} {entry['from']} -> {entry['to']}  ({entry['reason']})"
+            )
 
 
 def cmd_predictions(settings: Settings, args: argparse.Namespace) -> None:
@@ -127,7 +135,9 @@ def cmd_predictions(settings: Settings, args: argparse.Namespace) -> None:
 
     path = settings.paths.predictions_partition(args.date)
     if not path.exists():
-        raise DataError(f"{path}: no predictions for {args.date} (run `ml predict --date {args.date}`)")
+        raise DataError(
+            f"{path}: no predictions for {args.date} (run `ml predict --date {args.date}`)"
+        )
     role = "" if args.all_roles else "where model_role = 'champion'"
     with duckdb.connect() as con:
         frame = con.execute(
@@ -145,7 +155,9 @@ def cmd_predictions(settings: Settings, args: argparse.Namespace) -> None:
     frame["p_delayed"] = frame["p_delayed"].round(3)
     import pandas as pd
 
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
+    with pd.option_context(
+        "display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60
+    ):
         print(frame.to_string(index=False))
 
 
@@ -166,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("transform", cmd_transform, "build and test the dbt models (staging, intermediate, marts)")
     p = add("validate", cmd_validate, "run the expectation suites for one date")
     p.add_argument("--date", type=_iso_date, required=True)
-    p = add("train", cmd_train, "train candidates on the window before a date and register the best")
+    p = add(
+        "train", cmd_train, "train candidates on the window before a date and register the best"
+    )
     p.add_argument("--as-of", dest="as_of", type=_iso_date, required=True)
     p = add("evaluate", cmd_evaluate, "score a model version on a date range beside the baselines")
     p.add_argument("--model", required=True, help="a model version (see `ml models list`)")
@@ -215,7 +229,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         args.func(settings, args)
-    except (DataError, ConfigError, RegistryError, TransformError, ValueError, FileNotFoundError) as exc:
+    except (
+        DataError,
+        ConfigError,
+        RegistryError,
+        TransformError,
+        ValueError,
+        FileNotFoundError,
+    ) as exc:
         message = str(exc).replace("\n", " ")
         print(f"ml {args.command}: error: {message}", file=sys.stderr)
         return 1

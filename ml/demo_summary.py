@@ -48,8 +48,10 @@ def main(argv: list[str]) -> int:
     print()
     print("Read them yourself:")
     print(f"  .venv/bin/ml predictions show --date {days[-1]}")
-    print(f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{paths.warehouse}', read_only=True)"
-          f".sql('select * from latest_predictions order by p_delayed desc limit 5'))\"")
+    print(
+        f"  .venv/bin/python -c \"import duckdb; print(duckdb.connect('{paths.warehouse}', read_only=True)"
+        f".sql('select * from latest_predictions order by p_delayed desc limit 5'))\""
+    )
     return 0
 
 

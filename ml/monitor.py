@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ml.config import Settings
-from ml.io import DataError, PART_FILE, write_json, write_parquet, write_text
+from ml.io import PART_FILE, DataError, write_json, write_parquet, write_text
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,12 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
     profile = registry.load_profile(settings, version)
     predictions_path = settings.paths.predictions_partition(day)
     if not predictions_path.exists():
-        raise DataError(f"{predictions_path}: no predictions for {day} (run `ml predict --date {day}` first)")
-    scores = pd.read_parquet(predictions_path, filters=[("model_role", "=", "champion")])["p_delayed"].to_numpy()
+        raise DataError(
+            f"{predictions_path}: no predictions for {day} (run `ml predict --date {day}` first)"
+        )
+    scores = pd.read_parquet(predictions_path, filters=[("model_role", "=", "champion")])[
+        "p_delayed"
+    ].to_numpy()
     frame = load_features(settings, day, day)
     table = compare(profile, frame, scores, settings.drift_psi_threshold)
     table.insert(0, "model_version", version)
@@ -65,6 +69,12 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
     json_path = write_json(summary, report_dir / f"drift_{day.isoformat()}.json")
     html_path = write_text(drift_report_html(summary), report_dir / f"drift_{day.isoformat()}.html")
     refresh_catalog(settings)
-    log.info("drift %s vs %s: %d drifted %s -> %s", day, version, len(summary["drifted_features"]),
-             summary["drifted_features"], html_path)
+    log.info(
+        "drift %s vs %s: %d drifted %s -> %s",
+        day,
+        version,
+        len(summary["drifted_features"]),
+        summary["drifted_features"],
+        html_path,
+    )
     return MonitorResult(day, version, summary["drifted_features"], html_path, json_path)

@@ -25,5 +25,7 @@ def run_day(context: Mapping[str, Any], param: str = "flight_date") -> dt.date:
         return parse_date(str(params[param]))
     moment = context.get("logical_date") or context.get("run_after")
     if moment is None:
-        raise ValueError(f"the run has no logical date and no {param!r} param: say which day to run")
+        raise ValueError(
+            f"the run has no logical date and no {param!r} param: say which day to run"
+        )
     return moment.astimezone(dt.UTC).date()

@@ -18,7 +18,13 @@ import pandas as pd
 import pyarrow as pa
 
 from ml.config import Settings
-from ml.features import DISPLAY_COLUMNS, HEURISTIC_COLUMN, load_features, row_fingerprints, infer_spec
+from ml.features import (
+    DISPLAY_COLUMNS,
+    HEURISTIC_COLUMN,
+    infer_spec,
+    load_features,
+    row_fingerprints,
+)
 from ml.io import cutoff_at, write_parquet
 
 log = logging.getLogger(__name__)
@@ -27,22 +33,24 @@ FALLBACK_VERSION = "heuristic-fallback"
 TOP_REASONS = 3
 
 REASON_TYPE = pa.list_(pa.struct([("feature", pa.string()), ("contribution", pa.float64())]))
-PREDICTIONS_SCHEMA = pa.schema([
-    ("flight_id", pa.string()),
-    ("carrier", pa.string()),
-    ("flight", pa.int32()),
-    ("tailnum", pa.string()),
-    ("origin", pa.string()),
-    ("dest", pa.string()),
-    ("sched_dep_at", pa.timestamp("us", tz="UTC")),
-    ("p_delayed", pa.float64()),
-    ("risk_band", pa.string()),
-    ("model_version", pa.string()),
-    ("model_role", pa.string()),
-    ("top_reasons", REASON_TYPE),
-    ("predicted_at", pa.timestamp("us", tz="UTC")),
-    ("feature_fingerprint", pa.string()),
-])
+PREDICTIONS_SCHEMA = pa.schema(
+    [
+        ("flight_id", pa.string()),
+        ("carrier", pa.string()),
+        ("flight", pa.int32()),
+        ("tailnum", pa.string()),
+        ("origin", pa.string()),
+        ("dest", pa.string()),
+        ("sched_dep_at", pa.timestamp("us", tz="UTC")),
+        ("p_delayed", pa.float64()),
+        ("risk_band", pa.string()),
+        ("model_version", pa.string()),
+        ("model_role", pa.string()),
+        ("top_reasons", REASON_TYPE),
+        ("predicted_at", pa.timestamp("us", tz="UTC")),
+        ("feature_fingerprint", pa.string()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,9 @@ def risk_band(p: np.ndarray, low_max: float, high_min: float) -> np.ndarray:
     return np.where(p < low_max, "low", np.where(p >= high_min, "high", "medium"))
 
 
-def top_reasons(contributions: np.ndarray, names: list[str], k: int = TOP_REASONS) -> list[list[dict]]:
+def top_reasons(
+    contributions: np.ndarray, names: list[str], k: int = TOP_REASONS
+) -> list[list[dict]]:
     """The ``k`` features with the largest absolute contribution, per row, signed."""
     order = np.argsort(-np.abs(contributions), axis=1)[:, :k]
     return [
@@ -79,16 +89,37 @@ def _score(settings: Settings, frame: pd.DataFrame, role: str, version: str) -> 
 def _fallback(settings: Settings, frame: pd.DataFrame) -> pd.DataFrame:
     p = frame[HEURISTIC_COLUMN].to_numpy(dtype=float)
     reasons = [[{"feature": HEURISTIC_COLUMN, "contribution": float(v)}] for v in p]
-    return _rows(settings, frame, p, reasons, FALLBACK_VERSION, "champion", row_fingerprints(frame, infer_spec(frame)))
+    return _rows(
+        settings,
+        frame,
+        p,
+        reasons,
+        FALLBACK_VERSION,
+        "champion",
+        row_fingerprints(frame, infer_spec(frame)),
+    )
 
 
-def _rows(settings: Settings, frame: pd.DataFrame, p: np.ndarray, reasons: list, version: str, role: str,
-          fingerprints: pd.Series) -> pd.DataFrame:
+def _rows(
+    settings: Settings,
+    frame: pd.DataFrame,
+    p: np.ndarray,
+    reasons: list,
+    version: str,
+    role: str,
+    fingerprints: pd.Series,
+) -> pd.DataFrame:
     day = frame["flight_date"].iloc[0]
-    out = frame[list(DISPLAY_COLUMNS)].drop(columns=["flight_date"]).rename(columns={"flight_number": "flight"})
+    out = (
+        frame[list(DISPLAY_COLUMNS)]
+        .drop(columns=["flight_date"])
+        .rename(columns={"flight_number": "flight"})
+    )
     out["sched_dep_at"] = pd.to_datetime(out["sched_dep_at"], utc=True)
     out["p_delayed"] = np.clip(p, 0.0, 1.0)
-    out["risk_band"] = risk_band(out["p_delayed"].to_numpy(), settings.risk_band_low_max, settings.risk_band_high_min)
+    out["risk_band"] = risk_band(
+        out["p_delayed"].to_numpy(), settings.risk_band_low_max, settings.risk_band_high_min
+    )
     out["model_version"] = version
     out["model_role"] = role
     out["top_reasons"] = reasons
@@ -108,7 +139,9 @@ def predict(settings: Settings, day: dt.date) -> PredictionResult:
     champion = aliases.get("champion")
     try:
         if champion is None:
-            raise registry.RegistryError("no champion model is registered (run `ml train --as-of D`)")
+            raise registry.RegistryError(
+                "no champion model is registered (run `ml train --as-of D`)"
+            )
         parts.append(_score(settings, frame, "champion", champion))
         versions["champion"] = champion
     except registry.RegistryError as exc:

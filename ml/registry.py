@@ -26,7 +26,15 @@ from ml.io import read_json, write_json
 log = logging.getLogger(__name__)
 
 ALIASES = ("champion", "challenger")
-TRACKED_LIBRARIES = ("lightgbm", "xgboost-cpu", "scikit-learn", "pandas", "numpy", "duckdb", "dbt-core")
+TRACKED_LIBRARIES = (
+    "lightgbm",
+    "xgboost-cpu",
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "duckdb",
+    "dbt-core",
+)
 
 
 class RegistryError(LookupError):
@@ -50,8 +58,12 @@ def version_dir(settings: Settings, version: str) -> Path:
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-            capture_output=True, text=True, timeout=5, check=False,
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except OSError:
         return None
@@ -68,8 +80,13 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
-def register(settings: Settings, model: Any, metadata: dict[str, Any], metrics: dict[str, Any],
-             profile: dict[str, Any]) -> bool:
+def register(
+    settings: Settings,
+    model: Any,
+    metadata: dict[str, Any],
+    metrics: dict[str, Any],
+    profile: dict[str, Any],
+) -> bool:
     """Store a trained model as a version; make it champion if there is none.
 
     Re-registering a version (same as-of date, data and parameters) replaces its folder.
@@ -112,7 +129,11 @@ def list_versions(settings: Settings) -> list[dict[str, Any]]:
     aliases = read_aliases(settings)
     rows = []
     for folder in root.iterdir():
-        if folder.is_dir() and not folder.name.startswith(".") and (folder / "metadata.json").exists():
+        if (
+            folder.is_dir()
+            and not folder.name.startswith(".")
+            and (folder / "metadata.json").exists()
+        ):
             meta = read_json(folder / "metadata.json")
             meta["aliases"] = [a for a, v in aliases.items() if v == folder.name]
             rows.append(meta)
@@ -157,7 +178,9 @@ def audit_log(settings: Settings) -> list[dict[str, Any]]:
     path = _audit_path(settings)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def promote(settings: Settings, version: str, reason: str) -> None:
@@ -205,5 +228,7 @@ def load_model(settings: Settings, version: str):
     try:
         model = DelayClassifier.load(version_dir(settings, version))
     except Exception as exc:  # any library's parse error means the same thing here
-        raise RegistryError(f"{version_dir(settings, version)}: model artifact unreadable ({exc})") from exc
+        raise RegistryError(
+            f"{version_dir(settings, version)}: model artifact unreadable ({exc})"
+        ) from exc
     return model, metadata

@@ -29,15 +29,22 @@ def page(title: str, body: str) -> str:
     )
 
 
-def bar_chart_svg(labels: list[str], reference: list[float], current: list[float],
-                  width: int = 310, height: int = 130) -> str:
+def bar_chart_svg(
+    labels: list[str],
+    reference: list[float],
+    current: list[float],
+    width: int = 310,
+    height: int = 130,
+) -> str:
     """Paired bars (reference grey, current blue) per bin, as inline SVG."""
     n = max(len(labels), 1)
     top = max([*reference, *current, 1e-9])
     slot = (width - 10) / n
     bar = max(slot / 2 - 1, 1)
     plot_h = height - 22
-    parts = [f"<svg width='{width}' height='{height}' role='img' xmlns='http://www.w3.org/2000/svg'>"]
+    parts = [
+        f"<svg width='{width}' height='{height}' role='img' xmlns='http://www.w3.org/2000/svg'>"
+    ]
     for i, (label, ref, cur) in enumerate(zip(labels, reference, current, strict=False)):
         x = 5 + i * slot
         for j, (value, colour) in enumerate(((ref, REF_COLOUR), (cur, CUR_COLOUR))):
@@ -61,8 +68,8 @@ def drift_report_html(summary: dict[str, Any]) -> str:
     verdict = (
         f"<p class='bad'>{len(drifted)} of {len(summary['features'])} monitored series drifted "
         f"(PSI above its threshold): {escape(', '.join(drifted))}</p>"
-        if drifted else
-        "<p class='ok'>No drift: every feature and the score stay under their thresholds.</p>"
+        if drifted
+        else "<p class='ok'>No drift: every feature and the score stay under their thresholds.</p>"
     )
     rows = "".join(
         f"<tr><td>{escape(f['feature'])}</td><td>{escape(f['kind'])}</td><td class='num'>{f['psi']:.3f}</td><td class='num'>{f['threshold']:.3f}</td>"

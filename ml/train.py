@@ -21,7 +21,14 @@ import pandas as pd
 
 from ml.config import Settings
 from ml.evaluate import binary_metrics, prior_log_loss
-from ml.features import HEURISTIC_COLUMN, LABEL, FeatureSpec, frame_fingerprint, infer_spec, load_features
+from ml.features import (
+    HEURISTIC_COLUMN,
+    LABEL,
+    FeatureSpec,
+    frame_fingerprint,
+    infer_spec,
+    load_features,
+)
 from ml.io import DataError
 
 log = logging.getLogger(__name__)
@@ -71,8 +78,13 @@ class DelayClassifier:
         random_state: Seed for row and feature sampling.
     """
 
-    def __init__(self, algorithm: str, spec: FeatureSpec, params: dict[str, Any] | None = None,
-                 random_state: int = 13) -> None:
+    def __init__(
+        self,
+        algorithm: str,
+        spec: FeatureSpec,
+        params: dict[str, Any] | None = None,
+        random_state: int = 13,
+    ) -> None:
         self.algorithm = algorithm
         self.spec = spec
         self.params = params
@@ -96,20 +108,28 @@ class DelayClassifier:
         return params
 
     # -- estimator API -----------------------------------------------------------------
-    def fit(self, frame: pd.DataFrame, y: np.ndarray, eval_frame: pd.DataFrame, eval_y: np.ndarray) -> DelayClassifier:
+    def fit(
+        self, frame: pd.DataFrame, y: np.ndarray, eval_frame: pd.DataFrame, eval_y: np.ndarray
+    ) -> DelayClassifier:
         """Fit on ``frame``, stopping early on the held-out ``eval_frame``."""
         self.categories_ = {
-            column: sorted(str(v) for v in frame[column].dropna().unique()) for column in self.spec.categorical
+            column: sorted(str(v) for v in frame[column].dropna().unique())
+            for column in self.spec.categorical
         }
         x_fit, x_eval = self._matrix(frame), self._matrix(eval_frame)
         params = self._params()
         if self.algorithm == "lightgbm":
             import lightgbm as lgb
 
-            train_set = lgb.Dataset(x_fit, label=y, categorical_feature=list(self.spec.categorical), free_raw_data=False)
+            train_set = lgb.Dataset(
+                x_fit, label=y, categorical_feature=list(self.spec.categorical), free_raw_data=False
+            )
             eval_set = lgb.Dataset(x_eval, label=eval_y, reference=train_set)
             self.booster_ = lgb.train(
-                params, train_set, num_boost_round=MAX_ROUNDS, valid_sets=[eval_set],
+                params,
+                train_set,
+                num_boost_round=MAX_ROUNDS,
+                valid_sets=[eval_set],
                 callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
             )
             self.best_iteration_ = int(self.booster_.best_iteration)
@@ -119,8 +139,12 @@ class DelayClassifier:
             dfit = xgb.DMatrix(x_fit, label=y, enable_categorical=True)
             deval = xgb.DMatrix(x_eval, label=eval_y, enable_categorical=True)
             self.booster_ = xgb.train(
-                params, dfit, num_boost_round=MAX_ROUNDS, evals=[(deval, "validation")],
-                early_stopping_rounds=EARLY_STOPPING_ROUNDS, verbose_eval=False,
+                params,
+                dfit,
+                num_boost_round=MAX_ROUNDS,
+                evals=[(deval, "validation")],
+                early_stopping_rounds=EARLY_STOPPING_ROUNDS,
+                verbose_eval=False,
             )
             self.best_iteration_ = int(self.booster_.best_iteration) + 1
         else:
@@ -141,12 +165,16 @@ class DelayClassifier:
         """Each feature's additive contribution to the log-odds (shape ``(n, n_features)``)."""
         matrix = self._matrix(frame)
         if self.algorithm == "lightgbm":
-            contrib = self.booster_.predict(matrix, num_iteration=self.best_iteration_, pred_contrib=True)
+            contrib = self.booster_.predict(
+                matrix, num_iteration=self.best_iteration_, pred_contrib=True
+            )
         else:
             import xgboost as xgb
 
             dmatrix = xgb.DMatrix(matrix, enable_categorical=True)
-            contrib = self.booster_.predict(dmatrix, iteration_range=(0, self.best_iteration_), pred_contribs=True)
+            contrib = self.booster_.predict(
+                dmatrix, iteration_range=(0, self.best_iteration_), pred_contribs=True
+            )
         return np.asarray(contrib)[:, :-1]  # the last column is the bias
 
     # -- persistence -------------------------------------------------------------------
@@ -155,18 +183,28 @@ class DelayClassifier:
         artifact = folder / ("model.txt" if self.algorithm == "lightgbm" else "model.json")
         self.booster_.save_model(str(artifact))
         state = {
-            "algorithm": self.algorithm, "spec": self.spec.to_dict(), "params": self._params(),
-            "random_state": self.random_state, "categories": self.categories_,
-            "best_iteration": self.best_iteration_, "artifact": artifact.name,
+            "algorithm": self.algorithm,
+            "spec": self.spec.to_dict(),
+            "params": self._params(),
+            "random_state": self.random_state,
+            "categories": self.categories_,
+            "best_iteration": self.best_iteration_,
+            "artifact": artifact.name,
         }
-        (folder / "preprocessing.json").write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
+        (folder / "preprocessing.json").write_text(
+            json.dumps(state, indent=2, sort_keys=True), encoding="utf-8"
+        )
         return artifact
 
     @classmethod
     def load(cls, folder: Path) -> DelayClassifier:
         """Load a classifier saved by :meth:`save`."""
         state = json.loads((folder / "preprocessing.json").read_text(encoding="utf-8"))
-        model = cls(state["algorithm"], FeatureSpec.from_dict(state["spec"]), random_state=state["random_state"])
+        model = cls(
+            state["algorithm"],
+            FeatureSpec.from_dict(state["spec"]),
+            random_state=state["random_state"],
+        )
         model.categories_ = state["categories"]
         model.best_iteration_ = state["best_iteration"]
         artifact = folder / state["artifact"]
@@ -234,7 +272,9 @@ def train(settings: Settings, as_of: dt.date) -> TrainingResult:
     y_fit = fit[LABEL].astype(int).to_numpy()
     y_val = validation[LABEL].astype(int).to_numpy()
     if len(np.unique(y_fit)) < 2:
-        raise DataError(f"training window {window.fit_start}..{window.fit_end}: the label has one class only")
+        raise DataError(
+            f"training window {window.fit_start}..{window.fit_end}: the label has one class only"
+        )
     spec = infer_spec(frame)
 
     prior = float(y_fit.mean())
@@ -254,7 +294,10 @@ def train(settings: Settings, as_of: dt.date) -> TrainingResult:
 
     fingerprint = frame_fingerprint(frame[[*spec.columns, LABEL, "flight_id"]])
     config_hash = hashlib.sha256(
-        json.dumps({"params": model._params(), "window": window.to_dict(), "spec": spec.to_dict()}, sort_keys=True).encode()
+        json.dumps(
+            {"params": model._params(), "window": window.to_dict(), "spec": spec.to_dict()},
+            sort_keys=True,
+        ).encode()
     ).hexdigest()
     version = f"{as_of:%Y%m%d}-{best}-{hashlib.sha256((fingerprint + config_hash).encode()).hexdigest()[:8]}"
     metrics = {
@@ -277,4 +320,6 @@ def train(settings: Settings, as_of: dt.date) -> TrainingResult:
 
     profile = reference_profile(fit, spec, model.predict_proba(fit), settings.drift_psi_threshold)
     became_champion = registry.register(settings, model, metadata, metrics, profile)
-    return TrainingResult(version=version, algorithm=best, metrics=metrics, became_champion=became_champion)
+    return TrainingResult(
+        version=version, algorithm=best, metrics=metrics, became_champion=became_champion
+    )

@@ -48,15 +48,23 @@ def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT
     dbt_dir.mkdir(parents=True, exist_ok=True)
     settings.paths.marts.mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, "-c", "from dbt.cli.main import cli; cli()",
+        sys.executable,
+        "-c",
+        "from dbt.cli.main import cli; cli()",
         *args,
-        "--project-dir", str(project_dir),
-        "--profiles-dir", str(project_dir),
-        "--target-path", str(dbt_dir / "target"),
-        "--log-path", str(dbt_dir / "logs"),
+        "--project-dir",
+        str(project_dir),
+        "--profiles-dir",
+        str(project_dir),
+        "--target-path",
+        str(dbt_dir / "target"),
+        "--log-path",
+        str(dbt_dir / "logs"),
     ]
     log.info("running dbt %s", " ".join(args))
-    proc = subprocess.run(command, env=dbt_env(settings), capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        command, env=dbt_env(settings), capture_output=True, text=True, check=False
+    )
     output = proc.stdout + proc.stderr
     for line in output.splitlines():
         log.info("dbt | %s", line)

@@ -70,15 +70,23 @@ def _context():
     return context
 
 
-def run_suite(frame: pd.DataFrame, suite_name: str, source: str,
-              parameters: dict[str, Any] | None = None, context=None) -> SuiteOutcome:
+def run_suite(
+    frame: pd.DataFrame,
+    suite_name: str,
+    source: str,
+    parameters: dict[str, Any] | None = None,
+    context=None,
+) -> SuiteOutcome:
     """Validate ``frame`` against a suite and summarise every failed expectation."""
     context = context or _context()
     asset = context.data_sources.add_pandas(f"{suite_name}_source").add_dataframe_asset(suite_name)
-    batch = asset.add_batch_definition_whole_dataframe("batch").get_batch(batch_parameters={"dataframe": frame})
+    batch = asset.add_batch_definition_whole_dataframe("batch").get_batch(
+        batch_parameters={"dataframe": frame}
+    )
     result = batch.validate(load_suite(suite_name), expectation_parameters=parameters or {})
-    outcome = SuiteOutcome(suite=suite_name, source=source, success=bool(result.success),
-                           evaluated=len(result.results))
+    outcome = SuiteOutcome(
+        suite=suite_name, source=source, success=bool(result.success), evaluated=len(result.results)
+    )
     for item in result.results:
         if item.success:
             continue
@@ -92,11 +100,13 @@ def run_suite(frame: pd.DataFrame, suite_name: str, source: str,
             detail = str(item.exception_info.get("exception_message", "")).splitlines()[0]
         else:
             detail = "failed"
-        outcome.failures.append({
-            "expectation": config.type,
-            "column": config.kwargs.get("column") or config.kwargs.get("column_list"),
-            "detail": detail,
-        })
+        outcome.failures.append(
+            {
+                "expectation": config.type,
+                "column": config.kwargs.get("column") or config.kwargs.get("column_list"),
+                "detail": detail,
+            }
+        )
     return outcome
 
 
@@ -113,15 +123,28 @@ def validate_day(settings: Settings, day: dt.date) -> list[SuiteOutcome]:
     outcomes = []
     flights_path = paths.raw_partition("flights", day)
     if not flights_path.exists():
-        raise ValidationError(f"{flights_path}: raw flights partition missing (run `ml ingest` for {day})")
+        raise ValidationError(
+            f"{flights_path}: raw flights partition missing (run `ml ingest` for {day})"
+        )
     raw_flights = pd.read_parquet(flights_path)
     outcomes.append(run_suite(raw_flights, "raw_flights", str(flights_path), context=context))
     weather_path = paths.raw_partition("weather", day)
     if weather_path.exists():
-        outcomes.append(run_suite(pd.read_parquet(weather_path), "raw_weather", str(weather_path), context=context))
+        outcomes.append(
+            run_suite(
+                pd.read_parquet(weather_path), "raw_weather", str(weather_path), context=context
+            )
+        )
     features = load_features(settings, day, day)
-    outcomes.append(run_suite(features, "flight_features", f"{mart_path(settings)} [flight_date={day}]",
-                              parameters={"scheduled_flights": len(raw_flights)}, context=context))
+    outcomes.append(
+        run_suite(
+            features,
+            "flight_features",
+            f"{mart_path(settings)} [flight_date={day}]",
+            parameters={"scheduled_flights": len(raw_flights)},
+            context=context,
+        )
+    )
     report = {
         "flight_date": day.isoformat(),
         "success": all(o.success for o in outcomes),

@@ -20,7 +20,9 @@ AS_OF = dt.date(2013, 3, 15)  # train on the 30 days before, predict from here o
 
 # Airflow reads its configuration at import: point it at a throwaway home before any
 # test imports it, so the suite never touches a developer's ~/airflow.
-_AIRFLOW_HOME = Path(os.environ.get("PYTEST_AIRFLOW_HOME", "/tmp")) / f"ml-tests-airflow-{os.getpid()}"
+_AIRFLOW_HOME = (
+    Path(os.environ.get("PYTEST_AIRFLOW_HOME", "/tmp")) / f"ml-tests-airflow-{os.getpid()}"
+)
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")

@@ -1,5 +1,6 @@
 """Every DAG file imports cleanly, is documented, tagged, owned and retried, and parses light."""
 
+import itertools
 import subprocess
 import sys
 import textwrap
@@ -9,7 +10,17 @@ import pytest
 from tests.conftest import REPO
 
 EXPECTED_DAGS = {"flights_daily", "flights_training"}
-HEAVY_MODULES = ["pandas", "polars", "duckdb", "lightgbm", "xgboost", "great_expectations", "dbt", "sklearn", "ml"]
+HEAVY_MODULES = [
+    "pandas",
+    "polars",
+    "duckdb",
+    "lightgbm",
+    "xgboost",
+    "great_expectations",
+    "dbt",
+    "sklearn",
+    "ml",
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +49,7 @@ def test_dags_are_documented_tagged_owned_and_retried(dag_bag, dag_id):
 def test_the_daily_dag_runs_the_stages_in_order(dag_bag):
     dag = dag_bag.dags["flights_daily"]
     order = ["ingest", "transform", "validate", "predict", "monitor"]
-    for upstream, downstream in zip(order, order[1:]):
+    for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     writers = {t.task_id for t in dag.tasks if t.pool == "warehouse"}
     assert writers == {"transform", "predict", "monitor"}

@@ -19,7 +19,9 @@ def _mart(settings) -> str:
 
 def test_the_mart_has_one_row_per_scheduled_flight(built_data):
     settings = make_settings(built_data)
-    raw = pl.read_parquet(settings.paths.raw / "flights" / "*" / "*.parquet", hive_partitioning=True)
+    raw = pl.read_parquet(
+        settings.paths.raw / "flights" / "*" / "*.parquet", hive_partitioning=True
+    )
     with duckdb.connect() as con:
         rows, ids, first, last = con.execute(
             "select count(*), count(distinct flight_id), min(flight_date), max(flight_date) from read_parquet(?)",
@@ -36,14 +38,20 @@ def _smoothed(delayed: int, flights: int, prior: float, weight: int = 20) -> flo
 def test_trailing_rates_use_only_days_before_the_flight(built_data):
     """Recompute the carrier x origin rates of DAY from the raw files, by hand."""
     settings = make_settings(built_data)
-    raw = pl.read_parquet(settings.paths.raw / "flights" / "*" / "*.parquet", hive_partitioning=True)
+    raw = pl.read_parquet(
+        settings.paths.raw / "flights" / "*" / "*.parquet", hive_partitioning=True
+    )
     raw = raw.with_columns(
         pl.col("flight_date").cast(pl.Date),
         (pl.col("arr_delay").is_null() | (pl.col("arr_delay") >= 15)).alias("delayed"),
     )
 
     def window(days: int) -> pl.DataFrame:
-        return raw.filter(pl.col("flight_date").is_between(DAY - dt.timedelta(days=days), DAY - dt.timedelta(days=1)))
+        return raw.filter(
+            pl.col("flight_date").is_between(
+                DAY - dt.timedelta(days=days), DAY - dt.timedelta(days=1)
+            )
+        )
 
     network = window(28)
     prior = network["delayed"].sum() / network.height

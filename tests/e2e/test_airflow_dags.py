@@ -27,23 +27,27 @@ AIRFLOW = str(Path(sys.executable).parent / "airflow")
 def airflow_env(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("e2e")
     env = dict(os.environ)
-    env.update({
-        "AIRFLOW_HOME": str(root / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "2",
-        "ML_DATA_DIR": str(root / "data"),
-        "ML_TRAIN_WINDOW_DAYS": "30",
-        "ML_VALIDATION_DAYS": "7",
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(root / "airflow"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "2",
+            "ML_DATA_DIR": str(root / "data"),
+            "ML_TRAIN_WINDOW_DAYS": "30",
+            "ML_VALIDATION_DAYS": "7",
+        }
+    )
     _run([AIRFLOW, "db", "migrate"], env)
     _run([AIRFLOW, "pools", "set", "warehouse", "1", "DuckDB single writer"], env)
     return env
 
 
 def _run(command: list[str], env: dict[str, str]) -> str:
-    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{' '.join(command)} failed:\n{output[-4000:]}"
     return output
@@ -51,7 +55,9 @@ def _run(command: list[str], env: dict[str, str]) -> str:
 
 def _champion_rows(env: dict[str, str], day: dt.date) -> pd.DataFrame:
     with duckdb.connect(str(Path(env["ML_DATA_DIR"]) / "warehouse.duckdb"), read_only=True) as con:
-        return con.execute("select * from latest_predictions where flight_date = ? order by flight_id", [day]).df()
+        return con.execute(
+            "select * from latest_predictions where flight_date = ? order by flight_id", [day]
+        ).df()
 
 
 def test_training_then_daily_dag_publish_one_prediction_per_flight(airflow_env):
@@ -93,8 +99,14 @@ def test_a_day_that_fails_validation_publishes_nothing(airflow_env, tmp_path):
     (source / "weather.csv").write_text("\n".join(bad) + "\n")
     env = {**airflow_env, "ML_RAW_SOURCE": str(source)}
     before = _champion_rows(env, DAY)
-    proc = subprocess.run([AIRFLOW, "dags", "test", "flights_daily", "2013-03-16"], env=env,
-                          capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        [AIRFLOW, "dags", "test", "flights_daily", "2013-03-16"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     output = proc.stdout + proc.stderr
     assert "expect_column_values_to_be_between on column 'humid' failed" in output
     data = Path(env["ML_DATA_DIR"])

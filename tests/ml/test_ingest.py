@@ -26,7 +26,8 @@ def small_source(tmp_path, package_source) -> Path:
     weather = (package_source / "weather.csv").read_text().splitlines()
     wprefix = tuple(f",{d.year},{d.month},{d.day}," for d in DAYS)
     (folder / "weather.csv").write_text(
-        "\n".join([weather[0]] + [w for w in weather[1:] if any(p in w[:20] for p in wprefix)]) + "\n"
+        "\n".join([weather[0]] + [w for w in weather[1:] if any(p in w[:20] for p in wprefix)])
+        + "\n"
     )
     for name in ("planes", "airports", "airlines"):
         shutil.copy(package_source / f"{name}.csv", folder / f"{name}.csv")
@@ -36,7 +37,9 @@ def small_source(tmp_path, package_source) -> Path:
 def _expected_counts(source: Path) -> dict[dt.date, int]:
     frame = pl.read_csv(source / "flights.csv", null_values="NA")
     counts = frame.group_by("year", "month", "day").len()
-    return {dt.date(r["year"], r["month"], r["day"]): r["len"] for r in counts.iter_rows(named=True)}
+    return {
+        dt.date(r["year"], r["month"], r["day"]): r["len"] for r in counts.iter_rows(named=True)
+    }
 
 
 def test_ingest_lands_one_partition_per_day_with_every_flight(tmp_path, small_source):
@@ -50,7 +53,9 @@ def test_ingest_lands_one_partition_per_day_with_every_flight(tmp_path, small_so
         assert landed.schema["dep_delay"] == pl.Float64
     assert settings.paths.raw_reference("planes").exists()
     weather = pl.read_csv(small_source / "weather.csv", null_values="NA").filter(pl.col("day") == 1)
-    assert pl.read_parquet(settings.paths.raw_partition("weather", DAYS[0])).height == weather.height
+    assert (
+        pl.read_parquet(settings.paths.raw_partition("weather", DAYS[0])).height == weather.height
+    )
 
 
 def test_reingesting_a_day_gives_the_same_rows(tmp_path, small_source):
@@ -59,7 +64,9 @@ def test_reingesting_a_day_gives_the_same_rows(tmp_path, small_source):
     first = pl.read_parquet(settings.paths.raw_partition("flights", DAYS[1]))
     ingest(settings, DAYS[1], DAYS[1])
     assert pl.read_parquet(settings.paths.raw_partition("flights", DAYS[1])).equals(first)
-    leftovers = [p for p in settings.paths.raw_table("flights").rglob("*") if p.name.endswith(".tmp")]
+    leftovers = [
+        p for p in settings.paths.raw_table("flights").rglob("*") if p.name.endswith(".tmp")
+    ]
     assert leftovers == []
 
 
@@ -70,7 +77,9 @@ def test_the_package_files_are_the_default_source(tmp_path):
 
 
 def test_a_daily_run_lands_its_history_but_keeps_landed_days(tmp_path, small_source):
-    settings = make_settings(tmp_path / "data", raw_source=str(small_source), feature_lookback_days=2)
+    settings = make_settings(
+        tmp_path / "data", raw_source=str(small_source), feature_lookback_days=2
+    )
     ingest(settings, DAYS[1], DAYS[1])
     marker = settings.paths.raw_partition("flights", DAYS[1]).stat().st_mtime_ns
     ingest_for_day(settings, DAYS[2])  # history 01-01..01-02; the source starts on 01-01
@@ -95,7 +104,9 @@ def test_a_missing_column_names_the_file_and_column(tmp_path, small_source):
 def test_a_wrong_type_names_the_column_and_value(tmp_path, small_source):
     _rewrite(small_source, "2013,1,1,517,515,2,830,819,11,", "2013,1,1,517,515,two,830,819,11,")
     settings = make_settings(tmp_path / "data", raw_source=str(small_source))
-    with pytest.raises(DataError, match=r"column 'dep_delay' has 1 value\(s\) that are not Float64.*'two'"):
+    with pytest.raises(
+        DataError, match=r"column 'dep_delay' has 1 value\(s\) that are not Float64.*'two'"
+    ):
         ingest(settings, DAYS[0], DAYS[0])
 
 

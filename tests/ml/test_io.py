@@ -27,7 +27,12 @@ def test_a_failed_write_keeps_the_published_file(tmp_path):
 
 @pytest.mark.parametrize(
     ("day", "utc_hour"),
-    [(dt.date(2013, 1, 15), 5), (dt.date(2013, 7, 15), 4), (dt.date(2013, 3, 10), 5), (dt.date(2013, 11, 3), 4)],
+    [
+        (dt.date(2013, 1, 15), 5),
+        (dt.date(2013, 7, 15), 4),
+        (dt.date(2013, 3, 10), 5),
+        (dt.date(2013, 11, 3), 4),
+    ],
 )
 def test_cutoff_is_local_midnight_across_daylight_saving(day, utc_hour):
     cutoff = cutoff_at(day).astimezone(dt.UTC)
@@ -36,7 +41,9 @@ def test_cutoff_is_local_midnight_across_daylight_saving(day, utc_hour):
 
 def test_dates_parse_and_ranges_include_both_ends():
     assert date_range(parse_date("2013-02-27"), parse_date("2013-03-01")) == [
-        dt.date(2013, 2, 27), dt.date(2013, 2, 28), dt.date(2013, 3, 1)
+        dt.date(2013, 2, 27),
+        dt.date(2013, 2, 28),
+        dt.date(2013, 3, 1),
     ]
     with pytest.raises(ValueError, match="ISO date"):
         parse_date("03/01/2013")

@@ -76,7 +76,8 @@ def test_predict_is_idempotent_per_date(trained_copy):
 
     with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
         count, distinct = con.execute(
-            "select count(*), count(distinct flight_id) from latest_predictions where flight_date = ?", [DAY]
+            "select count(*), count(distinct flight_id) from latest_predictions where flight_date = ?",
+            [DAY],
         ).fetchone()
     assert count == distinct == len(first)
 
@@ -89,7 +90,8 @@ def test_the_challenger_scores_in_shadow(trained_copy):
     registry.set_alias(settings, "challenger", other.version, reason="test shadow")
     rows = pd.read_parquet(predict(settings, DAY).path)
     assert rows.groupby("model_role")["flight_id"].nunique().to_dict() == {
-        "champion": len(rows) // 2, "challenger": len(rows) // 2
+        "champion": len(rows) // 2,
+        "challenger": len(rows) // 2,
     }
     assert set(rows.loc[rows.model_role == "challenger", "model_version"]) == {other.version}
 
@@ -126,14 +128,18 @@ def test_monitor_writes_a_self_contained_report_and_the_drift_table(trained_copy
     import duckdb
 
     with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
-        features = con.execute("select feature from monitoring_drift where flight_date = ?", [DAY]).fetchall()
+        features = con.execute(
+            "select feature from monitoring_drift where flight_date = ?", [DAY]
+        ).fetchall()
     assert ("p_delayed",) in features and ("carrier",) in features
 
 
 def test_registry_promote_and_rollback_are_audited(trained_copy):
     settings = make_settings(trained_copy)
     first = registry.get_alias(settings, "champion")
-    second = train(make_settings(trained_copy, candidates=("xgboost",), train_window_days=21), AS_OF).version
+    second = train(
+        make_settings(trained_copy, candidates=("xgboost",), train_window_days=21), AS_OF
+    ).version
     registry.promote(settings, second, reason="test promotion")
     assert registry.read_aliases(settings) == {"champion": second, "challenger": first}
     assert registry.rollback(settings, reason="test rollback") == first
@@ -155,4 +161,6 @@ def test_reference_profile_is_stored_and_flags_shifted_data(trained_data):
     older_fleet = frame.assign(plane_age_years=frame["plane_age_years"] + 15)
     shifted = compare(profile, older_fleet, scores, 0.2).set_index("feature")
     assert shifted.loc["plane_age_years", "is_drifted"]
-    assert shifted.drop(index=["plane_age_years"])["psi"].equals(calm.drop(index=["plane_age_years"])["psi"])
+    assert shifted.drop(index=["plane_age_years"])["psi"].equals(
+        calm.drop(index=["plane_age_years"])["psi"]
+    )

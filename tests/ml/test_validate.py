@@ -22,12 +22,16 @@ def test_a_failed_expectation_names_the_expectation_and_column(built_data):
     frame.loc[frame.index[:3], "origin"] = "XXX"
     outcome = run_suite(frame, "raw_flights", str(path))
     assert not outcome.success
-    assert outcome.failures == [{
-        "expectation": "expect_column_values_to_be_in_set",
-        "column": "origin",
-        "detail": "3 unexpected of " + str(len(frame)) + ", e.g. ['XXX', 'XXX', 'XXX']",
-    }]
-    assert f"{path}: expect_column_values_to_be_in_set on column 'origin' failed" in outcome.describe()
+    assert outcome.failures == [
+        {
+            "expectation": "expect_column_values_to_be_in_set",
+            "column": "origin",
+            "detail": "3 unexpected of " + str(len(frame)) + ", e.g. ['XXX', 'XXX', 'XXX']",
+        }
+    ]
+    assert (
+        f"{path}: expect_column_values_to_be_in_set on column 'origin' failed" in outcome.describe()
+    )
 
 
 def test_feature_rows_must_match_the_schedule(built_data, tmp_path):
