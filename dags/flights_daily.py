@@ -23,14 +23,11 @@ the DuckDB catalog share the one-slot `warehouse` pool. Backfill a range with
 
 from __future__ import annotations
 
-import datetime as dt
-
-import pendulum
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
+from pipeline_defaults import DEFAULT_ARGS, REPLAY_END, REPLAY_START, WAREHOUSE_POOL
 
 PREDICTIONS = Asset("flight_predictions")
-LOCAL_TZ = "America/New_York"
 
 
 @dag(
@@ -38,12 +35,12 @@ LOCAL_TZ = "America/New_York"
     description="Ingest, transform, validate, predict and monitor one day of flights.",
     doc_md=__doc__,
     schedule="0 0 * * *",
-    start_date=pendulum.datetime(2013, 1, 1, tz=LOCAL_TZ),
-    end_date=pendulum.datetime(2013, 12, 31, tz=LOCAL_TZ),
+    start_date=REPLAY_START,
+    end_date=REPLAY_END,
     catchup=False,
     max_active_runs=2,
     tags=["ml", "flights", "daily"],
-    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": dt.timedelta(seconds=30)},
+    default_args=DEFAULT_ARGS,
     params={
         "flight_date": Param(
             None,
@@ -71,7 +68,7 @@ def flights_daily():
         print(f"ingested {day}: {result.rows}")
         return day.isoformat()
 
-    @task(pool="warehouse")
+    @task(pool=WAREHOUSE_POOL)
     def transform(day: str) -> str:
         """Build and test the dbt models."""
         from ml.config import load_settings
@@ -93,7 +90,7 @@ def flights_daily():
             raise AirflowFailException(str(exc)) from exc
         return day
 
-    @task(pool="warehouse", outlets=[PREDICTIONS])
+    @task(pool=WAREHOUSE_POOL, outlets=[PREDICTIONS])
     def predict(day: str) -> dict:
         """Score the day's flights and publish the partition."""
         from ml.config import load_settings
@@ -103,7 +100,7 @@ def flights_daily():
         result = run_predict(load_settings(), parse_date(day))
         return {"day": day, "rows": result.rows, "versions": result.versions, "path": result.path}
 
-    @task(pool="warehouse")
+    @task(pool=WAREHOUSE_POOL)
     def monitor(prediction: dict) -> dict:
         """Drift of the day against the champion's training reference."""
         from ml.config import load_settings

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pendulum
 from airflow.sdk import Asset, Param, dag, get_current_context, task
+from pipeline_defaults import DEFAULT_ARGS, REPLAY_END, REPLAY_START, WAREHOUSE_POOL
 
 MODELS = Asset("flight_delay_models")
-LOCAL_TZ = "America/New_York"
 
 
 @dag(
@@ -31,12 +30,12 @@ LOCAL_TZ = "America/New_York"
     description="Retrain the flight-delay models on the trailing window and register the best.",
     doc_md=__doc__,
     schedule="0 0 * * 1",
-    start_date=pendulum.datetime(2013, 1, 1, tz=LOCAL_TZ),
-    end_date=pendulum.datetime(2013, 12, 31, tz=LOCAL_TZ),
+    start_date=REPLAY_START,
+    end_date=REPLAY_END,
     catchup=False,
     max_active_runs=1,
     tags=["ml", "flights", "training"],
-    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": dt.timedelta(seconds=30)},
+    default_args=DEFAULT_ARGS,
     params={
         "as_of": Param(
             None,
@@ -64,7 +63,7 @@ def flights_training():
         print(f"history for {as_of}: {result.partitions.get('flights', [])[:3]}... {result.rows}")
         return as_of.isoformat()
 
-    @task(pool="warehouse")
+    @task(pool=WAREHOUSE_POOL)
     def transform(as_of: str) -> str:
         """Build and test the dbt models."""
         from ml.config import load_settings

