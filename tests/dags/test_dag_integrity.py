@@ -29,7 +29,9 @@ def dag_bag():
 
     # As the DAG processor parses a bundle: its folder is importable (dags/pipeline_defaults.py).
     return BundleDagBag(
-        dag_folder=str(REPO / "dags"), bundle_path=REPO / "dags", known_pools={"default_pool", "warehouse"}
+        dag_folder=str(REPO / "dags"),
+        bundle_path=REPO / "dags",
+        known_pools={"default_pool", "warehouse"},
     )
 
 
