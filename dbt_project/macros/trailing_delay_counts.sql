@@ -1,25 +1,54 @@
 {#
-    Trailing flight and delay counts per group and flight date, over windows that end the
-    day before: the counts for date D use only flights of D-1 and earlier, whose labels
-    have matured by D's cutoff (00:00 local). Grain: one row per group and flight date.
+    Trailing outcome counts per group, for every date the group has flights scheduled.
+    The window for date D covers outcomes known on days D-k .. D-1 (see
+    int_flight_outcomes_dated): everything in it was known at D's cutoff, 00:00 local.
+    Grain: one row per group and flight date.
 #}
 {% macro trailing_delay_counts(group_by, windows=[1, 7, 28]) %}
 {%- set keys = group_by + ['flight_date'] %}
 
-with daily_outcomes as (
+with outcomes as (
 
-    select * from {{ ref('int_flight_outcomes_aggregated_daily') }}
+    select * from {{ ref('int_flight_outcomes_dated') }}
 
 ),
 
-aggregated_to_group as (
+outcomes_counted_by_known_date as (
+
+    select
+        {% for key in group_by %}{{ key }}, {% endfor %}
+        outcome_known_date as flight_date,
+        count(*) as flight_count,
+        count_if(is_delayed) as delayed_count,
+        count_if(is_cancelled) as cancelled_count
+    from outcomes
+    group by all
+
+),
+
+scheduled_dates as (
+
+    select distinct
+        {{ keys | join(', ') }},
+        0 as flight_count,
+        0 as delayed_count,
+        0 as cancelled_count
+    from outcomes
+
+),
+
+daily_counts as (
 
     select
         {{ keys | join(', ') }},
         sum(flight_count) as flight_count,
         sum(delayed_count) as delayed_count,
         sum(cancelled_count) as cancelled_count
-    from daily_outcomes
+    from (
+        select * from outcomes_counted_by_known_date
+        union all by name
+        select * from scheduled_dates
+    )
     group by all
 
 ),
@@ -31,10 +60,12 @@ trailing_counts as (
         {%- for days in windows %}
         coalesce(sum(flight_count) over trailing_{{ days }}d, 0) as flight_count_{{ days }}d,
         coalesce(sum(delayed_count) over trailing_{{ days }}d, 0) as delayed_count_{{ days }}d,
-        coalesce(sum(cancelled_count) over trailing_{{ days }}d, 0) as cancelled_count_{{ days }}d
-        {{- "," if not loop.last }}
+        coalesce(sum(cancelled_count) over trailing_{{ days }}d, 0) as cancelled_count_{{ days }}d,
         {%- endfor %}
-    from aggregated_to_group
+        -- lineage for the leakage check: the newest day whose outcomes were counted
+        max(case when flight_count > 0 then flight_date end) over trailing_{{ windows | max }}d
+            as latest_outcome_date
+    from daily_counts
     window
         {%- for days in windows %}
         trailing_{{ days }}d as (
@@ -52,7 +83,7 @@ select * from trailing_counts
 
 
 {#
-    A delay rate smoothed toward the prior: (delayed + m * prior) / (flights + m).
+    A rate smoothed toward the prior: (events + m * prior) / (flights + m).
     A group without history gets the prior.
 #}
 {% macro smoothed_rate(numerator, denominator, prior) %}

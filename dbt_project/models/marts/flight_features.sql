@@ -1,8 +1,21 @@
 -- One row per scheduled flight: the label and every feature known at the flight's
--- prediction cutoff (00:00 America/New_York on flight_date). Outcomes enter only
--- through trailing counts that end the day before, and weather only from the day before.
+-- prediction cutoff (00:00 America/New_York on flight_date). Outcomes enter only through
+-- trailing counts of outcomes known before that day, weather only from the day before;
+-- latest_source_date records the newest day any feature read, for the leakage checks.
 {% set windows = [1, 7, 28] %}
 {% set rate_groups = ['carrier', 'origin', 'route', 'carrier_origin'] %}
+{% set network_delay_prior -%}
+    coalesce(
+        network_counts.delayed_count_28d / nullif(network_counts.flight_count_28d, 0),
+        {{ var('delay_rate_fallback_prior') }}
+    )
+{%- endset %}
+{% set network_cancel_prior -%}
+    coalesce(
+        network_counts.cancelled_count_28d / nullif(network_counts.flight_count_28d, 0),
+        {{ var('cancel_rate_fallback_prior') }}
+    )
+{%- endset %}
 
 with flights as (
 
@@ -52,6 +65,26 @@ weather_daily as (
 
 ),
 
+holidays as (
+
+    select * from {{ ref('us_federal_holidays') }}
+
+),
+
+holidays_nearest as (
+
+    select
+        flights.flight_id,
+        min(case when holidays.holiday_date >= flights.flight_date
+            then holidays.holiday_date - flights.flight_date end) as days_to_next_holiday,
+        min(case when holidays.holiday_date <= flights.flight_date
+            then flights.flight_date - holidays.holiday_date end) as days_since_last_holiday
+    from flights
+    cross join holidays
+    group by flights.flight_id
+
+),
+
 schedule_counted as (
 
     select
@@ -95,24 +128,28 @@ features_joined as (
         planes.engine_count,
         planes.engine_type,
 
-        -- trailing delay rates, smoothed toward the network's 28-day rate
-        coalesce(
-            network_counts.delayed_count_28d / nullif(network_counts.flight_count_28d, 0),
-            {{ var('delay_rate_fallback_prior') }}
-        ) as network_delay_rate_28d,
+        -- calendar
+        least(holidays_nearest.days_to_next_holiday, 60) as days_to_next_holiday,
+        least(holidays_nearest.days_since_last_holiday, 60) as days_since_last_holiday,
+
+        -- trailing delay and cancellation rates, smoothed toward the network's 28-day rates
+        {{ network_delay_prior }} as network_delay_rate_28d,
+        {{ network_cancel_prior }} as network_cancel_rate_28d,
         {%- for group in rate_groups %}
         {%- for days in windows %}
         {{ smoothed_rate(
             group ~ '_counts.delayed_count_' ~ days ~ 'd',
             group ~ '_counts.flight_count_' ~ days ~ 'd',
-            'coalesce(network_counts.delayed_count_28d / nullif(network_counts.flight_count_28d, 0), '
-                ~ var('delay_rate_fallback_prior') ~ ')'
+            network_delay_prior
         ) }} as {{ group }}_delay_rate_{{ days }}d,
+        {{ smoothed_rate(
+            group ~ '_counts.cancelled_count_' ~ days ~ 'd',
+            group ~ '_counts.flight_count_' ~ days ~ 'd',
+            network_cancel_prior
+        ) }} as {{ group }}_cancel_rate_{{ days }}d,
         {%- endfor %}
         {%- endfor %}
         coalesce(carrier_origin_counts.flight_count_28d, 0) as carrier_origin_flights_28d,
-        coalesce(origin_counts.cancelled_count_1d / nullif(origin_counts.flight_count_1d, 0), 0)
-            as origin_cancel_rate_1d,
 
         -- yesterday's weather at the origin
         weather_daily.max_wind_speed_mph as origin_max_wind_speed_mph_1d,
@@ -126,10 +163,19 @@ features_joined as (
         weather_daily.last_wind_speed_mph as origin_last_wind_speed_mph,
         weather_daily.last_visibility_miles as origin_last_visibility_miles,
         weather_daily.last_pressure_mb as origin_last_pressure_mb,
-        weather_daily.last_humidity_pct as origin_last_humidity_pct
+        weather_daily.last_humidity_pct as origin_last_humidity_pct,
+
+        -- lineage: the newest day of outcomes or weather any feature above read
+        greatest(
+            {%- for group in ['network'] + rate_groups %}
+            coalesce({{ group }}_counts.latest_outcome_date, date '1900-01-01'),
+            {%- endfor %}
+            coalesce(weather_daily.observed_date, date '1900-01-01')
+        ) as latest_source_date
 
     from flights
     inner join schedule_counted on flights.flight_id = schedule_counted.flight_id
+    inner join holidays_nearest on flights.flight_id = holidays_nearest.flight_id
     left join planes on flights.tailnum = planes.tailnum
     left join network_counts on flights.flight_date = network_counts.flight_date
     left join carrier_counts

@@ -1,0 +1,71 @@
+-- One row per scheduled flight: its outcome and the local (New York) date by whose end
+-- that outcome is known. A flight is known to be on time when it lands, and known to be
+-- delayed once its scheduled arrival plus 15 minutes has passed, so its label is known
+-- at sched_arr_at + 15 minutes at the latest. A late-evening flight's outcome therefore
+-- counts only from the day after next, never in the features of the next morning.
+with flights as (
+
+    select * from {{ ref('stg_nycflights__flights') }}
+
+),
+
+airports as (
+
+    select * from {{ ref('stg_nycflights__airports') }}
+
+),
+
+arrivals_scheduled as (
+
+    select
+        flights.flight_id,
+        flights.flight_date,
+        flights.carrier,
+        flights.origin,
+        flights.dest,
+        flights.sched_dep_at,
+        flights.is_delayed,
+        flights.is_cancelled,
+        -- Destinations missing from the airports table (Puerto Rico, the Virgin Islands)
+        -- are read as New York time: never earlier than their true time zone, so the
+        -- outcome is never taken as known too soon.
+        timezone(
+            coalesce(airports.time_zone, 'America/New_York'),
+            cast(flights.flight_date as timestamp)
+            + to_hours(flights.sched_arr_hhmm // 100)
+            + to_minutes(flights.sched_arr_hhmm % 100)
+        ) as sched_arr_same_day_at
+    from flights
+    left join airports on flights.dest = airports.airport_code
+
+),
+
+outcomes_dated as (
+
+    select
+        flight_id,
+        flight_date,
+        carrier,
+        origin,
+        dest,
+        is_delayed,
+        is_cancelled,
+        case
+            when sched_arr_same_day_at < sched_dep_at then sched_arr_same_day_at + interval 1 day
+            else sched_arr_same_day_at
+        end as sched_arr_at
+    from arrivals_scheduled
+
+),
+
+known_dated as (
+
+    select
+        *,
+        cast(timezone('America/New_York', sched_arr_at + interval 15 minutes) as date)
+            as outcome_known_date
+    from outcomes_dated
+
+)
+
+select * from known_dated
