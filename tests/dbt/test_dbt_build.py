@@ -2,6 +2,7 @@
 
 import datetime as dt
 import shutil
+from zoneinfo import ZoneInfo
 
 import duckdb
 import polars as pl
@@ -31,41 +32,79 @@ def test_the_mart_has_one_row_per_scheduled_flight(built_data):
     assert (first, last) == (SLICE_START, SLICE_END)
 
 
-def _smoothed(delayed: int, flights: int, prior: float, weight: int = 20) -> float:
-    return (delayed + weight * prior) / (flights + weight)
+def _smoothed(events: int, flights: int, prior: float, weight: int = 20) -> float:
+    return (events + weight * prior) / (flights + weight)
 
 
-def test_trailing_rates_use_only_days_before_the_flight(built_data):
-    """Recompute the carrier x origin rates of DAY from the raw files, by hand."""
-    settings = make_settings(built_data)
+def _outcomes_known_by_day(settings) -> pl.DataFrame:
+    """The raw flights with the New York date by whose end each outcome is known.
+
+    An independent implementation of the rule in int_flight_outcomes_dated: known at the
+    scheduled arrival (destination time, next day if it would precede departure) + 15 min.
+    """
     raw = pl.read_parquet(
         settings.paths.raw / "flights" / "*" / "*.parquet", hive_partitioning=True
     )
-    raw = raw.with_columns(
-        pl.col("flight_date").cast(pl.Date),
+    zones = dict(
+        pl.read_parquet(settings.paths.raw_reference("airports")).select("faa", "tzone").iter_rows()
+    )
+    new_york = ZoneInfo("America/New_York")
+    known = []
+    for row in raw.iter_rows(named=True):
+        day = row["flight_date"]
+        departs = dt.datetime.combine(day, dt.time(row["hour"], row["minute"]), tzinfo=new_york)
+        hhmm = row["sched_arr_time"]
+        zone = ZoneInfo(zones.get(row["dest"]) or "America/New_York")
+        # aware + timedelta is wall-clock arithmetic: the scheduled time at the destination
+        arrives = dt.datetime.combine(day, dt.time(0), tzinfo=zone) + dt.timedelta(
+            hours=hhmm // 100, minutes=hhmm % 100
+        )
+        if arrives < departs:
+            arrives += dt.timedelta(days=1)
+        known.append((arrives + dt.timedelta(minutes=15)).astimezone(new_york).date())
+    return raw.with_columns(
+        pl.Series("known_date", known),
         (pl.col("arr_delay").is_null() | (pl.col("arr_delay") >= 15)).alias("delayed"),
+        pl.col("dep_time").is_null().alias("cancelled"),
     )
 
-    def window(days: int) -> pl.DataFrame:
-        return raw.filter(
-            pl.col("flight_date").is_between(
+
+def test_trailing_rates_count_only_outcomes_known_before_the_cutoff(built_data):
+    """Recompute the carrier x origin rates of DAY from the raw files, by hand."""
+    settings = make_settings(built_data)
+    outcomes = _outcomes_known_by_day(settings)
+
+    def known_within(days: int) -> pl.DataFrame:
+        return outcomes.filter(
+            pl.col("known_date").is_between(
                 DAY - dt.timedelta(days=days), DAY - dt.timedelta(days=1)
             )
         )
 
-    network = window(28)
+    network = known_within(28)
     prior = network["delayed"].sum() / network.height
-    group = window(28).filter((pl.col("carrier") == "UA") & (pl.col("origin") == "EWR"))
-    yesterday = window(1).filter((pl.col("carrier") == "UA") & (pl.col("origin") == "EWR"))
+    cancel_prior = network["cancelled"].sum() / network.height
+    ua_ewr = (pl.col("carrier") == "UA") & (pl.col("origin") == "EWR")
+    month, yesterday = known_within(28).filter(ua_ewr), known_within(1).filter(ua_ewr)
     with duckdb.connect() as con:
         row = con.execute(
-            "select carrier_origin_delay_rate_28d, carrier_origin_delay_rate_1d, network_delay_rate_28d "
+            "select carrier_origin_delay_rate_28d, carrier_origin_delay_rate_1d, network_delay_rate_28d, "
+            "carrier_origin_cancel_rate_28d, latest_source_date "
             "from read_parquet(?) where flight_date = ? and carrier = 'UA' and origin = 'EWR' limit 1",
             [_mart(settings), DAY],
         ).fetchone()
     assert row[2] == pytest.approx(prior)
-    assert row[0] == pytest.approx(_smoothed(group["delayed"].sum(), group.height, prior))
+    assert row[0] == pytest.approx(_smoothed(month["delayed"].sum(), month.height, prior))
     assert row[1] == pytest.approx(_smoothed(yesterday["delayed"].sum(), yesterday.height, prior))
+    assert row[3] == pytest.approx(_smoothed(month["cancelled"].sum(), month.height, cancel_prior))
+    assert row[4] == DAY - dt.timedelta(days=1)
+    # Late-evening flights of the day before are known only after the cutoff.
+    assert (
+        outcomes.filter(
+            (pl.col("flight_date") == DAY - dt.timedelta(days=1)) & (pl.col("known_date") == DAY)
+        ).height
+        > 0
+    )
 
 
 def test_yesterdays_weather_comes_from_the_day_before(built_data):
