@@ -4,17 +4,24 @@
 For the flights scheduled on day **D** (the run's logical date, or the `flight_date`
 param), at the prediction cutoff 00:00 America/New_York on D:
 
-1. **ingest**: land D's raw flights and weather (and any missing day of the 28-day history
-   the features need) as Parquet under `raw/`.
-2. **transform**: `dbt build`: staging, intermediate and the `flight_features` mart, with
-   dbt's tests.
-3. **validate**: Great Expectations suites on D's raw files and feature rows; a failure
-   stops the run before anything is published.
-4. **predict**: score every flight of D with the champion (and the challenger, in shadow)
+1. **ingest**: parse D's raw flights and weather (and any missing day of the month of
+   history the features need), check them against the `raw_flights` and `raw_weather`
+   expectation suites, and land them as Parquet under `raw/`. A day that fails goes to
+   `quarantine/D/` with a `reason_*.json` instead, and the run stops.
+2. **transform**: `dbt build` for D only (it reads the trailing month it needs): staging,
+   intermediate and the marts, with dbt's tests, into `marts/_build/D/`.
+3. **validate**: the `flight_features` suite on that build (row count against the
+   schedule, ranges, nulls, the label, leakage). A failure quarantines the build.
+4. **publish**: D's partitions of `marts/flights` and `marts/flight_features` are
+   replaced, atomically.
+5. **predict**: score every flight of D with the champion (and the challenger, in shadow)
    into `predictions/flight_date=D/`, read through the `predictions` and
    `latest_predictions` views of `warehouse.duckdb`.
-5. **monitor**: drift of D's features and scores against the champion's training
+6. **monitor**: drift of D's features and scores against the champion's training
    reference: `reports/drift/drift_D.html` and the `monitoring_drift` table.
+
+Data errors (a malformed file, a failed expectation) fail their task without retries:
+bad data does not heal, and nothing already published changes.
 
 Every task is idempotent for D: re-running it replaces D's partitions. Tasks that write
 the DuckDB catalog share the one-slot `warehouse` pool. Backfill a range with
@@ -63,31 +70,42 @@ def flights_daily():
         day = run_day(get_current_context())
         try:
             result = ingest_for_day(load_settings(), day)
-        except DataError as exc:  # a malformed file does not heal on retry
+        except DataError as exc:  # a malformed file or a failed expectation does not heal on retry
             raise AirflowFailException(str(exc)) from exc
         print(f"ingested {day}: {result.rows}")
         return day.isoformat()
 
     @task(pool=WAREHOUSE_POOL)
     def transform(day: str) -> str:
-        """Build and test the dbt models."""
+        """dbt build of the day's marts (reading the trailing month it needs) into a build folder."""
         from ml.config import load_settings
-        from ml.transform import transform as run_transform
+        from ml.io import parse_date
+        from ml.transform import build
 
-        run_transform(load_settings())
+        build(load_settings(), parse_date(day), parse_date(day))
         return day
 
     @task
     def validate(day: str) -> str:
-        """Run the expectation suites for the day; a failed expectation fails the run, unretried."""
+        """Expectation suite on the built features; a failure quarantines the build, unretried."""
         from ml.config import load_settings
         from ml.io import parse_date
-        from ml.validate import ValidationError, validate_day
+        from ml.validate import ValidationError, validate_features
 
         try:
-            validate_day(load_settings(), parse_date(day))
+            validate_features(load_settings(), parse_date(day), parse_date(day), built=True)
         except ValidationError as exc:  # bad data does not heal on retry
             raise AirflowFailException(str(exc)) from exc
+        return day
+
+    @task(pool=WAREHOUSE_POOL)
+    def publish(day: str) -> str:
+        """Write the validated build into the marts' date partitions and refresh the catalog."""
+        from ml.config import load_settings
+        from ml.io import parse_date
+        from ml.transform import publish as run_publish
+
+        run_publish(load_settings(), parse_date(day), parse_date(day))
         return day
 
     @task(pool=WAREHOUSE_POOL, outlets=[PREDICTIONS])
@@ -110,7 +128,7 @@ def flights_daily():
         result = run_monitor(load_settings(), parse_date(prediction["day"]))
         return {"day": prediction["day"], "drifted": result.drifted, "report": str(result.html)}
 
-    monitor(predict(validate(transform(ingest()))))
+    monitor(predict(publish(validate(transform(ingest())))))
 
 
 dag = flights_daily()

@@ -8,7 +8,7 @@ the better log loss there is registered under `models/<version>/`. The first mod
 champion.
 
 1. **ingest_history**: land any missing day of the window (days already landed are kept).
-2. **transform**: `dbt build`, so the feature mart covers the window.
+2. **transform**: `dbt build` of the window, validated and published.
 3. **train**: fit, compare, register.
 
 Runs every Monday at 00:00 America/New_York; trigger it by hand for any date with
@@ -65,11 +65,18 @@ def flights_training():
 
     @task(pool=WAREHOUSE_POOL)
     def transform(as_of: str) -> str:
-        """Build and test the dbt models."""
+        """Build, validate and publish the marts for the training window."""
         from ml.config import load_settings
+        from ml.io import parse_date
         from ml.transform import transform as run_transform
 
-        run_transform(load_settings())
+        settings = load_settings()
+        day = parse_date(as_of)
+        run_transform(
+            settings,
+            day - dt.timedelta(days=settings.train_window_days),
+            day - dt.timedelta(days=1),
+        )
         return as_of
 
     @task(outlets=[MODELS])

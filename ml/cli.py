@@ -41,14 +41,19 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_transform(settings: Settings, args: argparse.Namespace) -> None:
     from ml.transform import transform
 
-    print(f"marts written to {transform(settings)}")
+    if (args.start is None) != (args.end is None):
+        raise ValueError("give both --start and --end, or neither (every landed day)")
+    published = transform(settings, args.start, args.end)
+    days = published["flight_features"]
+    print(
+        f"published {len(days)} day(s) of marts ({days[0]}..{days[-1]}) under {settings.paths.marts}"
+    )
 
 
 def cmd_validate(settings: Settings, args: argparse.Namespace) -> None:
     from ml.validate import validate_day
 
-    outcomes = validate_day(settings, args.date)
-    for outcome in outcomes:
+    for outcome in validate_day(settings, args.date):
         print(f"{outcome.suite}: {outcome.evaluated} expectations passed ({outcome.source})")
 
 
@@ -175,8 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("ingest", cmd_ingest, "land raw flights and weather for a date range")
     p.add_argument("--start", type=_iso_date, required=True)
     p.add_argument("--end", type=_iso_date, required=True)
-    add("transform", cmd_transform, "build and test the dbt models (staging, intermediate, marts)")
-    p = add("validate", cmd_validate, "run the expectation suites for one date")
+    p = add(
+        "transform", cmd_transform, "dbt build, validate and publish the marts for a date range"
+    )
+    p.add_argument("--start", type=_iso_date, help="first flight date (default: every landed day)")
+    p.add_argument("--end", type=_iso_date, help="last flight date")
+    p = add(
+        "validate",
+        cmd_validate,
+        "re-run the expectation suites on one date's landed and published data",
+    )
     p.add_argument("--date", type=_iso_date, required=True)
     p = add(
         "train", cmd_train, "train candidates on the window before a date and register the best"

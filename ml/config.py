@@ -29,7 +29,7 @@ class Settings:
 
     data_dir: Path
     raw_source: str = ""
-    feature_lookback_days: int = 28
+    feature_lookback_days: int = 31
     train_window_days: int = 90
     validation_days: int = 14
     candidates: tuple[str, ...] = ("lightgbm", "xgboost")

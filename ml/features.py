@@ -10,18 +10,25 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ml.config import Settings
-from ml.io import DataError
+from ml.io import DataError, window_label
 
 LABEL = "is_delayed"
 # Identify and describe a flight; never fed to a model (flight and tail numbers are
 # arbitrary identifiers: a model must not learn from them).
-KEY_COLUMNS = ("flight_id", "flight_date", "sched_dep_at", "flight_number", "tailnum")
+# latest_source_date is lineage for the leakage checks, not a feature.
+KEY_COLUMNS = (
+    "flight_id",
+    "flight_date",
+    "sched_dep_at",
+    "flight_number",
+    "tailnum",
+    "latest_source_date",
+)
 DISPLAY_COLUMNS = (
     "flight_id",
     "flight_date",
@@ -55,34 +62,47 @@ class FeatureSpec:
         return cls(numeric=tuple(data["numeric"]), categorical=tuple(data["categorical"]))
 
 
-def mart_path(settings: Settings) -> Path:
-    return settings.paths.marts / "flight_features.parquet"
-
-
-def load_features(settings: Settings, start: dt.date, end: dt.date) -> pd.DataFrame:
+def load_features(
+    settings: Settings, start: dt.date | None, end: dt.date | None, *, built: bool = False
+) -> pd.DataFrame:
     """Rows of the feature mart with ``start <= flight_date <= end``, ordered by departure.
+
+    Args:
+        settings: Paths.
+        start: First flight date (None: no lower bound).
+        end: Last flight date (None: no upper bound).
+        built: Read dbt's unpublished build instead of the published partitions.
 
     Raises:
         DataError: The mart does not exist or has no rows in the range.
     """
     import duckdb
 
-    path = mart_path(settings)
-    if not path.exists():
+    paths = settings.paths
+    if built:
+        source = paths.mart_build("flight_features", window_label(start, end))
+        relation = f"read_parquet('{source}')"
+    else:
+        source = paths.mart("flight_features")
+        relation = f"read_parquet('{paths.mart_glob('flight_features')}', hive_partitioning = true)"
+    if not (source.exists() and (built or any(source.glob("flight_date=*")))):
         raise DataError(
-            f"{path}: feature mart not found (run `ml ingest` and `ml transform` first)"
+            f"{source}: feature mart not found (run `ml ingest` and `ml transform` first)"
         )
+    lower = start or dt.date.min
+    upper = end or dt.date.max
     with duckdb.connect() as con:
         frame = con.execute(
-            "select * from read_parquet(?) where flight_date between ? and ? "
+            f"select * from {relation} where flight_date between ? and ? "
             "order by flight_date, sched_dep_at, flight_id",
-            [str(path), start, end],
+            [lower, upper],
         ).df()
     if frame.empty:
         raise DataError(
-            f"{path}: no flights with flight_date between {start} and {end} (check: rows in range)"
+            f"{source}: no flights with flight_date between {start} and {end} (check: rows in range)"
         )
     frame["flight_date"] = pd.to_datetime(frame["flight_date"]).dt.date
+    frame["latest_source_date"] = pd.to_datetime(frame["latest_source_date"]).dt.date
     return frame
 
 

@@ -196,39 +196,61 @@ def ingest(
     Raises:
         DataError: A file is malformed, or a day in the range has no flights.
     """
+    from ml.validate import ValidationError, check_raw, quarantine
+
     paths = settings.paths
     folder = source_dir(settings)
     result = IngestResult()
     days = date_range(start, end)
+    rejected: list[str] = []
     for table in DAILY_TABLES:
         path = source_file(folder, table)
         wanted = [d for d in days if not (history and paths.raw_partition(table, d).exists())]
         if not wanted:
             result.partitions[table] = []
             continue
-        frame = read_source_table(path, table).with_columns(_day_of().alias("_day"))
-        frame = frame.filter(pl.col("_day").is_between(min(wanted), max(wanted)))
+        frame = read_source_table(path, table).with_columns(_day_of().alias("flight_date"))
+        frame = frame.filter(pl.col("flight_date").is_between(min(wanted), max(wanted)))
         by_day = {
-            key[0]: part.drop("_day")
-            for key, part in frame.partition_by("_day", as_dict=True).items()
+            key[0]: part for key, part in frame.partition_by("flight_date", as_dict=True).items()
         }
+        for day in wanted:
+            if by_day.get(day) is None and table == "flights" and not history:
+                raise DataError(f"{path}: no flights scheduled on {day} (check: non-empty day)")
+        checked = frame.filter(pl.col("flight_date").is_in(wanted))
+        if checked.height == 0:  # e.g. history before the source begins, or no weather that day
+            result.partitions[table] = []
+            log.warning("%s: no %s rows between %s and %s", path, table, min(wanted), max(wanted))
+            continue
+        outcome = check_raw(settings, table, checked.to_pandas(), str(path))
+        bad_days = set(outcome.bad_days)
         written: list[str] = []
         for day in wanted:
             part = by_day.get(day)
             if part is None or part.height == 0:
-                if table == "flights" and not history:
-                    raise DataError(f"{path}: no flights scheduled on {day} (check: non-empty day)")
                 log.warning("%s: no %s rows on %s", path, table, day)
+                continue
+            if day.isoformat() in bad_days:
+                quarantine(
+                    settings, day.isoformat(), outcome, {f"{table}.parquet": part.to_pandas()}
+                )
+                rejected.append(day.isoformat())
                 continue
             sort_keys = (
                 ["hour", "minute", "carrier", "flight"]
                 if table == "flights"
                 else ["origin", "hour"]
             )
-            write_parquet(part.sort(sort_keys).to_arrow(), paths.raw_partition(table, day))
+            write_parquet(
+                part.drop("flight_date").sort(sort_keys).to_arrow(), paths.raw_partition(table, day)
+            )
             written.append(day.isoformat())
             result.rows[table] = result.rows.get(table, 0) + part.height
         result.partitions[table] = written
+        if not outcome.success:
+            raise ValidationError(
+                f"{outcome.describe()} -> {len(bad_days)} day(s) quarantined in {paths.quarantine}: {sorted(bad_days)}"
+            )
     for table in REFERENCE_TABLES:
         frame = read_source_table(source_file(folder, table), table)
         write_parquet(frame.to_arrow(), paths.raw_reference(table))

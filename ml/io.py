@@ -52,6 +52,27 @@ class Paths:
     def marts(self) -> Path:
         return self.root / "marts"
 
+    def mart(self, name: str) -> Path:
+        """The published mart: ``marts/<name>/flight_date=D/part-0.parquet``."""
+        return self.marts / name
+
+    def mart_partition(self, name: str, day: dt.date) -> Path:
+        return self.marts / name / f"flight_date={day.isoformat()}" / PART_FILE
+
+    def mart_glob(self, name: str) -> str:
+        return str(self.marts / name / "*" / "*.parquet")
+
+    @property
+    def mart_builds(self) -> Path:
+        return self.marts / "_build"
+
+    def mart_build_dir(self, label: str) -> Path:
+        """Where dbt writes one run's window of each mart, before validation and publication."""
+        return self.mart_builds / label
+
+    def mart_build(self, name: str, label: str) -> Path:
+        return self.mart_build_dir(label) / f"{name}.parquet"
+
     @property
     def dbt_database(self) -> Path:
         return self.root / "dbt" / "transform.duckdb"
@@ -94,6 +115,13 @@ def parse_date(value: str | dt.date) -> dt.date:
         return dt.date.fromisoformat(value)
     except ValueError as exc:
         raise ValueError(f"{value!r} is not an ISO date (YYYY-MM-DD)") from exc
+
+
+def window_label(start: dt.date | None, end: dt.date | None) -> str:
+    """A date window's name in folders: ``2013-07-01``, ``2013-04-02_2013-06-30`` or ``all``."""
+    if start is None or end is None:
+        return "all"
+    return start.isoformat() if start == end else f"{start.isoformat()}_{end.isoformat()}"
 
 
 def date_range(start: dt.date, end: dt.date) -> list[dt.date]:

@@ -7,13 +7,20 @@ folder live under the data folder, so runs for different data folders never coll
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from ml.config import Settings
+from ml.io import window_label
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +40,12 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT_DIR) -> str:
+def run_dbt(
+    settings: Settings,
+    args: list[str],
+    project_dir: Path = DBT_PROJECT_DIR,
+    build_dir: Path | None = None,
+) -> str:
     """Run one dbt command and return its output.
 
     Args:
@@ -46,7 +58,7 @@ def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT
     """
     dbt_dir = settings.data_dir / "dbt"
     dbt_dir.mkdir(parents=True, exist_ok=True)
-    settings.paths.marts.mkdir(parents=True, exist_ok=True)
+    (build_dir or settings.paths.mart_build_dir("all")).mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable,
         "-c",
@@ -79,14 +91,88 @@ def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT
     return output
 
 
-def transform(settings: Settings) -> Path:
-    """Build and test every dbt model, then refresh the warehouse catalog.
+PUBLISHED_MARTS = ("flights", "flight_features")
+
+
+def build(settings: Settings, start: dt.date | None = None, end: dt.date | None = None) -> Path:
+    """``dbt build`` the marts for flight dates ``start..end`` into ``marts/_build/``.
+
+    Without dates every landed day is built. With them, dbt reads only the window plus
+    the history its trailing features need (``feature_lookback_days``).
 
     Returns:
-        The folder of the marts' Parquet files.
+        The build folder, ``marts/_build/<window>/``.
     """
+    build_dir = settings.paths.mart_build_dir(window_label(start, end))
+    window: dict[str, object] = {"build_dir": str(build_dir)}
+    if start is not None and end is not None:
+        if end < start:
+            raise ValueError(f"end {end} is before start {start}")
+        window |= {
+            "start_date": start.isoformat(),
+            "end_date": end.isoformat(),
+            "lookback_days": settings.feature_lookback_days,
+        }
+    args = ["build", "--vars", json.dumps(window)]
+    # A stale build must never be published as this run's.
+    shutil.rmtree(build_dir, ignore_errors=True)
+    run_dbt(settings, args, build_dir=build_dir)
+    return build_dir
+
+
+def publish(
+    settings: Settings, start: dt.date | None = None, end: dt.date | None = None
+) -> dict[str, list[str]]:
+    """Write the window's validated build into the marts' date partitions, then drop the build.
+
+    One atomic write per date: a date's partition is replaced whole; dates outside the
+    build are not touched.
+
+    Returns:
+        The dates published per mart.
+    """
+    import pyarrow.parquet as pq
+
+    from ml.io import write_parquet
     from ml.warehouse import refresh_catalog
 
-    run_dbt(settings, ["build"])
+    label = window_label(start, end)
+    published: dict[str, list[str]] = {}
+    for mart in PUBLISHED_MARTS:
+        path = settings.paths.mart_build(mart, label)
+        if not path.exists():
+            raise TransformError(
+                f"{path}: no build of mart {mart!r} to publish (run the build first)"
+            )
+        table = pq.read_table(path).sort_by(
+            [("flight_date", "ascending"), ("flight_id", "ascending")]
+        )
+        days = sorted(set(table.column("flight_date").to_pylist()))
+        for day in days:
+            mask = pc.equal(
+                table.column("flight_date"),
+                pa.scalar(day, type=table.schema.field("flight_date").type),
+            )
+            write_parquet(
+                table.filter(mask).drop_columns(["flight_date"]),
+                settings.paths.mart_partition(mart, day),
+            )
+        published[mart] = [d.isoformat() for d in days]
+    shutil.rmtree(settings.paths.mart_build_dir(label), ignore_errors=True)
     refresh_catalog(settings)
-    return settings.paths.marts
+    log.info("published %s", {m: f"{len(d)} dates" for m, d in published.items()})
+    return published
+
+
+def transform(
+    settings: Settings, start: dt.date | None = None, end: dt.date | None = None
+) -> dict[str, list[str]]:
+    """Build, validate and publish the marts for ``start..end`` (every landed day by default).
+
+    A build whose features fail validation is quarantined and nothing is published.
+    """
+    from ml.validate import validate_features
+
+    build(settings, start, end)
+    validate_features(settings, start, end, built=True)
+    return publish(settings, start, end)

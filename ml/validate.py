@@ -1,8 +1,16 @@
-"""Validate: Great Expectations suites over a day's raw files and its feature rows.
+"""Validate: Great Expectations suites that stop bad data before it is published.
 
 Suites live as JSON in ``expectations/`` (one per dataset) and run in an ephemeral Great
-Expectations context on pandas frames. A failed expectation fails the step with the
-file, the expectation and the column; the full result lands in ``reports/validation/``.
+Expectations context on pandas frames:
+
+- ``raw_flights`` and ``raw_weather`` run inside ``ingest``, on the parsed files, before
+  anything lands: a day with a failed expectation goes to ``quarantine/<date>/`` with a
+  ``reason.json`` instead of the landing zone, and the step fails.
+- ``flight_features`` runs on dbt's build of the feature mart, before it is published:
+  a failed build is quarantined the same way and nothing published changes.
+
+Every failure names the file, the expectation and the column. Each run's full result is
+written to ``reports/validation/``.
 """
 
 from __future__ import annotations
@@ -11,18 +19,20 @@ import datetime as dt
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+import shutil
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ml.config import Settings
-from ml.io import DataError, write_json
+from ml.io import DataError, window_label, write_json
 
 log = logging.getLogger(__name__)
 
 EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "expectations"
+DAY_COLUMN = "flight_date"
 
 
 class ValidationError(DataError):
@@ -36,14 +46,17 @@ class SuiteOutcome:
     suite: str
     source: str
     success: bool
-    failures: list[dict[str, Any]] = field(default_factory=list)
     evaluated: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    bad_days: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         lines = []
-        for f in self.failures:
-            column = f" on column {f['column']!r}" if f.get("column") else ""
-            lines.append(f"{self.source}: {f['expectation']}{column} failed ({f['detail']})")
+        for failure in self.failures:
+            column = f" on column {failure['column']!r}" if failure.get("column") else ""
+            lines.append(
+                f"{self.source}: {failure['expectation']}{column} failed ({failure['detail']})"
+            )
         return "; ".join(lines)
 
 
@@ -60,8 +73,8 @@ def load_suite(name: str, folder: Path = EXPECTATIONS_DIR):
 def _context():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     # Great Expectations logs every public function it registers at import; keep it quiet.
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
+    for name in ("great_expectations", "great_expectations._docs_decorators"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -77,82 +90,215 @@ def run_suite(
     parameters: dict[str, Any] | None = None,
     context=None,
 ) -> SuiteOutcome:
-    """Validate ``frame`` against a suite and summarise every failed expectation."""
+    """Validate ``frame`` against a suite and summarise every failed expectation.
+
+    If the frame has a ``flight_date`` column, the days of the offending rows are
+    reported in ``bad_days`` (so one bad day does not condemn a whole range).
+    """
     context = context or _context()
     asset = context.data_sources.add_pandas(f"{suite_name}_source").add_dataframe_asset(suite_name)
     batch = asset.add_batch_definition_whole_dataframe("batch").get_batch(
-        batch_parameters={"dataframe": frame}
+        batch_parameters={"dataframe": frame.reset_index(drop=True)}
     )
-    result = batch.validate(load_suite(suite_name), expectation_parameters=parameters or {})
+    result = batch.validate(
+        load_suite(suite_name),
+        expectation_parameters=parameters or {},
+        result_format={"result_format": "COMPLETE", "partial_unexpected_count": 3},
+    )
     outcome = SuiteOutcome(
         suite=suite_name, source=source, success=bool(result.success), evaluated=len(result.results)
     )
+    bad_days: set[str] = set()
+    whole_batch_failed = False
     for item in result.results:
         if item.success:
             continue
         config = item.expectation_config
         res = item.result or {}
         if "unexpected_count" in res:
-            detail = f"{res['unexpected_count']} unexpected of {res.get('element_count')}, e.g. {res.get('partial_unexpected_list', [])[:3]}"
+            sample = res.get("partial_unexpected_list", [])[:3]
+            detail = (
+                f"{res['unexpected_count']} unexpected of {res.get('element_count')}, e.g. {sample}"
+            )
         elif "observed_value" in res:
             detail = f"observed {res['observed_value']}"
         elif item.exception_info and item.exception_info.get("raised_exception"):
             detail = str(item.exception_info.get("exception_message", "")).splitlines()[0]
         else:
             detail = "failed"
+        indices = res.get("unexpected_index_list")
+        if DAY_COLUMN in frame.columns and indices:
+            rows = [i if isinstance(i, int) else i.get("index", i) for i in indices]
+            rows = [r for r in rows if isinstance(r, int)]
+            bad_days.update(_iso_days(frame.iloc[rows][DAY_COLUMN]))
+        else:
+            whole_batch_failed = True
         outcome.failures.append(
             {
                 "expectation": config.type,
-                "column": config.kwargs.get("column") or config.kwargs.get("column_list"),
+                "column": config.kwargs.get("column")
+                or config.kwargs.get("column_list")
+                or (
+                    [config.kwargs["column_A"], config.kwargs["column_B"]]
+                    if "column_A" in config.kwargs
+                    else None
+                ),
                 "detail": detail,
             }
         )
+    if whole_batch_failed and DAY_COLUMN in frame.columns:
+        bad_days.update(_iso_days(frame[DAY_COLUMN]))
+    outcome.bad_days = sorted(bad_days)
+    return outcome
+
+
+def _iso_days(values: pd.Series) -> set[str]:
+    return {pd.Timestamp(v).date().isoformat() for v in values.unique()}
+
+
+def quarantine(
+    settings: Settings, label: str, outcome: SuiteOutcome, files: dict[str, Path | pd.DataFrame]
+) -> Path:
+    """Move a rejected batch to ``quarantine/<label>/`` with a ``reason.json``.
+
+    Args:
+        settings: Gives the data folder.
+        label: The batch's date (or date range): the folder name.
+        outcome: Why it was rejected.
+        files: Name to a file to move there, or to a frame to write there as Parquet.
+    """
+    folder = settings.paths.quarantine / label
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, item in files.items():
+        dest = folder / name
+        if isinstance(item, pd.DataFrame):
+            from ml.io import atomic_path
+
+            with atomic_path(dest) as tmp:
+                item.to_parquet(tmp, index=False)
+        elif item.exists():
+            os.replace(item, dest) if item.is_file() else shutil.move(str(item), str(dest))
+    reason = {
+        "batch": label,
+        "suite": outcome.suite,
+        "source": outcome.source,
+        "failures": outcome.failures,
+        "bad_days": outcome.bad_days,
+        "files": sorted(files),
+        "message": outcome.describe(),
+    }
+    write_json(reason, folder / f"reason_{outcome.suite}.json")
+    log.error("quarantined %s in %s: %s", outcome.suite, folder, outcome.describe())
+    return folder
+
+
+def _report(settings: Settings, label: str, outcomes: list[SuiteOutcome]) -> None:
+    report = {
+        "batch": label,
+        "success": all(o.success for o in outcomes),
+        "suites": [asdict(o) for o in outcomes],
+    }
+    write_json(report, settings.paths.reports / "validation" / f"validation_{label}.json")
+
+
+def check_raw(settings: Settings, table: str, frame: pd.DataFrame, source: str) -> SuiteOutcome:
+    """Run the raw suite of ``table`` (``flights`` or ``weather``) on parsed rows.
+
+    ``frame`` must carry the ``flight_date`` of each row, so a failure names its days.
+    """
+    outcome = run_suite(frame, f"raw_{table}", source)
+    if outcome.success:
+        log.info("raw %s from %s: %d expectations passed", table, source, outcome.evaluated)
+    return outcome
+
+
+def validate_features(
+    settings: Settings,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    *,
+    built: bool = False,
+) -> SuiteOutcome:
+    """Run the ``flight_features`` suite on the mart's rows for ``start..end``.
+
+    Args:
+        settings: Paths.
+        start: First flight date; with ``end``, None means every date in the batch.
+        end: Last flight date.
+        built: Check dbt's unpublished build (``marts/_build``) rather than the published mart.
+            A failing build is quarantined.
+
+    Raises:
+        ValidationError: An expectation failed; names the file, expectation and column.
+    """
+    import duckdb
+
+    from ml.features import load_features
+
+    requested_start, requested_end = start, end
+    frame = load_features(settings, start, end, built=built)
+    first, last = frame[DAY_COLUMN].min(), frame[DAY_COLUMN].max()
+    start, end = start or first, end or last
+    raw_glob = str(settings.paths.raw_table("flights") / "*" / "*.parquet")
+    with duckdb.connect() as con:
+        scheduled = con.execute(
+            "select count(*) from read_parquet(?, hive_partitioning = true) where flight_date between ? and ?",
+            [raw_glob, start, end],
+        ).fetchone()[0]
+    checked = frame.assign(
+        flight_date=frame[DAY_COLUMN].astype(str),
+        latest_source_date=frame["latest_source_date"].astype(str),
+    )
+    label = window_label(start, end)
+    build_label = window_label(requested_start, requested_end)
+    source = str(
+        settings.paths.mart_build("flight_features", build_label)
+        if built
+        else settings.paths.mart("flight_features")
+    )
+    source = f"{source} [flight_date {start}..{end}]"
+    outcome = run_suite(
+        checked,
+        "flight_features",
+        source,
+        parameters={"scheduled_flights": scheduled, "last_day": end.isoformat()},
+    )
+    _report(settings, f"features_{label}", [outcome])
+    if not outcome.success:
+        if built:
+            paths = settings.paths
+            quarantine(
+                settings,
+                label,
+                outcome,
+                {
+                    "flight_features.parquet": paths.mart_build("flight_features", build_label),
+                    "flights.parquet": paths.mart_build("flights", build_label),
+                },
+            )
+        raise ValidationError(outcome.describe())
+    log.info("features %s: %d expectations passed", label, outcome.evaluated)
     return outcome
 
 
 def validate_day(settings: Settings, day: dt.date) -> list[SuiteOutcome]:
-    """Run the raw flights, raw weather and feature suites for ``day``.
+    """Re-run every suite on ``day``'s landed raw partitions and published feature rows.
 
     Raises:
-        ValidationError: Any suite failed; the message names the file, expectation and column.
+        ValidationError: Any suite failed (nothing is moved: these files are published).
     """
-    from ml.features import load_features, mart_path
-
-    paths = settings.paths
-    context = _context()
     outcomes = []
-    flights_path = paths.raw_partition("flights", day)
-    if not flights_path.exists():
-        raise ValidationError(
-            f"{flights_path}: raw flights partition missing (run `ml ingest` for {day})"
-        )
-    raw_flights = pd.read_parquet(flights_path)
-    outcomes.append(run_suite(raw_flights, "raw_flights", str(flights_path), context=context))
-    weather_path = paths.raw_partition("weather", day)
-    if weather_path.exists():
-        outcomes.append(
-            run_suite(
-                pd.read_parquet(weather_path), "raw_weather", str(weather_path), context=context
+    for table in ("flights", "weather"):
+        path = settings.paths.raw_partition(table, day)
+        if not path.exists():
+            raise ValidationError(
+                f"{path}: raw {table} partition missing (run `ml ingest` for {day})"
             )
+        outcomes.append(
+            check_raw(settings, table, pd.read_parquet(path).assign(flight_date=day), str(path))
         )
-    features = load_features(settings, day, day)
-    outcomes.append(
-        run_suite(
-            features,
-            "flight_features",
-            f"{mart_path(settings)} [flight_date={day}]",
-            parameters={"scheduled_flights": len(raw_flights)},
-            context=context,
-        )
-    )
-    report = {
-        "flight_date": day.isoformat(),
-        "success": all(o.success for o in outcomes),
-        "suites": [o.__dict__ for o in outcomes],
-    }
-    write_json(report, paths.reports / "validation" / f"validation_{day.isoformat()}.json")
     failed = [o for o in outcomes if not o.success]
     if failed:
         raise ValidationError("; ".join(o.describe() for o in failed))
-    log.info("validation of %s passed: %s", day, {o.suite: o.evaluated for o in outcomes})
+    outcomes.append(validate_features(settings, day, day))
     return outcomes

@@ -25,9 +25,11 @@ def _views(settings: Settings) -> dict[str, str]:
         return base.exists() and any(base.glob(pattern))
 
     for mart in ("flights", "flight_features"):
-        path = paths.marts / f"{mart}.parquet"
-        if path.exists():
-            views[mart] = f"select * from read_parquet('{path}')"
+        if glob_exists("flight_date=*/*.parquet", paths.mart(mart)):
+            views[mart] = (
+                f"select * from read_parquet('{paths.mart_glob(mart)}', hive_partitioning = true, "
+                "hive_types = {'flight_date': date})"
+            )
     if glob_exists("flight_date=*/*.parquet", paths.predictions):
         views["predictions"] = (
             f"select * from read_parquet('{paths.predictions}/*/*.parquet', "

@@ -15,7 +15,7 @@ DAY = dt.date(2013, 3, 5)
 
 
 def _mart(settings) -> str:
-    return str(settings.paths.marts / "flight_features.parquet")
+    return settings.paths.mart_glob("flight_features")
 
 
 def test_the_mart_has_one_row_per_scheduled_flight(built_data):
@@ -25,7 +25,8 @@ def test_the_mart_has_one_row_per_scheduled_flight(built_data):
     )
     with duckdb.connect() as con:
         rows, ids, first, last = con.execute(
-            "select count(*), count(distinct flight_id), min(flight_date), max(flight_date) from read_parquet(?)",
+            "select count(*), count(distinct flight_id), min(flight_date), max(flight_date) "
+            "from read_parquet(?, hive_partitioning = true)",
             [_mart(settings)],
         ).fetchone()
     assert rows == ids == raw.height
@@ -90,7 +91,7 @@ def test_trailing_rates_count_only_outcomes_known_before_the_cutoff(built_data):
         row = con.execute(
             "select carrier_origin_delay_rate_28d, carrier_origin_delay_rate_1d, network_delay_rate_28d, "
             "carrier_origin_cancel_rate_28d, latest_source_date "
-            "from read_parquet(?) where flight_date = ? and carrier = 'UA' and origin = 'EWR' limit 1",
+            "from read_parquet(?, hive_partitioning = true) where flight_date = ? and carrier = 'UA' and origin = 'EWR' limit 1",
             [_mart(settings), DAY],
         ).fetchone()
     assert row[2] == pytest.approx(prior)
@@ -113,7 +114,8 @@ def test_yesterdays_weather_comes_from_the_day_before(built_data):
     expected = weather.filter(pl.col("origin") == "JFK")["wind_speed"].max()
     with duckdb.connect() as con:
         value = con.execute(
-            "select distinct origin_max_wind_speed_mph_1d from read_parquet(?) where flight_date = ? and origin = 'JFK'",
+            "select distinct origin_max_wind_speed_mph_1d from read_parquet(?, hive_partitioning = true) "
+            "where flight_date = ? and origin = 'JFK'",
             [_mart(settings), DAY],
         ).fetchall()
     assert value == [(pytest.approx(expected),)]

@@ -81,7 +81,7 @@ def test_training_then_daily_dag_publish_one_prediction_per_flight(airflow_env):
 
 
 def test_a_day_that_fails_validation_publishes_nothing(airflow_env, tmp_path):
-    """Bad raw data for a new day stops the run at validate; earlier days are untouched."""
+    """Bad raw data for a new day is quarantined at ingest; the run stops; earlier days are untouched."""
     source = tmp_path / "source"
     source.mkdir()
     from ml.ingest import package_source
@@ -110,5 +110,9 @@ def test_a_day_that_fails_validation_publishes_nothing(airflow_env, tmp_path):
     output = proc.stdout + proc.stderr
     assert "expect_column_values_to_be_between on column 'humid' failed" in output
     data = Path(env["ML_DATA_DIR"])
+    assert (data / "quarantine" / "2013-03-16" / "weather.parquet").exists()
+    reason = (data / "quarantine" / "2013-03-16" / "reason_raw_weather.json").read_text()
+    assert '"column": "humid"' in reason
+    assert not (data / "raw" / "weather" / "flight_date=2013-03-16").exists()
     assert not (data / "predictions" / "flight_date=2013-03-16").exists()
     pd.testing.assert_frame_equal(before, _champion_rows(env, DAY))

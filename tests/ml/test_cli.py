@@ -35,7 +35,7 @@ def test_errors_exit_non_zero_with_one_line_that_says_where(tmp_path):
     assert proc.returncode == 1
     lines = [line for line in proc.stderr.splitlines() if line.startswith("ml ")]
     assert lines == [
-        f"ml predict: error: {tmp_path}/marts/flight_features.parquet: feature mart not found "
+        f"ml predict: error: {tmp_path}/marts/flight_features: feature mart not found "
         "(run `ml ingest` and `ml transform` first)"
     ]
 

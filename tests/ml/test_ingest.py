@@ -1,4 +1,5 @@
 import datetime as dt
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 
 from ml.ingest import ingest, ingest_for_day
 from ml.io import DataError
+from ml.validate import ValidationError
 from tests.conftest import make_settings
 
 DAYS = [dt.date(2013, 1, 1), dt.date(2013, 1, 2), dt.date(2013, 1, 3)]
@@ -120,3 +122,50 @@ def test_a_missing_source_folder_is_named(tmp_path):
     settings = make_settings(tmp_path / "data", raw_source=str(tmp_path / "nowhere"))
     with pytest.raises(DataError, match="nowhere: raw source folder does not exist"):
         ingest(settings, DAYS[0], DAYS[0])
+
+
+def test_a_malformed_csv_names_the_file(tmp_path, small_source):
+    path = small_source / "flights.csv"
+    lines = path.read_text().splitlines()
+    lines[5] = lines[5] + ',"unterminated'
+    path.write_text("\n".join(lines) + "\n")
+    settings = make_settings(tmp_path / "data", raw_source=str(small_source))
+    with pytest.raises(DataError, match=r"flights\.csv: malformed CSV"):
+        ingest(settings, DAYS[0], DAYS[0])
+
+
+def test_duplicated_rows_are_quarantined_with_the_key_that_repeats(tmp_path, small_source):
+    path = small_source / "flights.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines + lines[1:4]) + "\n")  # three flights of 2013-01-01 again
+    settings = make_settings(tmp_path / "data", raw_source=str(small_source))
+    with pytest.raises(
+        ValidationError,
+        match=r"expect_compound_columns_to_be_unique on column \['flight_date', 'carrier', 'flight', 'origin'\] failed",
+    ):
+        ingest(settings, DAYS[0], DAYS[1])
+    reason = json.loads(
+        (settings.paths.quarantine / "2013-01-01" / "reason_raw_flights.json").read_text()
+    )
+    assert reason["bad_days"] == ["2013-01-01"]
+    assert not settings.paths.raw_partition("flights", DAYS[0]).exists()
+    assert settings.paths.raw_partition("flights", DAYS[1]).exists()  # the clean day still lands
+
+
+def test_out_of_range_values_are_quarantined_and_published_days_kept(tmp_path, small_source):
+    settings = make_settings(tmp_path / "data", raw_source=str(small_source))
+    ingest(settings, DAYS[0], DAYS[0])
+    published = pl.read_parquet(settings.paths.raw_partition("flights", DAYS[0]))
+    _rewrite(
+        small_source,
+        "2013,1,1,517,515,2,830,819,11,UA,1545,N14228,EWR,IAH,227,1400,",
+        "2013,1,1,517,515,2,830,819,11,UA,1545,N14228,EWR,IAH,227,91400,",
+    )
+    with pytest.raises(
+        ValidationError,
+        match=r"flights\.csv: expect_column_values_to_be_between on column 'distance' failed \(1 unexpected",
+    ):
+        ingest(settings, DAYS[0], DAYS[0])
+    assert pl.read_parquet(settings.paths.raw_partition("flights", DAYS[0])).equals(published)
+    quarantined = pl.read_parquet(settings.paths.quarantine / "2013-01-01" / "flights.parquet")
+    assert quarantined["distance"].max() == 91400

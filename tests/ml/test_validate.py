@@ -1,9 +1,12 @@
 import datetime as dt
+import json
+import shutil
 
 import pandas as pd
 import pytest
 
-from ml.validate import ValidationError, run_suite, validate_day
+from ml.transform import build, publish
+from ml.validate import ValidationError, run_suite, validate_day, validate_features
 from tests.conftest import make_settings
 
 DAY = dt.date(2013, 2, 12)  # includes the source's 1048 mph wind-speed glitch at EWR
@@ -15,10 +18,10 @@ def test_a_real_day_passes_every_suite(built_data):
     assert all(o.success and o.evaluated > 10 for o in outcomes)
 
 
-def test_a_failed_expectation_names_the_expectation_and_column(built_data):
+def test_a_failed_expectation_names_the_expectation_column_and_days(built_data):
     settings = make_settings(built_data)
     path = settings.paths.raw_partition("flights", DAY)
-    frame = pd.read_parquet(path)
+    frame = pd.read_parquet(path).assign(flight_date=DAY)
     frame.loc[frame.index[:3], "origin"] = "XXX"
     outcome = run_suite(frame, "raw_flights", str(path))
     assert not outcome.success
@@ -26,22 +29,54 @@ def test_a_failed_expectation_names_the_expectation_and_column(built_data):
         {
             "expectation": "expect_column_values_to_be_in_set",
             "column": "origin",
-            "detail": "3 unexpected of " + str(len(frame)) + ", e.g. ['XXX', 'XXX', 'XXX']",
+            "detail": f"3 unexpected of {len(frame)}, e.g. ['XXX', 'XXX', 'XXX']",
         }
     ]
+    assert outcome.bad_days == [DAY.isoformat()]
     assert (
         f"{path}: expect_column_values_to_be_in_set on column 'origin' failed" in outcome.describe()
     )
 
 
-def test_feature_rows_must_match_the_schedule(built_data, tmp_path):
-    import shutil
-
+@pytest.fixture
+def built_copy(built_data, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(built_data, data)
-    settings = make_settings(data)
+    return make_settings(data)
+
+
+def test_a_build_that_does_not_match_the_schedule_is_quarantined_and_not_published(built_copy):
+    settings = built_copy
+    published = pd.read_parquet(settings.paths.mart_partition("flight_features", DAY))
+    build(settings, DAY, DAY)
     raw = settings.paths.raw_partition("flights", DAY)
-    frame = pd.read_parquet(raw)
-    frame.iloc[:-5].to_parquet(raw)  # five flights vanished from the landing zone after transform
+    pd.read_parquet(raw).iloc[:-5].to_parquet(raw)  # five flights vanished after the build
     with pytest.raises(ValidationError, match="expect_table_row_count_to_equal failed"):
-        validate_day(settings, DAY)
+        validate_features(settings, DAY, DAY, built=True)
+    folder = settings.paths.quarantine / DAY.isoformat()
+    reason = json.loads((folder / "reason_flight_features.json").read_text())
+    assert reason["failures"][0]["expectation"] == "expect_table_row_count_to_equal"
+    assert (folder / "flight_features.parquet").exists()
+    assert (
+        not settings.paths.mart_build_dir(DAY.isoformat())
+        .joinpath("flight_features.parquet")
+        .exists()
+    )
+    pd.testing.assert_frame_equal(
+        published, pd.read_parquet(settings.paths.mart_partition("flight_features", DAY))
+    )
+
+
+def test_a_daily_build_gives_the_same_rows_as_the_full_build(built_copy):
+    settings = built_copy
+    day = dt.date(2013, 3, 20)
+    full = pd.read_parquet(settings.paths.mart_partition("flight_features", day))
+    build(settings, day, day)
+    validate_features(settings, day, day, built=True)
+    assert publish(settings, day, day) == {
+        "flights": [day.isoformat()],
+        "flight_features": [day.isoformat()],
+    }
+    pd.testing.assert_frame_equal(
+        full, pd.read_parquet(settings.paths.mart_partition("flight_features", day))
+    )

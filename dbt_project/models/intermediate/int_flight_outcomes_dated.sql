@@ -37,6 +37,7 @@ arrivals_scheduled as (
         ) as sched_arr_same_day_at
     from flights
     left join airports on flights.dest = airports.airport_code
+    where {{ build_window('flights.flight_date', var('lookback_days', 31)) }}
 
 ),
 

@@ -24,6 +24,7 @@ aggregated as (
         arg_max(pressure_mb, observed_at) as last_pressure_mb,
         arg_max(humidity_pct, observed_at) as last_humidity_pct
     from weather
+    where {{ build_window('observed_date', 1) }}
     group by all
 
 )

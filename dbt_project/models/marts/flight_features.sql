@@ -1,3 +1,5 @@
+{{ config(location=build_location('flight_features')) }}
+
 -- One row per scheduled flight: the label and every feature known at the flight's
 -- prediction cutoff (00:00 America/New_York on flight_date). Outcomes enter only through
 -- trailing counts of outcomes known before that day, weather only from the day before;
@@ -20,6 +22,7 @@
 with flights as (
 
     select * from {{ ref('stg_nycflights__flights') }}
+    where {{ build_window('flight_date') }}
 
 ),
 

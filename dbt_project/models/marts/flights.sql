@@ -1,7 +1,10 @@
+{{ config(location=build_location('flights')) }}
+
 -- One row per scheduled flight: schedule, carrier name and outcome, for analysts.
 with flights as (
 
     select * from {{ ref('stg_nycflights__flights') }}
+    where {{ build_window('flight_date') }}
 
 ),
 
