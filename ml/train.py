@@ -252,6 +252,45 @@ class TrainingResult:
     became_champion: bool
 
 
+class LeakageError(DataError):
+    """Training data would see what it is evaluated on, or what came after the cutoff."""
+
+
+def check_splits(window: TrainingWindow, fit: pd.DataFrame, validation: pd.DataFrame) -> None:
+    """The leakage checks every training run passes before it fits anything.
+
+    - the fit period ends before the validation period starts, and both before the as-of date;
+    - no flight is in both splits;
+    - no feature of any row read a day on or after that row's own date (``latest_source_date``).
+
+    Raises:
+        LeakageError: naming the check that failed.
+    """
+    if not window.fit_end < window.validation_start <= window.validation_end < window.as_of:
+        raise LeakageError(f"training window overlaps itself or the as-of date: {window.to_dict()}")
+    if not fit.empty and fit["flight_date"].max() > window.fit_end:
+        raise LeakageError(f"fit rows after {window.fit_end} (check: fit period)")
+    if not validation.empty and (
+        validation["flight_date"].min() < window.validation_start
+        or validation["flight_date"].max() >= window.as_of
+    ):
+        raise LeakageError(
+            f"validation rows outside {window.validation_start}..{window.validation_end}"
+        )
+    shared = set(fit["flight_id"]) & set(validation["flight_id"])
+    if shared:
+        raise LeakageError(
+            f"{len(shared)} flight(s) in both fit and validation, e.g. {sorted(shared)[:3]}"
+        )
+    for name, split in (("fit", fit), ("validation", validation)):
+        late = split[split["latest_source_date"] >= split["flight_date"]]
+        if not late.empty:
+            raise LeakageError(
+                f"{len(late)} {name} row(s) with features read on or after their own flight date, "
+                f"e.g. {late['flight_id'].iloc[0]} (check: latest_source_date < flight_date)"
+            )
+
+
 def train(settings: Settings, as_of: dt.date) -> TrainingResult:
     """Train every candidate as of ``as_of``, register the best, and return it.
 
@@ -264,6 +303,7 @@ def train(settings: Settings, as_of: dt.date) -> TrainingResult:
     frame = load_features(settings, window.fit_start, window.validation_end)
     fit = frame[frame["flight_date"] <= window.fit_end]
     validation = frame[frame["flight_date"] >= window.validation_start]
+    check_splits(window, fit, validation)
     if fit.empty or validation.empty:
         raise DataError(
             f"training window {window.fit_start}..{window.validation_end}: no rows in the fit "

@@ -164,3 +164,26 @@ def test_reference_profile_is_stored_and_flags_shifted_data(trained_data):
     assert shifted.drop(index=["plane_age_years"])["psi"].equals(
         calm.drop(index=["plane_age_years"])["psi"]
     )
+
+
+def test_leakage_checks_refuse_overlapping_splits_and_late_features(trained_data):
+    from ml.train import LeakageError, check_splits
+
+    settings = make_settings(trained_data)
+    window = TrainingWindow.before(AS_OF, 30, 7)
+    frame = load_features(settings, window.fit_start, window.validation_end)
+    fit = frame[frame["flight_date"] <= window.fit_end]
+    validation = frame[frame["flight_date"] >= window.validation_start]
+    check_splits(window, fit, validation)  # the real splits pass
+    with pytest.raises(LeakageError, match="in both fit and validation"):
+        check_splits(
+            window,
+            fit,
+            pd.concat([validation, fit.head(2)]).assign(flight_date=window.validation_start),
+        )
+    with pytest.raises(LeakageError, match="fit rows after"):
+        check_splits(window, pd.concat([fit, validation.head(1)]), validation.iloc[1:])
+    late = fit.copy()
+    late.loc[late.index[0], "latest_source_date"] = late.loc[late.index[0], "flight_date"]
+    with pytest.raises(LeakageError, match="latest_source_date < flight_date"):
+        check_splits(window, late, validation)

@@ -152,7 +152,7 @@ features_joined as (
         ) }} as {{ group }}_cancel_rate_{{ days }}d,
         {%- endfor %}
         {%- endfor %}
-        coalesce(carrier_origin_counts.flight_count_28d, 0) as carrier_origin_flights_28d,
+        cast(coalesce(carrier_origin_counts.flight_count_28d, 0) as integer) as carrier_origin_flights_28d,
 
         -- yesterday's weather at the origin
         weather_daily.max_wind_speed_mph as origin_max_wind_speed_mph_1d,
