@@ -34,7 +34,7 @@ ENV_VARS := AIRFLOW_HOME ML_DATA_DIR AIRFLOW__CORE__DAGS_FOLDER AIRFLOW__CORE__P
 help:
 	@echo "make demo     set everything up and run the pipeline for $(DEMO_DATES) through Airflow"
 	@echo "make test     set everything up and run the whole test suite"
-	@echo "make lint     ruff over the Python code"
+	@echo "make lint     ruff over the Python code, sqlfluff over the dbt models"
 	@echo "make airflow  start Airflow (standalone: scheduler, API server and UI on :8080)"
 	@echo "make env      print the environment; eval \"\$$(make -s env)\" to use airflow and ml by hand"
 	@echo "make lock     recompile requirements.txt from requirements.in"
@@ -78,12 +78,14 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not e2e"
 
 lint: install
-	$(BIN)/ruff check ml dags tests
-	$(BIN)/ruff format --check ml dags tests
+	$(BIN)/ruff check ml dags tests benchmarks
+	$(BIN)/ruff format --check ml dags tests benchmarks
+	cd dbt_project && $(BIN)/sqlfluff lint models tests
 
 format: install
-	$(BIN)/ruff check --fix ml dags tests
-	$(BIN)/ruff format ml dags tests
+	$(BIN)/ruff check --fix ml dags tests benchmarks
+	$(BIN)/ruff format ml dags tests benchmarks
+	cd dbt_project && $(BIN)/sqlfluff fix models tests
 
 lock: | $(BIN)/activate
 	$(BIN)/python -m pip install --quiet uv

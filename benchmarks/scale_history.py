@@ -41,7 +41,9 @@ def _jittered(frame: pl.DataFrame, table: str, copy: int) -> pl.DataFrame:
         pl.col("flight_date").dt.year().cast(pl.Int32).alias("year"),
         pl.col("flight_date").dt.month().cast(pl.Int32).alias("month"),
         pl.col("flight_date").dt.day().cast(pl.Int32).alias("day"),
-        (pl.col("time_hour").str.to_datetime("%Y-%m-%dT%H:%M:%SZ") - shift).dt.strftime("%Y-%m-%dT%H:%M:%SZ").alias("time_hour"),
+        (pl.col("time_hour").str.to_datetime("%Y-%m-%dT%H:%M:%SZ") - shift)
+        .dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        .alias("time_hour"),
     )
     if copy == 0:
         return out
@@ -49,7 +51,10 @@ def _jittered(frame: pl.DataFrame, table: str, copy: int) -> pl.DataFrame:
     n = out.height
     noise = pl.Series(pl.int_range(0, n, eager=True).hash(seed) % 11 - 5).cast(pl.Float64)
     if table == "flights":
-        out = out.with_columns((pl.col("arr_delay") + noise).alias("arr_delay"), (pl.col("dep_delay") + noise).alias("dep_delay"))
+        out = out.with_columns(
+            (pl.col("arr_delay") + noise).alias("arr_delay"),
+            (pl.col("dep_delay") + noise).alias("dep_delay"),
+        )
     else:
         out = out.with_columns(
             (pl.col("temp") + noise / 5).alias("temp"),
@@ -68,8 +73,10 @@ def land_years(data_dir: Path, years: int) -> int:
         for copy in range(years):
             frame = _jittered(source, table, copy)
             for (day,), part in frame.partition_by("flight_date", as_dict=True).items():
-                write_parquet(part.drop("flight_date").select(list(SCHEMAS[table])).to_arrow(),
-                              settings.paths.raw_partition(table, day))
+                write_parquet(
+                    part.drop("flight_date").select(list(SCHEMAS[table])).to_arrow(),
+                    settings.paths.raw_partition(table, day),
+                )
             if table == "flights":
                 rows += frame.height
     for table in ("planes", "airports", "airlines"):
@@ -122,7 +129,11 @@ def main() -> None:
             rows = land_years(data_dir, years)
             landed_s = time.perf_counter() - started
             timing = time_daily(data_dir, args.day, args.repeat)
-            results[f"{years}x"] = {"flight_rows": rows, "land_s": round(landed_s, 1), **{k: round(v, 2) for k, v in timing.items()}}
+            results[f"{years}x"] = {
+                "flight_rows": rows,
+                "land_s": round(landed_s, 1),
+                **{k: round(v, 2) for k, v in timing.items()},
+            }
             print(f"{years}x history ({rows:,} flights): {results[f'{years}x']}", flush=True)
         one, many = results["1x"], results[f"{args.years}x"]
         summary = {

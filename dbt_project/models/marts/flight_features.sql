@@ -78,10 +78,14 @@ holidays_nearest as (
 
     select
         flights.flight_id,
-        min(case when holidays.holiday_date >= flights.flight_date
-            then holidays.holiday_date - flights.flight_date end) as days_to_next_holiday,
-        min(case when holidays.holiday_date <= flights.flight_date
-            then flights.flight_date - holidays.holiday_date end) as days_since_last_holiday
+        min(case
+            when holidays.holiday_date >= flights.flight_date
+                then holidays.holiday_date - flights.flight_date
+        end) as days_to_next_holiday,
+        min(case
+            when holidays.holiday_date <= flights.flight_date
+                then flights.flight_date - holidays.holiday_date
+        end) as days_since_last_holiday
     from flights
     cross join holidays
     group by flights.flight_id
@@ -139,7 +143,7 @@ features_joined as (
         {{ network_delay_prior }} as network_delay_rate_28d,
         {{ network_cancel_prior }} as network_cancel_rate_28d,
         {%- for group in rate_groups %}
-        {%- for days in windows %}
+            {%- for days in windows %}
         {{ smoothed_rate(
             group ~ '_counts.delayed_count_' ~ days ~ 'd',
             group ~ '_counts.flight_count_' ~ days ~ 'd',
@@ -150,7 +154,7 @@ features_joined as (
             group ~ '_counts.flight_count_' ~ days ~ 'd',
             network_cancel_prior
         ) }} as {{ group }}_cancel_rate_{{ days }}d,
-        {%- endfor %}
+            {%- endfor %}
         {%- endfor %}
         cast(coalesce(carrier_origin_counts.flight_count_28d, 0) as integer) as carrier_origin_flights_28d,
 
@@ -171,7 +175,7 @@ features_joined as (
         -- lineage: the newest day of outcomes or weather any feature above read
         greatest(
             {%- for group in ['network'] + rate_groups %}
-            coalesce({{ group }}_counts.latest_outcome_date, date '1900-01-01'),
+                coalesce({{ group }}_counts.latest_outcome_date, date '1900-01-01'),
             {%- endfor %}
             coalesce(weather_daily.observed_date, date '1900-01-01')
         ) as latest_source_date
@@ -182,22 +186,27 @@ features_joined as (
     left join planes on flights.tailnum = planes.tailnum
     left join network_counts on flights.flight_date = network_counts.flight_date
     left join carrier_counts
-        on flights.carrier = carrier_counts.carrier
-        and flights.flight_date = carrier_counts.flight_date
+        on
+            flights.carrier = carrier_counts.carrier
+            and flights.flight_date = carrier_counts.flight_date
     left join origin_counts
-        on flights.origin = origin_counts.origin
-        and flights.flight_date = origin_counts.flight_date
+        on
+            flights.origin = origin_counts.origin
+            and flights.flight_date = origin_counts.flight_date
     left join route_counts
-        on flights.origin = route_counts.origin
-        and flights.dest = route_counts.dest
-        and flights.flight_date = route_counts.flight_date
+        on
+            flights.origin = route_counts.origin
+            and flights.dest = route_counts.dest
+            and flights.flight_date = route_counts.flight_date
     left join carrier_origin_counts
-        on flights.carrier = carrier_origin_counts.carrier
-        and flights.origin = carrier_origin_counts.origin
-        and flights.flight_date = carrier_origin_counts.flight_date
+        on
+            flights.carrier = carrier_origin_counts.carrier
+            and flights.origin = carrier_origin_counts.origin
+            and flights.flight_date = carrier_origin_counts.flight_date
     left join weather_daily
-        on flights.origin = weather_daily.origin
-        and flights.flight_date - 1 = weather_daily.observed_date
+        on
+            flights.origin = weather_daily.origin
+            and flights.flight_date - 1 = weather_daily.observed_date
 
 )
 
