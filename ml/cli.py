@@ -58,6 +58,7 @@ def cmd_validate(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_train(settings: Settings, args: argparse.Namespace) -> None:
+    from ml.features import ORACLE_LABEL
     from ml.train import train
 
     result = train(settings, args.as_of)
@@ -68,6 +69,7 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> None:
         f"(heuristic {base['heuristic']['auc']:.3f}), log loss {val['log_loss']:.4f} "
         f"(prior rate {base['prior_rate']['log_loss']:.4f})"
         + ("; now champion" if result.became_champion else "")
+        + (f"\n  {ORACLE_LABEL}" if settings.use_oracle_forecast else "")
     )
 
 
@@ -79,6 +81,8 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> None:
         _print_json(report)
         return
     print(f"{report['version']} on {report['start']}..{report['end']}")
+    if "oracle_note" in report:
+        print(f"  {report['oracle_note']}")
     print(f"{'':12} {'AUC':>7} {'log loss':>9} {'Brier':>7}")
     for name, m in [("model", report["model"]), *report["baselines"].items()]:
         print(f"{name:12} {m['auc']:7.3f} {m['log_loss']:9.4f} {m['brier']:7.4f}")

@@ -30,6 +30,7 @@ class Settings:
     data_dir: Path
     raw_source: str = ""
     feature_lookback_days: int = 31
+    use_oracle_forecast: bool = False
     train_window_days: int = 90
     validation_days: int = 14
     candidates: tuple[str, ...] = ("lightgbm", "xgboost")

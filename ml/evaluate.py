@@ -56,11 +56,13 @@ def evaluate(settings: Settings, version: str, start: dt.date, end: dt.date) -> 
         raise ValueError(
             f"evaluation starts {start}, before {version}'s as-of date {as_of}: it would score its own training data"
         )
-    frame = load_features(settings, start, end)
+    oracle = bool(metadata.get("uses_oracle_forecast"))
+    frame = load_features(settings, start, end, oracle=oracle)
     y = frame[LABEL].astype(int).to_numpy()
     prior = registry.load_metrics(settings, version)["prior_rate"]
     return {
         "version": version,
+        **({"oracle_note": metadata["oracle_note"]} if oracle else {}),
         "start": start.isoformat(),
         "end": end.isoformat(),
         "model": binary_metrics(y, model.predict_proba(frame)),

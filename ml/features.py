@@ -41,6 +41,10 @@ DISPLAY_COLUMNS = (
 )
 # The heuristic baseline and fallback: the smoothed trailing carrier x origin delay rate.
 HEURISTIC_COLUMN = "carrier_origin_delay_rate_28d"
+# Columns of the oracle-forecast group (the flight_oracle_weather mart): known only after
+# the cutoff, an upper bound on what a perfect weather forecast could add.
+ORACLE_PREFIX = "oracle_"
+ORACLE_LABEL = "ORACLE (observed weather at departure: an upper bound, not a deployable model)"
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,12 @@ class FeatureSpec:
 
 
 def load_features(
-    settings: Settings, start: dt.date | None, end: dt.date | None, *, built: bool = False
+    settings: Settings,
+    start: dt.date | None,
+    end: dt.date | None,
+    *,
+    built: bool = False,
+    oracle: bool = False,
 ) -> pd.DataFrame:
     """Rows of the feature mart with ``start <= flight_date <= end``, ordered by departure.
 
@@ -72,6 +81,7 @@ def load_features(
         start: First flight date (None: no lower bound).
         end: Last flight date (None: no upper bound).
         built: Read dbt's unpublished build instead of the published partitions.
+        oracle: Also join the oracle-forecast group (``oracle_*`` columns); see ORACLE_LABEL.
 
     Raises:
         DataError: The mart does not exist or has no rows in the range.
@@ -91,9 +101,20 @@ def load_features(
         )
     lower = start or dt.date.min
     upper = end or dt.date.max
+    join = ""
+    if oracle:
+        oracle_dir = paths.mart("flight_oracle_weather")
+        if not any(oracle_dir.glob("flight_date=*")):
+            raise DataError(
+                f"{oracle_dir}: oracle-forecast mart not found (run `ml transform` first)"
+            )
+        join = (
+            f"left join (select * exclude (flight_date) from read_parquet('{paths.mart_glob('flight_oracle_weather')}', "
+            "hive_partitioning = true)) as oracle using (flight_id)"
+        )
     with duckdb.connect() as con:
         frame = con.execute(
-            f"select * from {relation} where flight_date between ? and ? "
+            f"select * from {relation} {join} where flight_date between ? and ? "
             "order by flight_date, sched_dep_at, flight_id",
             [lower, upper],
         ).df()
@@ -104,6 +125,11 @@ def load_features(
     frame["flight_date"] = pd.to_datetime(frame["flight_date"]).dt.date
     frame["latest_source_date"] = pd.to_datetime(frame["latest_source_date"]).dt.date
     return frame
+
+
+def uses_oracle(spec: FeatureSpec) -> bool:
+    """Whether a model's features include the oracle-forecast group."""
+    return any(column.startswith(ORACLE_PREFIX) for column in spec.columns)
 
 
 def infer_spec(frame: pd.DataFrame) -> FeatureSpec:

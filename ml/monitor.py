@@ -50,7 +50,8 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
     scores = pd.read_parquet(predictions_path, filters=[("model_role", "=", "champion")])[
         "p_delayed"
     ].to_numpy()
-    frame = load_features(settings, day, day)
+    oracle = bool(registry.load_metadata(settings, version).get("uses_oracle_forecast"))
+    frame = load_features(settings, day, day, oracle=oracle)
     table = compare(profile, frame, scores, settings.drift_psi_threshold)
     table.insert(0, "model_version", version)
 

@@ -128,13 +128,25 @@ def _rows(
     return out.reset_index(drop=True)
 
 
+def _any_uses_oracle(settings: Settings, versions) -> bool:
+    from ml import registry
+
+    for version in versions:
+        try:
+            if registry.load_metadata(settings, version).get("uses_oracle_forecast"):
+                return True
+        except registry.RegistryError:
+            continue
+    return False
+
+
 def predict(settings: Settings, day: dt.date) -> PredictionResult:
     """Score the flights of ``day`` with the champion (and challenger) and publish them."""
     from ml import registry
     from ml.warehouse import refresh_catalog
 
-    frame = load_features(settings, day, day)
     aliases = registry.read_aliases(settings)
+    frame = load_features(settings, day, day, oracle=_any_uses_oracle(settings, aliases.values()))
     parts, versions = [], {}
     champion = aliases.get("champion")
     try:

@@ -115,6 +115,9 @@ def register(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("registered model %s", version)
+    if metadata.get("uses_oracle_forecast"):
+        log.warning("%s uses the oracle-forecast group: registered, never made champion", version)
+        return False
     if get_alias(settings, "champion") is None:
         set_alias(settings, "champion", version, reason="first model: no champion existed")
         return True
@@ -155,6 +158,11 @@ def set_alias(settings: Settings, alias: str, version: str, reason: str) -> None
         raise RegistryError(f"unknown alias {alias!r} (expected one of {ALIASES})")
     if not (version_dir(settings, version) / "metadata.json").exists():
         raise RegistryError(f"model version {version!r} not found in {settings.paths.models}")
+    if alias == "champion" and load_metadata(settings, version).get("uses_oracle_forecast"):
+        raise RegistryError(
+            f"{version} uses the oracle-forecast group (weather observed after the cutoff): "
+            "an upper bound, never champion; it can run in shadow as challenger"
+        )
     aliases = read_aliases(settings)
     previous = aliases.get(alias)
     aliases[alias] = version

@@ -24,6 +24,7 @@ from ml.evaluate import binary_metrics, prior_log_loss
 from ml.features import (
     HEURISTIC_COLUMN,
     LABEL,
+    ORACLE_LABEL,
     FeatureSpec,
     frame_fingerprint,
     infer_spec,
@@ -300,7 +301,10 @@ def train(settings: Settings, as_of: dt.date) -> TrainingResult:
     from ml import registry
 
     window = TrainingWindow.before(as_of, settings.train_window_days, settings.validation_days)
-    frame = load_features(settings, window.fit_start, window.validation_end)
+    oracle = settings.use_oracle_forecast
+    if oracle:
+        log.warning("training with the %s", ORACLE_LABEL)
+    frame = load_features(settings, window.fit_start, window.validation_end, oracle=oracle)
     fit = frame[frame["flight_date"] <= window.fit_end]
     validation = frame[frame["flight_date"] >= window.validation_start]
     check_splits(window, fit, validation)
@@ -339,7 +343,8 @@ def train(settings: Settings, as_of: dt.date) -> TrainingResult:
             sort_keys=True,
         ).encode()
     ).hexdigest()
-    version = f"{as_of:%Y%m%d}-{best}-{hashlib.sha256((fingerprint + config_hash).encode()).hexdigest()[:8]}"
+    digest = hashlib.sha256((fingerprint + config_hash).encode()).hexdigest()[:8]
+    version = f"{as_of:%Y%m%d}-{best}{'-oracle' if oracle else ''}-{digest}"
     metrics = {
         "validation": scores,
         "baselines": baselines,
@@ -355,6 +360,8 @@ def train(settings: Settings, as_of: dt.date) -> TrainingResult:
         "input_fingerprint": fingerprint,
         "features": spec.to_dict(),
         "best_iteration": model.best_iteration_,
+        "uses_oracle_forecast": oracle,
+        **({"oracle_note": ORACLE_LABEL} if oracle else {}),
     }
     from ml.drift import reference_profile
 

@@ -91,7 +91,7 @@ def run_dbt(
     return output
 
 
-PUBLISHED_MARTS = ("flights", "flight_features")
+PUBLISHED_MARTS = ("flights", "flight_features", "flight_oracle_weather")
 
 
 def build(settings: Settings, start: dt.date | None = None, end: dt.date | None = None) -> Path:

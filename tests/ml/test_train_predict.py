@@ -187,3 +187,20 @@ def test_leakage_checks_refuse_overlapping_splits_and_late_features(trained_data
     late.loc[late.index[0], "latest_source_date"] = late.loc[late.index[0], "flight_date"]
     with pytest.raises(LeakageError, match="latest_source_date < flight_date"):
         check_splits(window, late, validation)
+
+
+def test_the_oracle_forecast_group_is_labelled_and_never_champion(trained_copy):
+    settings = make_settings(trained_copy, use_oracle_forecast=True)
+    result = train(settings, AS_OF)
+    meta = registry.load_metadata(settings, result.version)
+    assert "-oracle-" in result.version and meta["uses_oracle_forecast"]
+    assert "upper bound" in meta["oracle_note"]
+    assert any(c.startswith("oracle_") for c in meta["features"]["numeric"])
+    assert not result.became_champion
+    with pytest.raises(registry.RegistryError, match="never champion"):
+        registry.promote(settings, result.version, reason="try")
+    registry.set_alias(settings, "challenger", result.version, reason="shadow the oracle")
+    rows = pd.read_parquet(predict(make_settings(trained_copy), DAY).path)
+    assert set(rows.loc[rows.model_role == "challenger", "model_version"]) == {result.version}
+    plain = load_features(make_settings(trained_copy), DAY, DAY)
+    assert not any(c.startswith("oracle_") for c in plain.columns)  # off by default

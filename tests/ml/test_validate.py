@@ -76,6 +76,7 @@ def test_a_daily_build_gives_the_same_rows_as_the_full_build(built_copy):
     assert publish(settings, day, day) == {
         "flights": [day.isoformat()],
         "flight_features": [day.isoformat()],
+        "flight_oracle_weather": [day.isoformat()],
     }
     pd.testing.assert_frame_equal(
         full, pd.read_parquet(settings.paths.mart_partition("flight_features", day))
