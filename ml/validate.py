@@ -9,8 +9,10 @@ Expectations context on pandas frames:
 - ``flight_features`` runs on dbt's build of the feature mart, before it is published:
   a failed build is quarantined the same way and nothing published changes.
 
-Every failure names the file, the expectation and the column. Each run's full result is
-written to ``reports/validation/``.
+Every failure names the file, the expectation and the column. Each run's summary is
+written to ``reports/validation/`` and its full result rendered into Great Expectations'
+Data Docs, ``reports/data_docs/index.html`` (offline the pages render unstyled: their CSS
+comes from a CDN).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class SuiteOutcome:
 
 def load_suite(name: str, folder: Path = EXPECTATIONS_DIR):
     """Load ``expectations/<name>.json`` as a Great Expectations suite."""
+    _quiet_gx()
     import great_expectations as gx
 
     path = folder / f"{name}.json"
@@ -70,11 +73,16 @@ def load_suite(name: str, folder: Path = EXPECTATIONS_DIR):
     return gx.ExpectationSuite(**json.loads(path.read_text(encoding="utf-8")))
 
 
-def _context():
+def _quiet_gx() -> None:
+    """Call before importing great_expectations: no analytics, no import-time log flood."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    # Great Expectations logs every public function it registers at import; keep it quiet.
-    for name in ("great_expectations", "great_expectations._docs_decorators"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("great_expectations._docs_decorators").disabled = True
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+
+def _context():
+    """An ephemeral context, for checks whose results need not be kept."""
+    _quiet_gx()
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -83,28 +91,101 @@ def _context():
     return context
 
 
+RESULT_FORMAT = {"result_format": "COMPLETE", "partial_unexpected_count": 3}
+DOCS_SITE = "reports"
+
+
+def _file_context(settings: Settings):
+    """A file context under ``<data>/gx`` that keeps every result and builds Data Docs.
+
+    The suites' source of truth stays ``expectations/`` in the repository: each run loads
+    them from there, so the context only holds copies, results and the rendered docs
+    (``reports/data_docs/index.html``).
+    """
+    _quiet_gx()
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="file", project_root_dir=str(settings.paths.root / "gx"))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    if DOCS_SITE not in (context.get_config().data_docs_sites or {}):
+        context.add_data_docs_site(
+            site_name=DOCS_SITE,
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(settings.paths.reports / "data_docs"),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+    return context
+
+
+def _validate_with_docs(
+    settings: Settings, frame: pd.DataFrame, suite_name: str, parameters: dict[str, Any]
+):
+    """Run the suite through a checkpoint that stores the result and updates Data Docs."""
+    context = _file_context(settings)
+    import great_expectations as gx
+
+    suite = context.suites.add_or_update(load_suite(suite_name))
+    source = context.data_sources.add_or_update_pandas("pipeline_frames")
+    try:
+        asset = source.get_asset(suite_name)
+    except LookupError:
+        asset = source.add_dataframe_asset(suite_name)
+    try:
+        batch_definition = asset.get_batch_definition("whole_frame")
+    except (KeyError, LookupError):
+        batch_definition = asset.add_batch_definition_whole_dataframe("whole_frame")
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(data=batch_definition, suite=suite, name=suite_name)
+    )
+    checkpoint = context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=suite_name,
+            validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])],
+            result_format=RESULT_FORMAT,
+        )
+    )
+    run = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
+    return next(iter(run.run_results.values()))
+
+
 def run_suite(
     frame: pd.DataFrame,
     suite_name: str,
     source: str,
     parameters: dict[str, Any] | None = None,
-    context=None,
+    settings: Settings | None = None,
 ) -> SuiteOutcome:
     """Validate ``frame`` against a suite and summarise every failed expectation.
 
+    With ``settings``, the result is kept in the data folder's Great Expectations context
+    and rendered into Data Docs (``reports/data_docs/``); without, it runs ephemeral.
     If the frame has a ``flight_date`` column, the days of the offending rows are
     reported in ``bad_days`` (so one bad day does not condemn a whole range).
     """
-    context = context or _context()
-    asset = context.data_sources.add_pandas(f"{suite_name}_source").add_dataframe_asset(suite_name)
-    batch = asset.add_batch_definition_whole_dataframe("batch").get_batch(
-        batch_parameters={"dataframe": frame.reset_index(drop=True)}
-    )
-    result = batch.validate(
-        load_suite(suite_name),
-        expectation_parameters=parameters or {},
-        result_format={"result_format": "COMPLETE", "partial_unexpected_count": 3},
-    )
+    frame = frame.reset_index(drop=True)
+    if settings is not None:
+        result = _validate_with_docs(settings, frame, suite_name, parameters or {})
+    else:
+        asset = (
+            _context()
+            .data_sources.add_pandas(f"{suite_name}_source")
+            .add_dataframe_asset(suite_name)
+        )
+        batch = asset.add_batch_definition_whole_dataframe("batch").get_batch(
+            batch_parameters={"dataframe": frame}
+        )
+        result = batch.validate(
+            load_suite(suite_name),
+            expectation_parameters=parameters or {},
+            result_format=RESULT_FORMAT,
+        )
     outcome = SuiteOutcome(
         suite=suite_name, source=source, success=bool(result.success), evaluated=len(result.results)
     )
@@ -206,7 +287,7 @@ def check_raw(settings: Settings, table: str, frame: pd.DataFrame, source: str) 
 
     ``frame`` must carry the ``flight_date`` of each row, so a failure names its days.
     """
-    outcome = run_suite(frame, f"raw_{table}", source)
+    outcome = run_suite(frame, f"raw_{table}", source, settings=settings)
     if outcome.success:
         log.info("raw %s from %s: %d expectations passed", table, source, outcome.evaluated)
     return outcome
@@ -262,6 +343,7 @@ def validate_features(
         "flight_features",
         source,
         parameters={"scheduled_flights": scheduled, "last_day": end.isoformat()},
+        settings=settings,
     )
     _report(settings, f"features_{label}", [outcome])
     if not outcome.success:

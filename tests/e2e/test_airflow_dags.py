@@ -73,6 +73,8 @@ def test_training_then_daily_dag_publish_one_prediction_per_flight(airflow_env):
     assert rows["p_delayed"].between(0, 1).all()
     assert rows["model_version"].str.startswith(AS_OF.strftime("%Y%m%d")).all()
     assert (data / "reports" / "drift" / f"drift_{DAY}.html").exists()
+    docs = (data / "reports" / "data_docs" / "index.html").read_text()
+    assert "flight_features" in docs and "raw_flights" in docs  # Great Expectations Data Docs
 
     # A second run of the same date replaces the partition: same rows, no duplicates.
     _run([AIRFLOW, "dags", "test", "flights_daily", DAY.isoformat()], airflow_env)
