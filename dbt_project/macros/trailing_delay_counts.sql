@@ -26,6 +26,18 @@ outcomes_counted_by_known_date as (
 
 ),
 
+departures_counted_by_known_date as (
+
+    select
+        {% for key in group_by %}{{ key }}, {% endfor %}
+        departure_known_date as flight_date,
+        count(*) as departure_count,
+        count_if(is_dep_delayed) as dep_delayed_count
+    from outcomes
+    group by all
+
+),
+
 scheduled_dates as (
 
     select distinct
@@ -41,11 +53,15 @@ daily_counts as (
 
     select
         {{ keys | join(', ') }},
-        sum(flight_count) as flight_count,
-        sum(delayed_count) as delayed_count,
-        sum(cancelled_count) as cancelled_count
+        coalesce(sum(flight_count), 0) as flight_count,
+        coalesce(sum(delayed_count), 0) as delayed_count,
+        coalesce(sum(cancelled_count), 0) as cancelled_count,
+        coalesce(sum(departure_count), 0) as departure_count,
+        coalesce(sum(dep_delayed_count), 0) as dep_delayed_count
     from (
         select * from outcomes_counted_by_known_date
+        union all by name
+        select * from departures_counted_by_known_date
         union all by name
         select * from scheduled_dates
     )
@@ -61,10 +77,12 @@ trailing_counts as (
         coalesce(sum(flight_count) over trailing_{{ days }}d, 0) as flight_count_{{ days }}d,
         coalesce(sum(delayed_count) over trailing_{{ days }}d, 0) as delayed_count_{{ days }}d,
         coalesce(sum(cancelled_count) over trailing_{{ days }}d, 0) as cancelled_count_{{ days }}d,
+        coalesce(sum(departure_count) over trailing_{{ days }}d, 0) as departure_count_{{ days }}d,
+        coalesce(sum(dep_delayed_count) over trailing_{{ days }}d, 0) as dep_delayed_count_{{ days }}d,
         {%- endfor %}
         -- lineage for the leakage check: the newest day whose outcomes were counted
-        max(case when flight_count > 0 then flight_date end) over trailing_{{ windows | max }}d
-            as latest_outcome_date
+        max(case when flight_count > 0 or departure_count > 0 then flight_date end)
+            over trailing_{{ windows | max }}d as latest_outcome_date
     from daily_counts
     window
         {%- for days in windows %}

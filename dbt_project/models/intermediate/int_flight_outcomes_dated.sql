@@ -3,6 +3,8 @@
 -- delayed once its scheduled arrival plus 15 minutes has passed, so its label is known
 -- at sched_arr_at + 15 minutes at the latest. A late-evening flight's outcome therefore
 -- counts only from the day after next, never in the features of the next morning.
+-- Its departure is known sooner: departed 15+ minutes late (or not at all) is settled by
+-- sched_dep_at + 15 minutes, so yesterday evening's departures are known at midnight.
 with flights as (
 
     select * from {{ ref('stg_nycflights__flights') }}
@@ -26,6 +28,7 @@ arrivals_scheduled as (
         flights.sched_dep_at,
         flights.is_delayed,
         flights.is_cancelled,
+        coalesce(flights.dep_delay_minutes >= 15, true) as is_dep_delayed,
         -- Destinations missing from the airports table (Puerto Rico, the Virgin Islands)
         -- are read as New York time: never earlier than their true time zone, so the
         -- outcome is never taken as known too soon.
@@ -51,6 +54,8 @@ outcomes_dated as (
         dest,
         is_delayed,
         is_cancelled,
+        is_dep_delayed,
+        sched_dep_at,
         case
             when sched_arr_same_day_at < sched_dep_at then sched_arr_same_day_at + interval 1 day
             else sched_arr_same_day_at
@@ -64,7 +69,9 @@ known_dated as (
     select
         *,
         cast(timezone('America/New_York', sched_arr_at + interval 15 minutes) as date)
-            as outcome_known_date
+            as outcome_known_date,
+        cast(timezone('America/New_York', sched_dep_at + interval 15 minutes) as date)
+            as departure_known_date
     from outcomes_dated
 
 )

@@ -12,6 +12,12 @@
         {{ var('delay_rate_fallback_prior') }}
     )
 {%- endset %}
+{% set network_dep_delay_prior -%}
+    coalesce(
+        network_counts.dep_delayed_count_28d / nullif(network_counts.departure_count_28d, 0),
+        {{ var('delay_rate_fallback_prior') }}
+    )
+{%- endset %}
 {% set network_cancel_prior -%}
     coalesce(
         network_counts.cancelled_count_28d / nullif(network_counts.flight_count_28d, 0),
@@ -142,6 +148,9 @@ features_joined as (
         -- trailing delay and cancellation rates, smoothed toward the network's 28-day rates
         {{ network_delay_prior }} as network_delay_rate_28d,
         {{ network_cancel_prior }} as network_cancel_rate_28d,
+        {{ smoothed_rate(
+            'network_counts.dep_delayed_count_1d', 'network_counts.departure_count_1d', network_dep_delay_prior
+        ) }} as network_dep_delay_rate_1d,
         {%- for group in rate_groups %}
             {%- for days in windows %}
         {{ smoothed_rate(
@@ -154,6 +163,11 @@ features_joined as (
             group ~ '_counts.flight_count_' ~ days ~ 'd',
             network_cancel_prior
         ) }} as {{ group }}_cancel_rate_{{ days }}d,
+        {{ smoothed_rate(
+            group ~ '_counts.dep_delayed_count_' ~ days ~ 'd',
+            group ~ '_counts.departure_count_' ~ days ~ 'd',
+            network_dep_delay_prior
+        ) }} as {{ group }}_dep_delay_rate_{{ days }}d,
             {%- endfor %}
         {%- endfor %}
         cast(coalesce(carrier_origin_counts.flight_count_28d, 0) as integer) as carrier_origin_flights_28d,
