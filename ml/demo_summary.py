@@ -37,6 +37,8 @@ def main(argv: list[str]) -> int:
     print(f"  prediction partitions (Parquet):    {paths.predictions}/flight_date=YYYY-MM-DD/")
     print(f"  drift reports (HTML + JSON):        {paths.reports / 'drift'}")
     print(f"  validation results (JSON):          {paths.reports / 'validation'}")
+    print(f"  Great Expectations Data Docs:       {paths.reports / 'data_docs' / 'index.html'}")
+    print(f"  quarantined batches (if any):       {paths.quarantine}")
     print(f"  model registry:                     {paths.models}")
     print()
     print("  date        champion rows  flights  p_delayed range  model")
