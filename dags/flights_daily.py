@@ -30,9 +30,15 @@ the DuckDB catalog share the one-slot `warehouse` pool. Backfill a range with
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Asset, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
-from pipeline_defaults import DEFAULT_ARGS, REPLAY_END, REPLAY_START, WAREHOUSE_POOL
+from pipeline_defaults import (
+    DEFAULT_ARGS,
+    REPLAY_END,
+    REPLAY_START,
+    WAREHOUSE_POOL,
+    optional_date_param,
+)
 
 PREDICTIONS = Asset("flight_predictions")
 
@@ -49,13 +55,7 @@ PREDICTIONS = Asset("flight_predictions")
     tags=["ml", "flights", "daily"],
     default_args=DEFAULT_ARGS,
     params={
-        "flight_date": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="Flight date",
-            description="The day to score (YYYY-MM-DD). Empty: the run's logical date.",
-        ),
+        "flight_date": optional_date_param("Flight date", "The day to score"),
     },
 )
 def flights_daily():

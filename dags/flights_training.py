@@ -19,8 +19,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Asset, Param, dag, get_current_context, task
-from pipeline_defaults import DEFAULT_ARGS, REPLAY_END, REPLAY_START, WAREHOUSE_POOL
+from airflow.sdk import Asset, dag, get_current_context, task
+from pipeline_defaults import (
+    DEFAULT_ARGS,
+    REPLAY_END,
+    REPLAY_START,
+    WAREHOUSE_POOL,
+    optional_date_param,
+)
 
 MODELS = Asset("flight_delay_models")
 
@@ -37,13 +43,7 @@ MODELS = Asset("flight_delay_models")
     tags=["ml", "flights", "training"],
     default_args=DEFAULT_ARGS,
     params={
-        "as_of": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="As-of date",
-            description="Train on the window before this day (YYYY-MM-DD). Empty: the run's logical date.",
-        ),
+        "as_of": optional_date_param("As-of date", "Train on the window before this day"),
     },
 )
 def flights_training():

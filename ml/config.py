@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ml.io import Paths
 
 ENV_PREFIX = "ML_"
 
@@ -38,13 +40,10 @@ class Settings:
     risk_band_low_max: float = 0.15
     risk_band_high_min: float = 0.35
     drift_psi_threshold: float = 0.2
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
-    def paths(self):  # noqa: ANN201 - avoids an import cycle in the annotation
+    def paths(self) -> Paths:
         """The one place that knows where every file lives."""
-        from ml.io import Paths
-
         return Paths(self.data_dir)
 
 

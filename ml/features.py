@@ -127,11 +127,6 @@ def load_features(
     return frame
 
 
-def uses_oracle(spec: FeatureSpec) -> bool:
-    """Whether a model's features include the oracle-forecast group."""
-    return any(column.startswith(ORACLE_PREFIX) for column in spec.columns)
-
-
 def infer_spec(frame: pd.DataFrame) -> FeatureSpec:
     """Every column but keys and label; string columns are categorical."""
     excluded = set(KEY_COLUMNS) | {LABEL}

@@ -186,9 +186,9 @@ def ingest(
         settings: Paths and the raw source.
         start: First day, included.
         end: Last day, included.
-        history: Land only the days not landed yet and skip days the source does not
-            cover (the history a daily run needs). By default every day's partition is
-            replaced, atomically, and a day without flights is an error.
+        history: Land only the days (and reference tables) not landed yet and skip days
+            the source does not cover (the history a daily run needs). By default every
+            day's partition is replaced, atomically, and a day without flights is an error.
 
     Returns:
         The partitions and reference tables written.
@@ -202,7 +202,6 @@ def ingest(
     folder = source_dir(settings)
     result = IngestResult()
     days = date_range(start, end)
-    rejected: list[str] = []
     for table in DAILY_TABLES:
         path = source_file(folder, table)
         wanted = [d for d in days if not (history and paths.raw_partition(table, d).exists())]
@@ -234,7 +233,6 @@ def ingest(
                 quarantine(
                     settings, day.isoformat(), outcome, {f"{table}.parquet": part.to_pandas()}
                 )
-                rejected.append(day.isoformat())
                 continue
             sort_keys = (
                 ["hour", "minute", "carrier", "flight"]
@@ -252,6 +250,8 @@ def ingest(
                 f"{outcome.describe()} -> {len(bad_days)} day(s) quarantined in {paths.quarantine}: {sorted(bad_days)}"
             )
     for table in REFERENCE_TABLES:
+        if history and paths.raw_reference(table).exists():
+            continue
         frame = read_source_table(source_file(folder, table), table)
         write_parquet(frame.to_arrow(), paths.raw_reference(table))
         result.reference_tables.append(table)

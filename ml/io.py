@@ -74,8 +74,9 @@ class Paths:
         return self.mart_build_dir(label) / f"{name}.parquet"
 
     @property
-    def dbt_database(self) -> Path:
-        return self.root / "dbt" / "transform.duckdb"
+    def dbt(self) -> Path:
+        """dbt's own DuckDB file (``transform.duckdb``, see profiles.yml), target and logs."""
+        return self.root / "dbt"
 
     @property
     def warehouse(self) -> Path:

@@ -102,7 +102,8 @@ class DelayClassifier:
             out[column] = pd.Categorical(values, categories=self.categories_[column])
         return out
 
-    def _params(self) -> dict[str, Any]:
+    def resolved_params(self) -> dict[str, Any]:
+        """The library parameters used: the defaults, then ``params``, then the seed."""
         params = dict(DEFAULT_PARAMS[self.algorithm])
         params.update(self.params or {})
         params["seed"] = self.random_state
@@ -118,7 +119,7 @@ class DelayClassifier:
             for column in self.spec.categorical
         }
         x_fit, x_eval = self._matrix(frame), self._matrix(eval_frame)
-        params = self._params()
+        params = self.resolved_params()
         if self.algorithm == "lightgbm":
             import lightgbm as lgb
 
@@ -186,7 +187,7 @@ class DelayClassifier:
         state = {
             "algorithm": self.algorithm,
             "spec": self.spec.to_dict(),
-            "params": self._params(),
+            "params": self.resolved_params(),
             "random_state": self.random_state,
             "categories": self.categories_,
             "best_iteration": self.best_iteration_,
@@ -339,7 +340,7 @@ def train(settings: Settings, as_of: dt.date) -> TrainingResult:
     fingerprint = frame_fingerprint(frame[[*spec.columns, LABEL, "flight_id"]])
     config_hash = hashlib.sha256(
         json.dumps(
-            {"params": model._params(), "window": window.to_dict(), "spec": spec.to_dict()},
+            {"params": model.resolved_params(), "window": window.to_dict(), "spec": spec.to_dict()},
             sort_keys=True,
         ).encode()
     ).hexdigest()

@@ -40,12 +40,7 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def run_dbt(
-    settings: Settings,
-    args: list[str],
-    project_dir: Path = DBT_PROJECT_DIR,
-    build_dir: Path | None = None,
-) -> str:
+def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT_DIR) -> str:
     """Run one dbt command and return its output.
 
     Args:
@@ -56,9 +51,8 @@ def run_dbt(
     Raises:
         TransformError: dbt exited non-zero; the message lists the failing nodes.
     """
-    dbt_dir = settings.data_dir / "dbt"
+    dbt_dir = settings.paths.dbt
     dbt_dir.mkdir(parents=True, exist_ok=True)
-    (build_dir or settings.paths.mart_build_dir("all")).mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable,
         "-c",
@@ -86,7 +80,7 @@ def run_dbt(
             for line in output.splitlines()
             if (" ERROR " in line or " FAIL " in line or "Error" in line) and "Done." not in line
         ]
-        summary = "; ".join(dict.fromkeys(failures)) or output.strip().splitlines()[-1:]
+        summary = "; ".join(dict.fromkeys(failures)) or output.strip().rsplit("\n", 1)[-1]
         raise TransformError(f"dbt {' '.join(args)} failed in {project_dir}: {summary}")
     return output
 
@@ -116,7 +110,8 @@ def build(settings: Settings, start: dt.date | None = None, end: dt.date | None 
     args = ["build", "--vars", json.dumps(window)]
     # A stale build must never be published as this run's.
     shutil.rmtree(build_dir, ignore_errors=True)
-    run_dbt(settings, args, build_dir=build_dir)
+    build_dir.mkdir(parents=True)
+    run_dbt(settings, args)
     return build_dir
 
 

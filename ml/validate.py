@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from ml.config import Settings
-from ml.io import DataError, window_label, write_json
+from ml.io import DataError, atomic_path, window_label, write_json
 
 log = logging.getLogger(__name__)
 
@@ -253,12 +253,10 @@ def quarantine(
     for name, item in files.items():
         dest = folder / name
         if isinstance(item, pd.DataFrame):
-            from ml.io import atomic_path
-
             with atomic_path(dest) as tmp:
                 item.to_parquet(tmp, index=False)
         elif item.exists():
-            os.replace(item, dest) if item.is_file() else shutil.move(str(item), str(dest))
+            shutil.move(item, dest)
     reason = {
         "batch": label,
         "suite": outcome.suite,
@@ -315,6 +313,7 @@ def validate_features(
     import duckdb
 
     from ml.features import load_features
+    from ml.transform import PUBLISHED_MARTS
 
     requested_start, requested_end = start, end
     frame = load_features(settings, start, end, built=built)
@@ -354,8 +353,8 @@ def validate_features(
                 label,
                 outcome,
                 {
-                    "flight_features.parquet": paths.mart_build("flight_features", build_label),
-                    "flights.parquet": paths.mart_build("flights", build_label),
+                    f"{mart}.parquet": paths.mart_build(mart, build_label)
+                    for mart in PUBLISHED_MARTS
                 },
             )
         raise ValidationError(outcome.describe())
