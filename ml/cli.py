@@ -65,27 +65,75 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> None:
     val = result.metrics["validation"]
     base = result.metrics["baselines"]
     print(
-        f"model {result.version} ({result.algorithm}); validation AUC {val['auc']:.3f} "
+        f"model {result.version} ({result.algorithm}); holdout AUC {val['auc']:.3f} "
         f"(heuristic {base['heuristic']['auc']:.3f}), log loss {val['log_loss']:.4f} "
-        f"(prior rate {base['prior_rate']['log_loss']:.4f})"
-        + ("; now champion" if result.became_champion else "")
+        f"(prior rate {base['prior_rate']['log_loss']:.4f}), ECE {val['ece']:.3f}"
         + (f"\n  {ORACLE_LABEL}" if settings.use_oracle_forecast else "")
+        + f"\n  {'champion' if result.became_champion else 'challenger'}: {result.gate_reason}"
+        + f"\n  model card: {settings.paths.models / result.version / 'model_card.html'}"
     )
 
 
-def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> None:
-    from ml.evaluate import evaluate
+def _metric_table(rows: list[tuple[str, dict]]) -> str:
+    from ml.model_card import METRIC_COLUMNS, _fmt
 
+    lines = [f"{'':12}" + "".join(f"{label:>10}" for _, label in METRIC_COLUMNS)]
+    for name, m in rows:
+        lines.append(f"{name:12}" + "".join(f"{_fmt(m[key]):>10}" for key, _ in METRIC_COLUMNS))
+    return "\n".join(lines)
+
+
+def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> None:
+    from ml import registry
+    from ml.evaluate import evaluate, learning_curve
+
+    if args.learning_curve:
+        metadata = registry.load_metadata(settings, args.model)
+        windows = [int(w) for w in args.learning_curve.split(",") if w.strip()]
+        curve = learning_curve(
+            settings,
+            metadata["algorithm"],
+            parse_date(metadata["as_of"]),
+            windows,
+            args.start,
+            args.end,
+        )
+        if args.json:
+            _print_json(curve)
+            return
+        print(
+            f"learning curve: {metadata['algorithm']} as of {metadata['as_of']}, scored {args.start}..{args.end}"
+        )
+        print(f"{'window':>8} {'fit rows':>9} {'seconds':>8} {'AUC':>8} {'log loss':>9} {'ECE':>7}")
+        for row in curve:
+            m = row["scored"]
+            print(
+                f"{row['window_days']:>8} {row['fit_rows']:>9} {row['seconds']:>8.1f} "
+                f"{m['auc']:>8.4f} {m['log_loss']:>9.4f} {m['ece']:>7.4f}"
+            )
+        return
     report = evaluate(settings, args.model, args.start, args.end)
     if args.json:
         _print_json(report)
         return
-    print(f"{report['version']} on {report['start']}..{report['end']}")
+    print(f"{report['version']} on {report['start']}..{report['end']} ({report['rows']} flights)")
     if "oracle_note" in report:
         print(f"  {report['oracle_note']}")
-    print(f"{'':12} {'AUC':>7} {'log loss':>9} {'Brier':>7}")
-    for name, m in [("model", report["model"]), *report["baselines"].items()]:
-        print(f"{name:12} {m['auc']:7.3f} {m['log_loss']:9.4f} {m['brier']:7.4f}")
+    rows = [("model", report["model"]), *report["baselines"].items()]
+    print(_metric_table(rows))
+    print(f"(precision and recall at p >= {report['model']['threshold']})")
+    print("\nslices (log loss, AUC):")
+    for s in report["slices"]:
+        print(
+            f"  {s['dimension']:14} {s['value']:14} {s['rows']:>7} rows  "
+            f"observed {s['observed_rate']:.3f}  predicted {s['mean_prediction']:.3f}  "
+            f"{s['log_loss']:.4f}  {s['auc']:.4f}"
+        )
+    print("\nbehavioural tests:")
+    for t in report["behaviour"]:
+        print(
+            f"  {'PASS' if t['passed'] else 'FAIL'}  {t['name']}: {t['description']} = {t['value']:.5f}"
+        )
 
 
 def cmd_predict(settings: Settings, args: argparse.Namespace) -> None:
@@ -203,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="a model version (see `ml models list`)")
     p.add_argument("--start", type=_iso_date, required=True)
     p.add_argument("--end", type=_iso_date, required=True)
+    p.add_argument(
+        "--learning-curve",
+        metavar="DAYS,DAYS,...",
+        help="retrain the model's algorithm as of its date on each window length and score the range",
+    )
     p.add_argument("--json", action="store_true")
     p = add("predict", cmd_predict, "score every flight scheduled on a date")
     p.add_argument("--date", type=_iso_date, required=True)

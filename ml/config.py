@@ -19,6 +19,8 @@ import yaml
 from ml.io import Paths
 
 ENV_PREFIX = "ML_"
+# The candidate models ml.models knows how to train.
+ALGORITHMS = ("heuristic", "logistic", "lightgbm", "xgboost")
 
 
 class ConfigError(ValueError):
@@ -35,11 +37,21 @@ class Settings:
     use_oracle_forecast: bool = False
     train_window_days: int = 90
     validation_days: int = 14
-    candidates: tuple[str, ...] = ("lightgbm", "xgboost")
+    candidates: tuple[str, ...] = ("heuristic", "logistic", "lightgbm", "xgboost")
+    calibration_folds: int = 3
     random_state: int = 13
     risk_band_low_max: float = 0.15
     risk_band_high_min: float = 0.35
+    gate_log_loss_margin: float = 0.001
+    gate_slice_min_rows: int = 1000
+    gate_slice_tolerance: float = 0.02
+    gate_max_ece: float = 0.10
     drift_psi_threshold: float = 0.2
+
+    @property
+    def operating_threshold(self) -> float:
+        """The probability from which a flight is flagged: the start of the high-risk band."""
+        return self.risk_band_high_min
 
     @property
     def paths(self) -> Paths:
@@ -102,6 +114,11 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         raise ConfigError(f"unknown keys in defaults.yaml: {sorted(unknown)}")
     values["data_dir"] = Path(values["data_dir"]).expanduser().resolve()
     values["candidates"] = tuple(values["candidates"])
+    strange = [c for c in values["candidates"] if c not in ALGORITHMS]
+    if strange or not values["candidates"]:
+        raise ConfigError(f"candidates {strange or '(none)'}: expected some of {list(ALGORITHMS)}")
+    if values["calibration_folds"] < 2:
+        raise ConfigError("calibration_folds must be at least 2")
     if values["validation_days"] >= values["train_window_days"]:
         raise ConfigError("validation_days must be smaller than train_window_days")
     return Settings(**values)

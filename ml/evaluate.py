@@ -1,7 +1,9 @@
-"""Evaluate: metrics of a model beside its baselines, on any date range.
+"""Evaluate: metrics beside their baselines, slices, calibration, importance, learning curve.
 
-Every metric is shown beside the prior rate (the training period's delay rate for every
-flight) and the heuristic (the smoothed trailing carrier x origin delay rate).
+Every metric of a model is shown beside two baselines scored on the same rows: the prior
+rate (the training period's delay rate for every flight) and the heuristic (the smoothed
+trailing carrier x origin delay rate). :func:`assess` is the one report both training (on
+the holdout) and ``ml evaluate`` (on any later range) produce.
 """
 
 from __future__ import annotations
@@ -10,10 +12,16 @@ import datetime as dt
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ml.config import Settings
 
 EPS = 1e-6
+CALIBRATION_BINS = 10
+# Slices the gate and the model card look at; a fork adds its own here.
+HOUR_BANDS = ((0, 10, "00-09"), (10, 14, "10-13"), (14, 18, "14-17"), (18, 24, "18-23"))
+DISTANCE_BANDS = ((0, 500, "<500 mi"), (500, 1000, "500-999 mi"), (1000, 2000, "1000-1999 mi"))
+LONG_HAUL = ">=2000 mi"
 
 
 def log_loss(y: np.ndarray, p: np.ndarray) -> float:
@@ -28,27 +36,166 @@ def prior_log_loss(y: np.ndarray, prior: float) -> float:
     return log_loss(y, np.full(len(y), prior))
 
 
-def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """AUC, log loss, Brier score and the mean prediction against the observed rate."""
-    from sklearn.metrics import roc_auc_score
+def calibration_bins(y: np.ndarray, p: np.ndarray, bins: int = CALIBRATION_BINS) -> list[dict]:
+    """Rows, mean prediction and observed rate per equal-width probability bin."""
+    y = np.asarray(y, dtype=float)
+    p = np.asarray(p, dtype=float)
+    index = np.minimum((p * bins).astype(int), bins - 1)
+    out = []
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            out.append(
+                {
+                    "bin": b,
+                    "low": b / bins,
+                    "high": (b + 1) / bins,
+                    "rows": int(mask.sum()),
+                    "mean_prediction": float(p[mask].mean()),
+                    "observed_rate": float(y[mask].mean()),
+                }
+            )
+    return out
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
+    """ECE: the row-weighted mean gap between predicted and observed rate, over equal-width bins."""
+    n = len(y)
+    return float(
+        sum(
+            b["rows"] / n * abs(b["mean_prediction"] - b["observed_rate"])
+            for b in calibration_bins(y, p, bins)
+        )
+    )
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.35) -> dict[str, float]:
+    """AUC, PR-AUC, log loss, Brier, ECE, and precision and recall at ``threshold``."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
 
     y = np.asarray(y, dtype=int)
     p = np.asarray(p, dtype=float)
-    auc = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+    both = len(np.unique(y)) == 2
+    varies = np.ptp(p) > 0 if len(p) else False
+    flagged = p >= threshold
+    true_pos = int((flagged & (y == 1)).sum())
     return {
-        "auc": auc,
+        "auc": float(roc_auc_score(y, p)) if both and varies else float("nan"),
+        "pr_auc": float(average_precision_score(y, p)) if both and varies else float("nan"),
         "log_loss": log_loss(y, p),
         "brier": float(np.mean((p - y) ** 2)),
+        "ece": expected_calibration_error(y, p),
+        "threshold": float(threshold),
+        "precision": true_pos / int(flagged.sum()) if flagged.any() else float("nan"),
+        "recall": true_pos / int((y == 1).sum()) if (y == 1).any() else float("nan"),
+        "flagged_share": float(flagged.mean()) if len(p) else float("nan"),
         "mean_prediction": float(p.mean()),
         "observed_rate": float(y.mean()),
         "rows": int(len(y)),
     }
 
 
+def _band(values: pd.Series, bands, top_label: str | None = None) -> pd.Series:
+    out = pd.Series(top_label, index=values.index, dtype="object")
+    for low, high, label in bands:
+        out[(values >= low) & (values < high)] = label
+    return out
+
+
+def slice_columns(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """The slice each row belongs to, per dimension."""
+    return {
+        "carrier": frame["carrier"].astype(str),
+        "origin": frame["origin"].astype(str),
+        "dep_hour_band": _band(frame["sched_dep_hour"], HOUR_BANDS),
+        "distance_band": _band(frame["distance_miles"], DISTANCE_BANDS, LONG_HAUL),
+    }
+
+
+def slice_metrics(frame: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> list[dict[str, Any]]:
+    """Rows, rates, log loss and AUC per slice value, for every slice dimension."""
+    y = np.asarray(y, dtype=int)
+    p = np.asarray(p, dtype=float)
+    out = []
+    for dimension, labels in slice_columns(frame).items():
+        labels = labels.to_numpy()
+        for value in sorted(set(labels)):
+            mask = labels == value
+            ys, ps = y[mask], p[mask]
+            out.append(
+                {
+                    "dimension": dimension,
+                    "value": str(value),
+                    "rows": int(mask.sum()),
+                    "observed_rate": float(ys.mean()),
+                    "mean_prediction": float(ps.mean()),
+                    "log_loss": log_loss(ys, ps),
+                    "auc": binary_metrics(ys, ps)["auc"],
+                }
+            )
+    return out
+
+
+def permutation_importance(
+    model, frame: pd.DataFrame, y: np.ndarray, random_state: int = 13
+) -> dict[str, float]:
+    """Increase in log loss when each feature's values are shuffled across the rows."""
+    rng = np.random.default_rng(random_state)
+    base = log_loss(y, model.predict_proba(frame))
+    out = {}
+    for column in model.spec.columns:
+        shuffled = frame.copy()
+        shuffled[column] = frame[column].to_numpy()[rng.permutation(len(frame))]
+        out[column] = log_loss(y, model.predict_proba(shuffled)) - base
+    return out
+
+
+def gain_importance(model) -> dict[str, float]:
+    """The boosted library's split-gain shares; empty for models without trees."""
+    base = getattr(model, "base", model)
+    return base.gain_importance() if hasattr(base, "gain_importance") else {}
+
+
+def assess(
+    settings: Settings, model, frame: pd.DataFrame, prior: float, *, behaviour: bool = True
+) -> dict[str, Any]:
+    """Metrics of ``model`` on ``frame`` beside the baselines, its slices and calibration."""
+    from ml.behaviour import run_behaviour_tests
+    from ml.features import HEURISTIC_COLUMN, LABEL
+    from ml.models import HeuristicClassifier
+
+    y = frame[LABEL].astype(int).to_numpy()
+    p = model.predict_proba(frame)
+    threshold = settings.operating_threshold
+    heuristic = HeuristicClassifier()
+    heuristic.prior_ = prior
+    report = {
+        "rows": int(len(frame)),
+        "start": min(frame["flight_date"]).isoformat(),
+        "end": max(frame["flight_date"]).isoformat(),
+        "model": binary_metrics(y, p, threshold),
+        "baselines": {
+            "prior_rate": binary_metrics(y, np.full(len(y), prior), threshold),
+            "heuristic": binary_metrics(y, heuristic.predict_proba(frame), threshold),
+        },
+        "slices": slice_metrics(frame, y, p),
+        "calibration": calibration_bins(y, p),
+        "heuristic_column": HEURISTIC_COLUMN,
+    }
+    if behaviour:
+        report["behaviour"] = run_behaviour_tests(model, frame)
+    return report
+
+
 def evaluate(settings: Settings, version: str, start: dt.date, end: dt.date) -> dict[str, Any]:
-    """Score ``version`` on the flights of ``start..end`` and compare with the baselines."""
+    """Score ``version`` on the flights of ``start..end`` beside the baselines.
+
+    Raises:
+        ValueError: The range starts before the model's as-of date (it would score the
+            model on its own training data).
+    """
     from ml import registry
-    from ml.features import HEURISTIC_COLUMN, LABEL, load_features
+    from ml.features import load_features
 
     model, metadata = registry.load_model(settings, version)
     as_of = dt.date.fromisoformat(metadata["as_of"])
@@ -58,16 +205,48 @@ def evaluate(settings: Settings, version: str, start: dt.date, end: dt.date) -> 
         )
     oracle = bool(metadata.get("uses_oracle_forecast"))
     frame = load_features(settings, start, end, oracle=oracle)
-    y = frame[LABEL].astype(int).to_numpy()
-    prior = registry.load_metrics(settings, version)["prior_rate"]
+    metrics = registry.load_metrics(settings, version)
+    report = assess(settings, model, frame, metrics["prior_rate"])
     return {
         "version": version,
         **({"oracle_note": metadata["oracle_note"]} if oracle else {}),
-        "start": start.isoformat(),
-        "end": end.isoformat(),
-        "model": binary_metrics(y, model.predict_proba(frame)),
-        "baselines": {
-            "prior_rate": binary_metrics(y, np.full(len(y), prior)),
-            "heuristic": binary_metrics(y, frame[HEURISTIC_COLUMN].to_numpy(dtype=float)),
-        },
+        **report,
+        "importance": metrics.get("importance", {}),
     }
+
+
+def learning_curve(
+    settings: Settings,
+    algorithm: str,
+    as_of: dt.date,
+    windows: list[int],
+    start: dt.date,
+    end: dt.date,
+) -> list[dict[str, Any]]:
+    """Retrain ``algorithm`` as of ``as_of`` on each window length; score on ``start..end``."""
+    from ml.features import LABEL, load_features
+    from ml.train import fit_candidate, split_window
+
+    if start < as_of:
+        raise ValueError(f"the curve's range starts {start}, before the as-of date {as_of}")
+    scored = load_features(settings, start, end)
+    y = scored[LABEL].astype(int).to_numpy()
+    rows = []
+    for days in sorted(windows):
+        if days <= settings.validation_days:
+            raise ValueError(f"window of {days} days: not longer than validation_days")
+        window, fit, validation = split_window(settings, as_of, days)
+        candidate = fit_candidate(settings, algorithm, fit, validation)
+        rows.append(
+            {
+                "window_days": days,
+                "fit_start": window.fit_start.isoformat(),
+                "fit_rows": int(len(fit)),
+                "seconds": round(candidate.seconds, 2),
+                "validation": candidate.scores,
+                "scored": binary_metrics(
+                    y, candidate.model.predict_proba(scored), settings.operating_threshold
+                ),
+            }
+        )
+    return rows

@@ -44,6 +44,26 @@ HEURISTIC_COLUMN = "carrier_origin_delay_rate_28d"
 # Columns of the oracle-forecast group (the flight_oracle_weather mart): known only after
 # the cutoff, an upper bound on what a perfect weather forecast could add.
 ORACLE_PREFIX = "oracle_"
+# Domain knowledge every model must respect: the risk never falls when a trailing delay
+# rate rises or when the weather before the cutoff gets worse (more precipitation, wind
+# or gusts; less visibility). The boosted models enforce it as monotone constraints and
+# the behavioural tests check it. Matched on column names; a fork edits these.
+DELAY_RATE_MARKERS = ("_delay_rate_",)
+WORSE_WHEN_HIGHER = ("precip", "wind_speed", "wind_gust")
+WORSE_WHEN_LOWER = ("visibility",)
+
+
+def monotone_direction(column: str) -> int:
+    """+1 if the risk must not fall as ``column`` rises, -1 if it must not rise, else 0."""
+    if column.startswith(ORACLE_PREFIX):
+        return 0
+    if any(m in column for m in DELAY_RATE_MARKERS + WORSE_WHEN_HIGHER):
+        return 1
+    if any(m in column for m in WORSE_WHEN_LOWER):
+        return -1
+    return 0
+
+
 ORACLE_LABEL = "ORACLE (observed weather at departure: an upper bound, not a deployable model)"
 
 

@@ -1,7 +1,11 @@
 """Registry: model versions as folders, aliases, and an append-only audit log.
 
-``models/<version>/`` holds the artifact, ``preprocessing.json``, ``metadata.json``,
-``metrics.json`` and ``reference_profile.json``. ``models/aliases.json`` maps an alias
+``models/<version>/`` holds the artifact (the library's own model file, or JSON),
+``preprocessing.json``, ``calibration.json``, ``metadata.json`` (as-of date, window,
+input fingerprint, features and types, parameters, library versions, git commit),
+``metrics.json`` (holdout metrics beside the baselines, slices, behavioural tests,
+importance, the gate's checks), ``reference_profile.json`` (for drift) and the model
+card, ``model_card.md`` and ``model_card.html``. ``models/aliases.json`` maps an alias
 (``champion``, ``challenger``) to a version; ``models/audit.jsonl`` records every alias
 change with its reason. A version folder is written beside its final place and renamed.
 """
@@ -87,13 +91,13 @@ def register(
     metrics: dict[str, Any],
     profile: dict[str, Any],
 ) -> bool:
-    """Store a trained model as a version; make it champion if there is none.
+    """Store a trained model as a version folder, with its model card.
 
     Re-registering a version (same as-of date, data and parameters) replaces its folder.
-
-    Returns:
-        Whether the version became champion.
+    Aliases are not touched: see :func:`apply_gate`.
     """
+    from ml.model_card import render_html, render_markdown
+
     version = metadata["version"]
     final = version_dir(settings, version)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -104,6 +108,12 @@ def register(
         write_json(full_metadata, staging / "metadata.json")
         write_json(metrics, staging / "metrics.json")
         write_json(profile, staging / "reference_profile.json")
+        (staging / "model_card.md").write_text(
+            render_markdown(full_metadata, metrics), encoding="utf-8"
+        )
+        (staging / "model_card.html").write_text(
+            render_html(full_metadata, metrics), encoding="utf-8"
+        )
         if final.exists():
             trash = final.with_name(f".{version}.old")
             shutil.rmtree(trash, ignore_errors=True)
@@ -115,13 +125,21 @@ def register(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("registered model %s", version)
-    if metadata.get("uses_oracle_forecast"):
-        log.warning("%s uses the oracle-forecast group: registered, never made champion", version)
-        return False
-    if get_alias(settings, "champion") is None:
-        set_alias(settings, "champion", version, reason="first model: no champion existed")
+
+
+def apply_gate(settings: Settings, version: str, decision) -> bool:
+    """Point the aliases as the promotion gate decided; return whether ``version`` is champion.
+
+    A version that already is champion (training re-run for the same date) keeps it.
+    """
+    if get_alias(settings, "champion") == version:
         return True
-    return get_alias(settings, "champion") == version
+    if decision.promote:
+        promote(settings, version, reason=decision.reason)
+        return True
+    log.warning("%s becomes challenger: %s", version, decision.reason)
+    set_alias(settings, "challenger", version, reason=decision.reason)
+    return False
 
 
 def list_versions(settings: Settings) -> list[dict[str, Any]]:
@@ -165,6 +183,8 @@ def set_alias(settings: Settings, alias: str, version: str, reason: str) -> None
         )
     aliases = read_aliases(settings)
     previous = aliases.get(alias)
+    if previous == version:
+        return
     aliases[alias] = version
     write_json(aliases, _aliases_path(settings))
     _append_audit(settings, {"alias": alias, "from": previous, "to": version, "reason": reason})
@@ -230,11 +250,11 @@ def load_model(settings: Settings, version: str):
     Raises:
         RegistryError: The version is missing or its artifact cannot be read.
     """
-    from ml.train import DelayClassifier
+    from ml.models import CalibratedClassifier
 
     metadata = load_metadata(settings, version)
     try:
-        model = DelayClassifier.load(version_dir(settings, version))
+        model = CalibratedClassifier.load(version_dir(settings, version))
     except Exception as exc:  # any library's parse error means the same thing here
         raise RegistryError(
             f"{version_dir(settings, version)}: model artifact unreadable ({exc})"

@@ -93,3 +93,67 @@ def drift_report_html(summary: dict[str, Any]) -> str:
         f"<div class='grid'>{cards}</div>"
     )
     return page(f"Drift {summary['flight_date']}", body)
+
+
+def reliability_svg(bins: list[dict[str, Any]], size: int = 300) -> str:
+    """Calibration plot: observed rate against mean prediction per bin, with the diagonal.
+
+    Each point's area follows the bin's row count; hover shows the numbers.
+    """
+    pad = 34
+    plot = size - 2 * pad
+
+    def xy(px: float, py: float) -> tuple[float, float]:
+        return pad + px * plot, size - pad - py * plot
+
+    total = sum(b["rows"] for b in bins) or 1
+    parts = [
+        f"<svg width='{size}' height='{size}' role='img' xmlns='http://www.w3.org/2000/svg'>",
+        f"<rect x='{pad}' y='{pad}' width='{plot}' height='{plot}' fill='none' stroke='#e3e6ec'/>",
+        f"<line x1='{xy(0, 0)[0]}' y1='{xy(0, 0)[1]}' x2='{xy(1, 1)[0]}' y2='{xy(1, 1)[1]}' "
+        f"stroke='{REF_COLOUR}' stroke-dasharray='4 3'/>",
+    ]
+    for tick in (0, 0.5, 1):
+        x, y = xy(tick, 0)
+        parts.append(f"<text x='{x}' y='{y + 14}' font-size='9' text-anchor='middle'>{tick}</text>")
+        x, y = xy(0, tick)
+        parts.append(f"<text x='{x - 6}' y='{y + 3}' font-size='9' text-anchor='end'>{tick}</text>")
+    parts.append(
+        f"<text x='{size / 2}' y='{size - 4}' font-size='10' text-anchor='middle'>mean predicted probability</text>"
+        f"<text x='10' y='{size / 2}' font-size='10' text-anchor='middle' transform='rotate(-90 10 {size / 2})'>observed delay rate</text>"
+    )
+    points = [xy(b["mean_prediction"], b["observed_rate"]) for b in bins]
+    if len(points) > 1:
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        parts.append(f"<polyline points='{path}' fill='none' stroke='{CUR_COLOUR}'/>")
+    for b, (x, y) in zip(bins, points, strict=True):
+        radius = 2 + 8 * (b["rows"] / total) ** 0.5
+        parts.append(
+            f"<circle cx='{x:.1f}' cy='{y:.1f}' r='{radius:.1f}' fill='{CUR_COLOUR}' fill-opacity='.6'>"
+            f"<title>{b['low']:.1f}-{b['high']:.1f}: {b['rows']} rows, predicted {b['mean_prediction']:.3f}, "
+            f"observed {b['observed_rate']:.3f}</title></circle>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def hbar_svg(labels: list[str], values: list[float], width: int = 520, unit: str = "") -> str:
+    """Horizontal bars, one per label, longest first as given; negative values drawn at zero."""
+    row = 16
+    label_w = 230
+    height = row * len(labels) + 6
+    top = max([abs(v) for v in values] + [1e-12])
+    parts = [
+        f"<svg width='{width}' height='{height}' role='img' xmlns='http://www.w3.org/2000/svg'>"
+    ]
+    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
+        y = 3 + i * row
+        w = max(value, 0) / top * (width - label_w - 70)
+        parts.append(
+            f"<text x='{label_w - 6}' y='{y + 11}' font-size='10' text-anchor='end'>{escape(label)}</text>"
+            f"<rect x='{label_w}' y='{y + 2}' width='{w:.1f}' height='{row - 5}' fill='{CUR_COLOUR}'>"
+            f"<title>{escape(label)}: {value:.5f}{unit}</title></rect>"
+            f"<text x='{label_w + w + 4:.1f}' y='{y + 11}' font-size='9'>{value:.4f}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)

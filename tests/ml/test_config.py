@@ -8,7 +8,7 @@ from ml.config import ConfigError, load_settings
 def test_defaults_come_from_the_yaml_file():
     settings = load_settings(env={})
     assert settings.train_window_days == 90
-    assert settings.candidates == ("lightgbm", "xgboost")
+    assert settings.candidates == ("heuristic", "logistic", "lightgbm", "xgboost")
     assert settings.data_dir == Path("data").resolve()
 
 

@@ -42,8 +42,45 @@ def test_the_trained_model_beats_the_prior_and_becomes_champion(trained_data):
     assert meta["window"]["validation_end"] == "2013-03-14"
     assert metrics["validation"]["log_loss"] < metrics["baselines"]["prior_rate"]["log_loss"]
     assert metrics["validation"]["auc"] > metrics["baselines"]["heuristic"]["auc"]
-    assert set(metrics["candidates"]) == {"lightgbm", "xgboost"}
+    assert set(metrics["candidates"]) == {"heuristic", "logistic", "lightgbm", "xgboost"}
+    assert metrics["gate"]["promote"] and all(c["passed"] for c in metrics["gate"]["checks"])
     assert registry.audit_log(settings)[0]["to"] == champion
+    assert "passed the promotion gate" in registry.audit_log(settings)[0]["reason"]
+
+
+def test_a_version_folder_holds_its_lineage_and_model_card(trained_data):
+    settings = make_settings(trained_data)
+    champion = registry.get_alias(settings, "champion")
+    folder = registry.version_dir(settings, champion)
+    meta = registry.load_metadata(settings, champion)
+    for key in ("input_fingerprint", "feature_types", "params", "libraries", "calibration", "window"):
+        assert meta[key], key
+    assert meta["libraries"]["lightgbm"] and meta["libraries"]["python"]
+    card = (folder / "model_card.md").read_text()
+    assert champion in card and "heuristic" in card and "Behavioural tests" in card
+    html = (folder / "model_card.html").read_text()
+    assert "<svg" in html and "http" not in html.replace("http://www.w3.org/2000/svg", "")
+    metrics = registry.load_metrics(settings, champion)
+    assert metrics["importance"]["permutation"] and metrics["holdout"]["slices"]
+
+
+def test_a_weakened_candidate_is_not_promoted(trained_copy, monkeypatch):
+    import ml.train
+    from ml.features import FeatureSpec
+
+    settings = make_settings(trained_copy)
+    champion = registry.get_alias(settings, "champion")
+    # Deliberately weakened: the same algorithms, but blind to everything except the
+    # aircraft's seat count and the distance.
+    monkeypatch.setattr(
+        ml.train, "infer_spec", lambda frame: FeatureSpec(("seat_count", "distance_miles"), ())
+    )
+    weak = train(make_settings(trained_copy, candidates=("lightgbm",)), AS_OF + dt.timedelta(days=7))
+    assert not weak.became_champion
+    assert registry.read_aliases(settings) == {"champion": champion, "challenger": weak.version}
+    last = registry.audit_log(settings)[-1]
+    assert last["alias"] == "challenger" and last["to"] == weak.version
+    assert "gate failed" in last["reason"] and "beats the champion" in last["reason"]
 
 
 def test_retraining_the_same_date_gives_the_same_version(trained_copy):

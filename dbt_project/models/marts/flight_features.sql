@@ -74,6 +74,25 @@ weather_daily as (
 
 ),
 
+-- The same evening and tendency features averaged over the three airports: the weather
+-- of the New York area, which sets the flow through all of them. Summed in a fixed order
+-- and rounded, so a rebuild gives the same bits.
+nyc_weather_daily as (
+
+    select
+        observed_date,
+        round(avg(pressure_change_12h_mb order by origin), 4) as pressure_change_12h_mb,
+        round(avg(last_dewpoint_spread_f order by origin), 4) as last_dewpoint_spread_f,
+        round(avg(evening_mean_dewpoint_f order by origin), 4) as evening_mean_dewpoint_f,
+        round(avg(evening_mean_humidity_pct order by origin), 4) as evening_mean_humidity_pct,
+        round(avg(evening_total_precip_in order by origin), 4) as evening_total_precip_in,
+        round(avg(evening_min_visibility_miles order by origin), 4) as evening_min_visibility_miles,
+        round(avg(evening_max_wind_gust_mph order by origin), 4) as evening_max_wind_gust_mph
+    from weather_daily
+    group by observed_date
+
+),
+
 holidays as (
 
     select * from {{ ref('us_federal_holidays') }}
@@ -185,13 +204,33 @@ features_joined as (
         weather_daily.last_visibility_miles as origin_last_visibility_miles,
         weather_daily.last_pressure_mb as origin_last_pressure_mb,
         weather_daily.last_humidity_pct as origin_last_humidity_pct,
+        weather_daily.last_dewpoint_f as origin_last_dewpoint_f,
+        weather_daily.last_dewpoint_spread_f as origin_last_dewpoint_spread_f,
+        weather_daily.last_wind_dir_deg as origin_last_wind_dir_deg,
+        weather_daily.max_dewpoint_f as origin_max_dewpoint_f_1d,
+        weather_daily.pressure_change_12h_mb as origin_pressure_change_12h_mb,
+        weather_daily.evening_mean_dewpoint_f as origin_evening_mean_dewpoint_f,
+        weather_daily.evening_mean_humidity_pct as origin_evening_mean_humidity_pct,
+        weather_daily.evening_total_precip_in as origin_evening_total_precip_in,
+        weather_daily.evening_min_visibility_miles as origin_evening_min_visibility_miles,
+        weather_daily.evening_max_wind_gust_mph as origin_evening_max_wind_gust_mph,
+
+        -- yesterday evening's weather over the New York area
+        nyc_weather_daily.pressure_change_12h_mb as nyc_pressure_change_12h_mb,
+        nyc_weather_daily.last_dewpoint_spread_f as nyc_last_dewpoint_spread_f,
+        nyc_weather_daily.evening_mean_dewpoint_f as nyc_evening_mean_dewpoint_f,
+        nyc_weather_daily.evening_mean_humidity_pct as nyc_evening_mean_humidity_pct,
+        nyc_weather_daily.evening_total_precip_in as nyc_evening_total_precip_in,
+        nyc_weather_daily.evening_min_visibility_miles as nyc_evening_min_visibility_miles,
+        nyc_weather_daily.evening_max_wind_gust_mph as nyc_evening_max_wind_gust_mph,
 
         -- lineage: the newest day of outcomes or weather any feature above read
         greatest(
             {%- for group in ['network'] + rate_groups %}
                 coalesce({{ group }}_counts.latest_outcome_date, date '1900-01-01'),
             {%- endfor %}
-            coalesce(weather_daily.observed_date, date '1900-01-01')
+            coalesce(weather_daily.observed_date, date '1900-01-01'),
+            coalesce(nyc_weather_daily.observed_date, date '1900-01-01')
         ) as latest_source_date
 
     from flights
@@ -221,6 +260,8 @@ features_joined as (
         on
             flights.origin = weather_daily.origin
             and flights.flight_date - 1 = weather_daily.observed_date
+    left join nyc_weather_daily
+        on flights.flight_date - 1 = nyc_weather_daily.observed_date
 
 )
 

@@ -1,0 +1,152 @@
+"""Promotion gate: whether a newly trained model may replace the champion.
+
+The comparison is made on the new model's holdout (the last ``validation_days`` before its
+as-of date), where both models are scored on the same rows. The candidate is promoted
+only if every check passes; otherwise it becomes challenger (it runs in shadow) and the
+failed checks are the reason written to the audit log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ml.config import Settings
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    promote: bool
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    champion: str | None = None
+
+    @property
+    def reason(self) -> str:
+        failed = [c for c in self.checks if not c["passed"]]
+        if not failed:
+            against = f"champion {self.champion}" if self.champion else "no champion"
+            return f"passed the promotion gate against {against}"
+        return "gate failed: " + "; ".join(f"{c['name']} ({c['detail']})" for c in failed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "promote": self.promote,
+            "champion": self.champion,
+            "reason": self.reason,
+            "checks": self.checks,
+        }
+
+
+def _check(name: str, passed: bool, detail: str) -> dict[str, Any]:
+    return {"name": name, "passed": bool(passed), "detail": detail}
+
+
+def _slice_regressions(
+    settings: Settings, candidate: list[dict], champion: list[dict]
+) -> list[str]:
+    theirs = {(s["dimension"], s["value"]): s for s in champion}
+    worse = []
+    for mine in candidate:
+        other = theirs.get((mine["dimension"], mine["value"]))
+        if other is None or mine["rows"] < settings.gate_slice_min_rows:
+            continue
+        change = mine["log_loss"] - other["log_loss"]
+        if change > settings.gate_slice_tolerance:
+            worse.append(f"{mine['dimension']}={mine['value']} +{change:.3f}")
+    return worse
+
+
+def decide(
+    settings: Settings,
+    metadata: dict[str, Any],
+    holdout_report: dict[str, Any],
+    holdout: pd.DataFrame,
+) -> GateDecision:
+    """Run every check of the gate for a trained, not yet registered model."""
+    from ml import registry
+    from ml.evaluate import assess
+
+    model_metrics = holdout_report["model"]
+    heuristic = holdout_report["baselines"]["heuristic"]
+    checks = [
+        _check(
+            "deployable",
+            not metadata.get("uses_oracle_forecast"),
+            "uses the oracle-forecast group"
+            if metadata.get("uses_oracle_forecast")
+            else "uses only features known at the cutoff",
+        ),
+        _check(
+            "calibration",
+            model_metrics["ece"] <= settings.gate_max_ece,
+            f"ECE {model_metrics['ece']:.4f}, limit {settings.gate_max_ece}",
+        ),
+        _check(
+            "beats the heuristic",
+            model_metrics["log_loss"] < heuristic["log_loss"]
+            and not model_metrics["auc"] <= heuristic["auc"],
+            f"log loss {model_metrics['log_loss']:.4f} vs {heuristic['log_loss']:.4f}, "
+            f"AUC {model_metrics['auc']:.4f} vs {heuristic['auc']:.4f}",
+        ),
+    ]
+    failed_tests = [t["name"] for t in holdout_report.get("behaviour", []) if not t["passed"]]
+    checks.append(
+        _check(
+            "behavioural tests",
+            not failed_tests,
+            "all passed" if not failed_tests else "failed: " + ", ".join(failed_tests),
+        )
+    )
+
+    champion = registry.get_alias(settings, "champion")
+    if champion is None or champion == metadata["version"]:
+        return GateDecision(all(c["passed"] for c in checks), checks, None)
+    champion_meta = registry.load_metadata(settings, champion)
+    champion_fit_end = dt.date.fromisoformat(champion_meta["window"]["fit_end"])
+    if champion_fit_end >= holdout["flight_date"].min():
+        checks.append(
+            _check(
+                "fair comparison",
+                False,
+                f"champion {champion} was fitted on days up to {champion_fit_end}, inside this "
+                "model's holdout; a model older than the champion is not promoted automatically",
+            )
+        )
+        return GateDecision(False, checks, champion)
+    try:
+        champion_model, _ = registry.load_model(settings, champion)
+        champion_report = assess(
+            settings,
+            champion_model,
+            holdout,
+            registry.load_metrics(settings, champion)["prior_rate"],
+            behaviour=False,
+        )
+    except (registry.RegistryError, KeyError) as exc:
+        checks.append(
+            _check("champion scored", True, f"champion {champion} cannot be scored ({exc})")
+        )
+        return GateDecision(all(c["passed"] for c in checks), checks, champion)
+    theirs = champion_report["model"]
+    checks.append(
+        _check(
+            "beats the champion",
+            model_metrics["log_loss"] <= theirs["log_loss"] - settings.gate_log_loss_margin,
+            f"log loss {model_metrics['log_loss']:.4f} vs champion {theirs['log_loss']:.4f}, "
+            f"margin {settings.gate_log_loss_margin}",
+        )
+    )
+    worse = _slice_regressions(settings, holdout_report["slices"], champion_report["slices"])
+    checks.append(
+        _check(
+            "no slice regresses",
+            not worse,
+            f"slices with {settings.gate_slice_min_rows}+ rows within +{settings.gate_slice_tolerance} log loss"
+            if not worse
+            else "worse: " + ", ".join(worse),
+        )
+    )
+    return GateDecision(all(c["passed"] for c in checks), checks, champion)
