@@ -1,15 +1,16 @@
 """
 ### Weekly training
 
-Stateless retraining as of day **D** (the run's logical date, or the `as_of` param): LightGBM
-and XGBoost candidates learn from the trailing window of matured labels before D
-(`ML_TRAIN_WINDOW_DAYS`, 90 by default), stop early on its last `ML_VALIDATION_DAYS`, and
-the better log loss there is registered under `models/<version>/`. The first model becomes
-champion.
+Stateless retraining as of day **D** (the run's logical date, or the `as_of` param): the
+heuristic baseline, logistic regression, LightGBM and XGBoost learn from the trailing
+window of matured labels before D (`ML_TRAIN_WINDOW_DAYS`, 90 by default), are calibrated,
+and are compared on its last `ML_VALIDATION_DAYS`; the best is registered under
+`models/<version>/` with its model card, and the promotion gate makes it champion or,
+with the reason in the audit log, challenger.
 
 1. **ingest_history**: land any missing day of the window (days already landed are kept).
 2. **transform**: `dbt build` of the window, validated and published.
-3. **train**: fit, compare, register.
+3. **train**: fit, calibrate, compare, register, gate.
 
 Runs every Monday at 00:00 America/New_York; trigger it by hand for any date with
 `airflow dags trigger flights_training --logical-date 2013-07-01T00:00:00+00:00`.
@@ -81,17 +82,19 @@ def flights_training():
 
     @task(outlets=[MODELS])
     def train(as_of: str) -> dict:
-        """Train the candidates, register the best; returns its version and metrics."""
+        """Train the candidates, register the best, run the gate; returns the outcome."""
         from ml.config import load_settings
         from ml.io import parse_date
         from ml.train import train as run_train
 
         result = run_train(load_settings(), parse_date(as_of))
+        holdout = result.metrics["validation"]
         return {
             "version": result.version,
-            "validation": result.metrics["validation"],
-            "baselines": result.metrics["baselines"],
+            "algorithm": result.algorithm,
+            "holdout": {k: holdout[k] for k in ("auc", "log_loss", "brier", "ece")},
             "champion": result.became_champion,
+            "gate": result.gate_reason,
         }
 
     train(transform(ingest_history()))
