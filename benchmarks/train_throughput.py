@@ -46,7 +46,9 @@ def main() -> None:
     rows = []
     for algorithm in settings.candidates:
         candidate = fit_candidate(settings, algorithm, fit, validation)
-        train_s = _best(lambda a=algorithm: fit_candidate(settings, a, fit, validation), args.repeat)
+        train_s = _best(
+            lambda a=algorithm: fit_candidate(settings, a, fit, validation), args.repeat
+        )
         score_s = _best(lambda c=candidate: c.model.predict_proba(validation), args.repeat)
         row = {
             "candidate": algorithm,
@@ -60,9 +62,10 @@ def main() -> None:
             y_fit = fit[LABEL].astype(int).to_numpy()
             x_val = base._matrix(validation)
             raw_train = _best(
-                lambda b=base: b._train(x_fit, y_fit, None, b.best_iteration_), args.repeat
+                lambda b=base, x=x_fit, y=y_fit: b._train(x, y, None, b.best_iteration_),
+                args.repeat,
             )
-            raw_score = _best(lambda b=base: b._raw_predict(b.booster_, x_val), args.repeat)
+            raw_score = _best(lambda b=base, x=x_val: b._raw_predict(b.booster_, x), args.repeat)
             row.update(
                 {
                     "rounds": base.best_iteration_,
@@ -75,9 +78,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     print(
-        json.dumps(
-            {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
-        )
+        json.dumps({"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count()})
     )
 
 

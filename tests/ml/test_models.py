@@ -18,7 +18,9 @@ def _frame(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame(
         {
-            "flight_date": [dt.date(2013, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 30, n)],
+            "flight_date": [
+                dt.date(2013, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 30, n)
+            ],
             "x": rng.normal(size=n),
             "origin_total_precip_in_1d": rng.exponential(0.1, n),
             HEURISTIC_COLUMN: rng.uniform(0.1, 0.4, n),
@@ -27,7 +29,9 @@ def _frame(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
             "tailnum": rng.choice(["N1", "N2"], n),
         }
     )
-    logits = 1.5 * frame["x"] + 3 * frame["origin_total_precip_in_1d"] - 1 + (frame["carrier"] == "B6")
+    logits = (
+        1.5 * frame["x"] + 3 * frame["origin_total_precip_in_1d"] - 1 + (frame["carrier"] == "B6")
+    )
     y = (rng.uniform(size=n) < 1 / (1 + np.exp(-logits))).astype(int)
     return frame, y
 

@@ -53,7 +53,14 @@ def test_a_version_folder_holds_its_lineage_and_model_card(trained_data):
     champion = registry.get_alias(settings, "champion")
     folder = registry.version_dir(settings, champion)
     meta = registry.load_metadata(settings, champion)
-    for key in ("input_fingerprint", "feature_types", "params", "libraries", "calibration", "window"):
+    for key in (
+        "input_fingerprint",
+        "feature_types",
+        "params",
+        "libraries",
+        "calibration",
+        "window",
+    ):
         assert meta[key], key
     assert meta["libraries"]["lightgbm"] and meta["libraries"]["python"]
     card = (folder / "model_card.md").read_text()
@@ -75,7 +82,9 @@ def test_a_weakened_candidate_is_not_promoted(trained_copy, monkeypatch):
     monkeypatch.setattr(
         ml.train, "infer_spec", lambda frame: FeatureSpec(("seat_count", "distance_miles"), ())
     )
-    weak = train(make_settings(trained_copy, candidates=("lightgbm",)), AS_OF + dt.timedelta(days=7))
+    weak = train(
+        make_settings(trained_copy, candidates=("lightgbm",)), AS_OF + dt.timedelta(days=7)
+    )
     assert not weak.became_champion
     assert registry.read_aliases(settings) == {"champion": champion, "challenger": weak.version}
     last = registry.audit_log(settings)[-1]
