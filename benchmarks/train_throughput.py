@@ -62,7 +62,7 @@ def main() -> None:
             y_fit = fit[LABEL].astype(int).to_numpy()
             x_val = base._matrix(validation)
             raw_train = _best(
-                lambda b=base, x=x_fit, y=y_fit: b._train(x, y, None, b.best_iteration_),
+                lambda b=base, x=x_fit, y=y_fit: b._train(x, y, b.best_iteration_),
                 args.repeat,
             )
             raw_score = _best(lambda b=base, x=x_val: b._raw_predict(b.booster_, x), args.repeat)

@@ -88,7 +88,7 @@ def flights_training():
         from ml.train import train as run_train
 
         result = run_train(load_settings(), parse_date(as_of))
-        holdout = result.metrics["validation"]
+        holdout = result.metrics["holdout"]["model"]
         return {
             "version": result.version,
             "algorithm": result.algorithm,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.features import DELAY_RATE_MARKERS, WORSE_WHEN_HIGHER, WORSE_WHEN_LOWER
+from ml.features import DELAY_RATE_MARKERS, weather_direction
 
 IDENTIFIER_COLUMNS = ("flight_number", "tailnum")
 # Worse weather moves each weather feature (see ml.features: more precipitation, wind and
@@ -79,17 +79,16 @@ def worse_weather_raises_risk(model, frame: pd.DataFrame) -> dict[str, Any]:
     changed = frame.copy()
     touched = []
     for column in model.spec.numeric:
-        if column.startswith("oracle_"):
+        direction = weather_direction(column)
+        if direction == 0:
             continue
         values = pd.to_numeric(changed[column], errors="coerce").astype("float64")
-        if any(m in column for m in WORSE_WHEN_HIGHER):
+        if direction > 0:
             bad = values.quantile(WORSE_QUANTILE)
             changed[column] = np.maximum(values.fillna(bad), bad)
-        elif any(m in column for m in WORSE_WHEN_LOWER):
+        else:
             bad = values.quantile(1 - WORSE_QUANTILE)
             changed[column] = np.minimum(values.fillna(bad), bad)
-        else:
-            continue
         touched.append(column)
     return _directional(
         "directional: worse weather before the cutoff", model, frame, changed, touched

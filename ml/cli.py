@@ -62,8 +62,8 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> None:
     from ml.train import train
 
     result = train(settings, args.as_of)
-    val = result.metrics["validation"]
-    base = result.metrics["baselines"]
+    val = result.metrics["holdout"]["model"]
+    base = result.metrics["holdout"]["baselines"]
     print(
         f"model {result.version} ({result.algorithm}); holdout AUC {val['auc']:.3f} "
         f"(heuristic {base['heuristic']['auc']:.3f}), log loss {val['log_loss']:.4f} "
@@ -75,11 +75,13 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _metric_table(rows: list[tuple[str, dict]]) -> str:
-    from ml.model_card import METRIC_COLUMNS, _fmt
+    from ml.model_card import METRIC_COLUMNS, format_value
 
     lines = [f"{'':12}" + "".join(f"{label:>10}" for _, label in METRIC_COLUMNS)]
     for name, m in rows:
-        lines.append(f"{name:12}" + "".join(f"{_fmt(m[key]):>10}" for key, _ in METRIC_COLUMNS))
+        lines.append(
+            f"{name:12}" + "".join(f"{format_value(m[key]):>10}" for key, _ in METRIC_COLUMNS)
+        )
     return "\n".join(lines)
 
 

@@ -53,15 +53,23 @@ WORSE_WHEN_HIGHER = ("precip", "wind_speed", "wind_gust")
 WORSE_WHEN_LOWER = ("visibility",)
 
 
-def monotone_direction(column: str) -> int:
-    """+1 if the risk must not fall as ``column`` rises, -1 if it must not rise, else 0."""
+def weather_direction(column: str) -> int:
+    """+1 if ``column`` is weather before the cutoff that is worse when higher, -1 if worse
+    when lower, 0 otherwise (the oracle group is weather after the cutoff)."""
     if column.startswith(ORACLE_PREFIX):
         return 0
-    if any(m in column for m in DELAY_RATE_MARKERS + WORSE_WHEN_HIGHER):
+    if any(m in column for m in WORSE_WHEN_HIGHER):
         return 1
     if any(m in column for m in WORSE_WHEN_LOWER):
         return -1
     return 0
+
+
+def monotone_direction(column: str) -> int:
+    """+1 if the risk must not fall as ``column`` rises, -1 if it must not rise, else 0."""
+    if any(m in column for m in DELAY_RATE_MARKERS):
+        return 1
+    return weather_direction(column)
 
 
 ORACLE_LABEL = "ORACLE (observed weather at departure: an upper bound, not a deployable model)"

@@ -26,7 +26,7 @@ METRIC_COLUMNS = (
 )
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
@@ -67,7 +67,7 @@ def _sections(metadata: dict[str, Any], metrics: dict[str, Any]) -> list[tuple[s
                         "holdout",
                         f"{window['validation_start']} .. {window['validation_end']} ({metrics['rows']['validation']} flights)",
                     ],
-                    ["delay rate in the fit period", _fmt(metrics["prior_rate"])],
+                    ["delay rate in the fit period", format_value(metrics["prior_rate"])],
                     [
                         "calibration",
                         f"Platt scaling (slope {metadata['calibration']['slope']:.3f}, intercept "
@@ -80,9 +80,9 @@ def _sections(metadata: dict[str, Any], metrics: dict[str, Any]) -> list[tuple[s
             ),
         )
     )
-    rows = [["model", *[_fmt(holdout["model"][k]) for k, _ in METRIC_COLUMNS]]]
+    rows = [["model", *[format_value(holdout["model"][k]) for k, _ in METRIC_COLUMNS]]]
     for name, values in holdout["baselines"].items():
-        rows.append([name.replace("_", " "), *[_fmt(values[k]) for k, _ in METRIC_COLUMNS]])
+        rows.append([name.replace("_", " "), *[format_value(values[k]) for k, _ in METRIC_COLUMNS]])
     sections.append(
         (
             f"Holdout metrics beside the baselines (precision and recall at p >= {threshold})",
@@ -97,11 +97,11 @@ def _sections(metadata: dict[str, Any], metrics: dict[str, Any]) -> list[tuple[s
                 [
                     [
                         name,
-                        _fmt(c["auc"]),
-                        _fmt(c["log_loss"]),
-                        _fmt(c["ece"]),
-                        _fmt(c["uncalibrated_log_loss"]),
-                        _fmt(c["seconds"]),
+                        format_value(c["auc"]),
+                        format_value(c["log_loss"]),
+                        format_value(c["ece"]),
+                        format_value(c["uncalibrated_log_loss"]),
+                        format_value(c["seconds"]),
                     ]
                     for name, c in metrics["candidates"].items()
                 ],
@@ -118,10 +118,10 @@ def _sections(metadata: dict[str, Any], metrics: dict[str, Any]) -> list[tuple[s
                         s["dimension"],
                         s["value"],
                         s["rows"],
-                        _fmt(s["observed_rate"]),
-                        _fmt(s["mean_prediction"]),
-                        _fmt(s["log_loss"]),
-                        _fmt(s["auc"]),
+                        format_value(s["observed_rate"]),
+                        format_value(s["mean_prediction"]),
+                        format_value(s["log_loss"]),
+                        format_value(s["auc"]),
                     ]
                     for s in holdout["slices"]
                 ],
@@ -134,7 +134,7 @@ def _sections(metadata: dict[str, Any], metrics: dict[str, Any]) -> list[tuple[s
             (
                 ["test", "passed", "value", "detail"],
                 [
-                    [t["name"], _fmt(t["passed"]), f"{t['value']:.5f}", t["description"]]
+                    [t["name"], format_value(t["passed"]), f"{t['value']:.5f}", t["description"]]
                     for t in holdout.get("behaviour", [])
                 ],
             ),
@@ -146,7 +146,7 @@ def _sections(metadata: dict[str, Any], metrics: dict[str, Any]) -> list[tuple[s
             "Promotion gate",
             (
                 ["check", "passed", "detail"],
-                [[c["name"], _fmt(c["passed"]), c["detail"]] for c in gate["checks"]],
+                [[c["name"], format_value(c["passed"]), c["detail"]] for c in gate["checks"]],
             ),
         )
     )

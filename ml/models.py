@@ -2,7 +2,7 @@
 
 Every classifier has the same small API, in scikit-learn style:
 
-- ``fit(frame, y, eval_frame, eval_y, sample_weight=None)``: learn from ``frame``; the
+- ``fit(frame, y, eval_frame, eval_y)``: learn from ``frame``; the
   gradient-boosted ones stop early on the held-out ``eval_frame``;
 - ``predict_proba(frame)``: the probability of delay for each row, shape ``(n,)``;
 - ``contributions(frame)``: each feature's additive contribution to the log-odds, shape
@@ -153,8 +153,8 @@ class HeuristicClassifier(_Base):
         super().__init__(spec or FeatureSpec((HEURISTIC_COLUMN,), ()), params, random_state)
         self.prior_ = 0.25
 
-    def fit(self, frame, y, eval_frame=None, eval_y=None, sample_weight=None):
-        self.prior_ = float(np.average(y, weights=sample_weight))
+    def fit(self, frame, y, eval_frame=None, eval_y=None):
+        self.prior_ = float(np.mean(y))
         return self
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
@@ -200,7 +200,7 @@ class LogisticClassifier(_Base):
             )
         return np.hstack(blocks) if blocks else np.zeros((len(frame), 0))
 
-    def fit(self, frame, y, eval_frame=None, eval_y=None, sample_weight=None):
+    def fit(self, frame, y, eval_frame=None, eval_y=None):
         from sklearn.linear_model import LogisticRegression
 
         params = self.resolved_params()
@@ -209,7 +209,8 @@ class LogisticClassifier(_Base):
         self.medians_ = np.nan_to_num(numeric.median().to_numpy(), nan=0.0)
         filled = numeric.fillna(pd.Series(self.medians_, index=numeric.columns))
         self.means_ = filled.mean().to_numpy()
-        self.scales_ = np.where(filled.std().to_numpy() > 0, filled.std().to_numpy(), 1.0)
+        spread = filled.std().to_numpy()
+        self.scales_ = np.where(spread > 0, spread, 1.0)
         self.levels_ = {}
         for column in self.spec.categorical:
             counts = frame[column].astype("object").value_counts()
@@ -219,7 +220,7 @@ class LogisticClassifier(_Base):
         estimator = LogisticRegression(
             C=params["C"], max_iter=params["max_iter"], solver="newton-cholesky"
         )
-        estimator.fit(self._design(frame), np.asarray(y, dtype=int), sample_weight=sample_weight)
+        estimator.fit(self._design(frame), np.asarray(y, dtype=int))
         self.coef_ = estimator.coef_[0].astype(float)
         self.intercept_ = float(estimator.intercept_[0])
         return self
@@ -267,7 +268,7 @@ class LogisticClassifier(_Base):
     @classmethod
     def load(cls, folder: Path, state: dict[str, Any]) -> LogisticClassifier:
         model = cls(FeatureSpec.from_dict(state["spec"]), random_state=state["random_state"])
-        model.params = {k: v for k, v in state["params"].items()}
+        model.params = dict(state["params"])
         model.medians_ = np.asarray(state["medians"], dtype=float)
         model.means_ = np.asarray(state["means"], dtype=float)
         model.scales_ = np.asarray(state["scales"], dtype=float)
@@ -302,46 +303,48 @@ class BoostedClassifier(_Base):
             out[column] = pd.Categorical(values, categories=self.categories_[column])
         return out
 
-    def _train(self, x_fit, y, weight, rounds: int, x_eval=None, eval_y=None):
+    def _train(self, x_fit, y, rounds: int, x_eval=None, eval_y=None):
+        """Train for at most ``rounds``, stopping early on ``x_eval`` if given; returns the
+        booster and the number of rounds to use."""
         params = self.resolved_params()
+        stop_early = x_eval is not None
         if self.algorithm == "lightgbm":
             import lightgbm as lgb
 
             train_set = lgb.Dataset(
                 x_fit,
                 label=y,
-                weight=weight,
                 categorical_feature=list(self.spec.categorical),
                 free_raw_data=False,
             )
-            if x_eval is None:
-                return lgb.train(params, train_set, num_boost_round=rounds), rounds
-            eval_set = lgb.Dataset(x_eval, label=eval_y, reference=train_set)
-            booster = lgb.train(
-                params,
-                train_set,
-                num_boost_round=rounds,
-                valid_sets=[eval_set],
-                callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
+            early = (
+                {
+                    "valid_sets": [lgb.Dataset(x_eval, label=eval_y, reference=train_set)],
+                    "callbacks": [lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
+                }
+                if stop_early
+                else {}
             )
-            return booster, int(booster.best_iteration)
+            booster = lgb.train(params, train_set, num_boost_round=rounds, **early)
+            return booster, int(booster.best_iteration) if stop_early else rounds
         import xgboost as xgb
 
-        dfit = xgb.DMatrix(x_fit, label=y, weight=weight, enable_categorical=True)
-        if x_eval is None:
-            return xgb.train(params, dfit, num_boost_round=rounds), rounds
-        deval = xgb.DMatrix(x_eval, label=eval_y, enable_categorical=True)
-        booster = xgb.train(
-            params,
-            dfit,
-            num_boost_round=rounds,
-            evals=[(deval, "validation")],
-            early_stopping_rounds=EARLY_STOPPING_ROUNDS,
-            verbose_eval=False,
+        dfit = xgb.DMatrix(x_fit, label=y, enable_categorical=True)
+        early = (
+            {
+                "evals": [
+                    (xgb.DMatrix(x_eval, label=eval_y, enable_categorical=True), "validation")
+                ],
+                "early_stopping_rounds": EARLY_STOPPING_ROUNDS,
+                "verbose_eval": False,
+            }
+            if stop_early
+            else {}
         )
-        return booster, int(booster.best_iteration) + 1
+        booster = xgb.train(params, dfit, num_boost_round=rounds, **early)
+        return booster, int(booster.best_iteration) + 1 if stop_early else rounds
 
-    def fit(self, frame, y, eval_frame, eval_y, sample_weight=None):
+    def fit(self, frame, y, eval_frame, eval_y):
         """Fit on ``frame``, stopping early on the held-out ``eval_frame``."""
         self.categories_ = {
             column: sorted(str(v) for v in frame[column].dropna().unique())
@@ -350,7 +353,6 @@ class BoostedClassifier(_Base):
         self.booster_, self.best_iteration_ = self._train(
             self._matrix(frame),
             y,
-            sample_weight,
             MAX_ROUNDS,
             self._matrix(eval_frame),
             eval_y,
@@ -383,7 +385,7 @@ class BoostedClassifier(_Base):
         out = np.zeros(len(frame))
         for fold in np.unique(folds):
             held = folds == fold
-            booster, _ = self._train(matrix[~held], y[~held], None, self.best_iteration_)
+            booster, _ = self._train(matrix[~held], y[~held], self.best_iteration_)
             out[held] = self._raw_predict(booster, matrix[held])
         return out
 

@@ -257,8 +257,6 @@ def train(settings: Settings, as_of: dt.date) -> TrainingResult:
     metrics = {
         "prior_rate": prior,
         "rows": {"fit": int(len(fit)), "validation": int(len(validation))},
-        "validation": holdout["model"],
-        "baselines": holdout["baselines"],
         "holdout": holdout,
         "candidates": {
             name: {

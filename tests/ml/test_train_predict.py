@@ -40,8 +40,9 @@ def test_the_trained_model_beats_the_prior_and_becomes_champion(trained_data):
     meta = registry.load_metadata(settings, champion)
     assert meta["as_of"] == AS_OF.isoformat()
     assert meta["window"]["validation_end"] == "2013-03-14"
-    assert metrics["validation"]["log_loss"] < metrics["baselines"]["prior_rate"]["log_loss"]
-    assert metrics["validation"]["auc"] > metrics["baselines"]["heuristic"]["auc"]
+    holdout = metrics["holdout"]
+    assert holdout["model"]["log_loss"] < holdout["baselines"]["prior_rate"]["log_loss"]
+    assert holdout["model"]["auc"] > holdout["baselines"]["heuristic"]["auc"]
     assert set(metrics["candidates"]) == {"heuristic", "logistic", "lightgbm", "xgboost"}
     assert metrics["gate"]["promote"] and all(c["passed"] for c in metrics["gate"]["checks"])
     assert registry.audit_log(settings)[0]["to"] == champion
