@@ -7,6 +7,7 @@ failure, exits non-zero with one line that says what is wrong and where.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import sys
@@ -150,7 +151,20 @@ def cmd_monitor(settings: Settings, args: argparse.Namespace) -> None:
 
     result = monitor(settings, args.date)
     drifted = ", ".join(result.drifted) or "none"
-    print(f"drift on {result.day} vs {result.model_version}: {drifted}; report {result.html}")
+    print(f"drift on {result.day} vs {result.model_version}: {drifted}")
+    est = result.estimated
+    print(
+        f"estimated performance on {result.day} (from the calibrated scores): "
+        f"AUC {est['auc']:.3f}, log loss {est['log_loss']:.4f}"
+    )
+    real = result.realized
+    if real:
+        print(
+            f"realized performance on {args.date - dt.timedelta(days=settings.label_maturity_days)} "
+            f"(labels matured): AUC {real['auc']:.3f}, log loss {real['log_loss']:.4f}, "
+            f"ECE {real['ece']:.3f} ({real['rows']} flights, {real['observed_rate']:.1%} delayed)"
+        )
+    print(f"report {result.html}")
 
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> None:

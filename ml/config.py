@@ -46,7 +46,10 @@ class Settings:
     gate_slice_min_rows: int = 1000
     gate_slice_tolerance: float = 0.02
     gate_max_ece: float = 0.10
-    drift_psi_threshold: float = 0.2
+    label_maturity_days: int = 2
+    drift_window_days: int = 7
+    drift_small_batch_rows: int = 1000
+    drift_family_alpha: float = 0.05
 
     @property
     def operating_threshold(self) -> float:
@@ -119,6 +122,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         raise ConfigError(f"candidates {strange or '(none)'}: expected some of {list(ALGORITHMS)}")
     if values["calibration_folds"] < 2:
         raise ConfigError("calibration_folds must be at least 2")
+    if not 0 < values["drift_family_alpha"] < 1:
+        raise ConfigError("drift_family_alpha must be between 0 and 1")
+    if values["drift_window_days"] < 1:
+        raise ConfigError("drift_window_days must be at least 1")
     if values["validation_days"] >= values["train_window_days"]:
         raise ConfigError("validation_days must be smaller than train_window_days")
     return Settings(**values)

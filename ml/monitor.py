@@ -1,8 +1,15 @@
-"""Monitor: compare a day's features and scores with the champion's training reference.
+"""Monitor: a day's drift against the champion's training reference, and performance.
 
-Writes ``monitoring/drift/flight_date=D/part-0.parquet`` (the ``monitoring_drift``
-table: one row per feature and the score), ``reports/drift/drift_D.json`` and a
-self-contained ``reports/drift/drift_D.html``.
+For day D it writes:
+
+- ``monitoring/drift/flight_date=D/`` (the ``monitoring_drift`` table: one row per series
+  and horizon); the tests, their calibration and the family-wise control of false alarms
+  are in :mod:`ml.drift`;
+- ``monitoring/performance/kind=estimated/flight_date=D/``: D's performance estimated from
+  its calibrated scores, and ``kind=realized/flight_date=M/`` for M = D minus the label
+  maturity, whose labels are now all known (the ``monitoring_performance`` table; see
+  :mod:`ml.performance`);
+- ``reports/drift/drift_D.json`` and a self-contained ``reports/drift/drift_D.html``.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -26,12 +34,114 @@ class MonitorResult:
     day: dt.date
     model_version: str
     drifted: list[str]
+    estimated: dict[str, float]
+    realized: dict[str, float] | None
     html: Path
     json: Path
 
 
+def _performance(settings: Settings, day: dt.date, *, realized: bool) -> pd.DataFrame | None:
+    """The performance rows of ``day`` (None when it has no predictions), and publish them."""
+    from ml.features import load_features
+    from ml.performance import performance_table
+
+    path = settings.paths.predictions_partition(day)
+    if not path.exists():
+        if not realized:
+            raise DataError(
+                f"{path}: no predictions for {day} (run `ml predict --date {day}` first)"
+            )
+        log.info("no predictions for %s: no realized performance to report", day)
+        return None
+    from ml import registry
+
+    predictions = pd.read_parquet(path)
+    priors = {}
+    for version in predictions["model_version"].unique():
+        try:
+            priors[version] = registry.load_metrics(settings, version)["prior_rate"]
+        except (registry.RegistryError, OSError, KeyError, ValueError):
+            continue  # the heuristic fallback, or a version no longer in the registry
+    table = performance_table(
+        predictions,
+        load_features(settings, day, day),
+        settings.operating_threshold,
+        realized=realized,
+        priors=priors,
+    )
+    kind = "realized" if realized else "estimated"
+    folder = (
+        settings.paths.monitoring
+        / "performance"
+        / f"kind={kind}"
+        / f"flight_date={day.isoformat()}"
+    )
+    write_parquet(pa.Table.from_pandas(table, preserve_index=False), folder / PART_FILE)
+    return table
+
+
+def _overall(table: pd.DataFrame | None, role: str = "champion") -> dict | None:
+    if table is None:
+        return None
+    rows = table[(table["dimension"] == "all") & (table["model_role"] == role)]
+    return None if rows.empty else _json_rows(rows)[0]
+
+
+def performance_history(settings: Settings, last: dt.date, days: int = 60) -> list[dict]:
+    """The champion's overall estimated and realized metrics over the ``days`` before ``last``."""
+    folder = settings.paths.monitoring / "performance"
+    if not any(folder.glob("kind=*/flight_date=*")):
+        return []
+    import duckdb
+
+    with duckdb.connect() as con:
+        history = con.execute(
+            f"select kind, flight_date, model_version, auc, log_loss, rows, observed_rate, "
+            f"mean_prediction from read_parquet('{folder}/*/*/*.parquet', hive_partitioning = true, "
+            "hive_types = {'flight_date': date}) where dimension = 'all' and model_role = 'champion' "
+            "and flight_date between ? and ? order by flight_date, kind",
+            [last - dt.timedelta(days=days - 1), last],
+        ).df()
+    return _json_rows(history)
+
+
+def drifted_since(
+    settings: Settings, day: dt.date, version: str, features: list[str]
+) -> dict[str, dt.date]:
+    """For each feature drifted on ``day``: the first day of its unbroken run of drifted days.
+
+    Reads the earlier days of ``monitoring_drift`` checked against the same model; a day
+    not monitored, or monitored against another model, ends the run.
+    """
+    since = {feature: day for feature in features}
+    folder = settings.paths.monitoring / "drift"
+    if not features or not any(folder.glob("flight_date=*")):
+        return since
+    import duckdb
+
+    with duckdb.connect() as con:
+        history = con.execute(
+            f"select flight_date, feature, bool_or(is_drifted) as drifted "
+            f"from read_parquet('{folder}/*/*.parquet', hive_partitioning = true, "
+            "hive_types = {'flight_date': date}) "
+            "where flight_date < ? and model_version = ? group by all",
+            [day, version],
+        ).df()
+    flagged = {
+        (d.date() if hasattr(d, "date") else d, f)
+        for d, f, drifted in history.itertuples(index=False)
+        if drifted
+    }
+    for feature in features:
+        previous = day - dt.timedelta(days=1)
+        while (previous, feature) in flagged:
+            since[feature] = previous
+            previous -= dt.timedelta(days=1)
+    return since
+
+
 def monitor(settings: Settings, day: dt.date) -> MonitorResult:
-    """Compute the drift of ``day`` against the champion's reference profile and publish it."""
+    """Test the drift of ``day`` (and its trailing window) against the champion's reference."""
     from ml import registry
     from ml.drift import compare
     from ml.features import load_features
@@ -42,17 +152,25 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
     if version is None:
         raise DataError("no champion model: train one first (`ml train --as-of D`)")
     profile = registry.load_profile(settings, version)
-    predictions_path = settings.paths.predictions_partition(day)
-    if not predictions_path.exists():
+    model, metadata = registry.load_model(settings, version)
+    first = day - dt.timedelta(days=profile["window_days"] - 1)
+    window = load_features(
+        settings, first, day, oracle=bool(metadata.get("uses_oracle_forecast"))
+    ).reset_index(drop=True)
+    today = (window["flight_date"] == day).to_numpy()
+    if not today.any():
         raise DataError(
-            f"{predictions_path}: no predictions for {day} (run `ml predict --date {day}` first)"
+            f"{settings.paths.mart('flight_features')}: no flights on {day} "
+            f"(run `ml transform --start {day} --end {day}` first)"
         )
-    scores = pd.read_parquet(predictions_path, filters=[("model_role", "=", "champion")])[
-        "p_delayed"
-    ].to_numpy()
-    oracle = bool(registry.load_metadata(settings, version).get("uses_oracle_forecast"))
-    frame = load_features(settings, day, day, oracle=oracle)
-    table = compare(profile, frame, scores, settings.drift_psi_threshold)
+    scores = model.predict_proba(window)
+    table = compare(profile, window[today], scores[today], window, scores)
+    drifted = sorted(set(table.loc[table["is_drifted"], "feature"]))
+    since = drifted_since(settings, day, version, drifted)
+    table["drifted_since"] = [
+        since.get(f) if d else None
+        for f, d in table[["feature", "is_drifted"]].itertuples(index=False)
+    ]
     table.insert(0, "model_version", version)
 
     drift_dir = settings.paths.monitoring / "drift" / f"flight_date={day.isoformat()}"
@@ -60,22 +178,54 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
     summary = {
         "flight_date": day.isoformat(),
         "model_version": version,
-        "reference_rows": profile["rows"],
-        "current_rows": int(len(frame)),
-        "base_threshold": settings.drift_psi_threshold,
-        "drifted_features": table.loc[table["is_drifted"], "feature"].tolist(),
-        "features": table.drop(columns=["model_version"]).to_dict(orient="records"),
+        "reference": {
+            "first": metadata["window"]["fit_start"],
+            "last": metadata["window"]["validation_end"],
+            "rows": profile["rows"],
+            "days": profile["days"],
+        },
+        "current_rows": int(today.sum()),
+        "window": {
+            "first": first.isoformat(),
+            "days": int(window["flight_date"].nunique()),
+            "rows": int(len(window)),
+        },
+        "tests": profile["tests"],
+        "z_threshold": profile["z_threshold"],
+        "family_alpha": profile["family_alpha"],
+        "reference_alarm_rate": profile["reference_alarm_rate"],
+        "drifted_features": drifted,
+        "drifted_since": {f: d.isoformat() for f, d in since.items()},
+        "series": _json_rows(table.drop(columns=["model_version"])),
+    }
+    realized_day = day - dt.timedelta(days=settings.label_maturity_days)
+    estimated = _performance(settings, day, realized=False)
+    realized = _performance(settings, realized_day, realized=True)
+    summary["performance"] = {
+        "threshold": settings.operating_threshold,
+        "estimated": _json_rows(estimated),
+        "realized_day": realized_day.isoformat(),
+        "realized": [] if realized is None else _json_rows(realized),
+        "history": performance_history(settings, day),
     }
     report_dir = settings.paths.reports / "drift"
     json_path = write_json(summary, report_dir / f"drift_{day.isoformat()}.json")
     html_path = write_text(drift_report_html(summary), report_dir / f"drift_{day.isoformat()}.html")
     refresh_catalog(settings)
-    log.info(
-        "drift %s vs %s: %d drifted %s -> %s",
-        day,
-        version,
-        len(summary["drifted_features"]),
-        summary["drifted_features"],
-        html_path,
+    log.info("drift %s vs %s: %d drifted %s -> %s", day, version, len(drifted), drifted, html_path)
+    return MonitorResult(
+        day, version, drifted, _overall(estimated), _overall(realized), html_path, json_path
     )
-    return MonitorResult(day, version, summary["drifted_features"], html_path, json_path)
+
+
+def _json_rows(table: pd.DataFrame) -> list[dict]:
+    """Records with dates as ISO strings and NaN as null, for the JSON report."""
+    records = []
+    for record in table.to_dict(orient="records"):
+        for key, value in record.items():
+            if isinstance(value, dt.date):
+                record[key] = value.isoformat()
+            elif isinstance(value, float) and not np.isfinite(value):
+                record[key] = None
+        records.append(record)
+    return records

@@ -241,7 +241,17 @@ def load_metrics(settings: Settings, version: str) -> dict[str, Any]:
 
 
 def load_profile(settings: Settings, version: str) -> dict[str, Any]:
-    return read_json(version_dir(settings, version) / "reference_profile.json")
+    """The drift reference profile stored with ``version`` at training time."""
+    from ml.drift import PROFILE_FORMAT
+
+    path = version_dir(settings, version) / "reference_profile.json"
+    profile = read_json(path)
+    if profile.get("format") != PROFILE_FORMAT:
+        raise RegistryError(
+            f"{path}: reference profile format {profile.get('format', 1)}, expected "
+            f"{PROFILE_FORMAT} (retrain the model with `ml train --as-of D`)"
+        )
+    return profile
 
 
 def load_model(settings: Settings, version: str):

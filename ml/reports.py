@@ -62,33 +62,177 @@ def bar_chart_svg(
     return "".join(parts)
 
 
+def line_chart_svg(
+    dates: list[str], series: dict[str, list[float | None]], width: int = 640, height: int = 200
+) -> str:
+    """Lines over dates, one per named series (None leaves a gap), with a legend."""
+    colours = [CUR_COLOUR, "#d9822b", REF_COLOUR, "#067647"]
+    values = [v for vs in series.values() for v in vs if v is not None]
+    if not dates or not values:
+        return "<p class='muted'>No history yet.</p>"
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    low, high = low - 0.1 * span, high + 0.1 * span
+    pad_l, pad_r, pad_t, pad_b = 46, 10, 10, 34
+    plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
+
+    def xy(i: int, v: float) -> tuple[float, float]:
+        x = pad_l + (plot_w * i / max(len(dates) - 1, 1))
+        return x, pad_t + plot_h * (1 - (v - low) / (high - low))
+
+    parts = [
+        f"<svg width='{width}' height='{height}' role='img' xmlns='http://www.w3.org/2000/svg'>"
+    ]
+    for tick in (low, (low + high) / 2, high):
+        _, y = xy(0, tick)
+        parts.append(
+            f"<line x1='{pad_l}' x2='{width - pad_r}' y1='{y:.1f}' y2='{y:.1f}' stroke='#e3e6ec'/>"
+            f"<text x='{pad_l - 4}' y='{y + 3:.1f}' font-size='9' text-anchor='end'>{tick:.3f}</text>"
+        )
+    for i in sorted({0, len(dates) // 2, len(dates) - 1}):
+        x, _ = xy(i, low)
+        parts.append(
+            f"<text x='{x:.1f}' y='{height - 20}' font-size='9' text-anchor='middle'>{escape(dates[i])}</text>"
+        )
+    for k, (name, vs) in enumerate(series.items()):
+        colour = colours[k % len(colours)]
+        segment: list[str] = []
+        for i, v in enumerate([*vs, None]):
+            if v is None:
+                if len(segment) > 1:
+                    parts.append(
+                        f"<polyline points='{' '.join(segment)}' fill='none' stroke='{colour}' stroke-width='1.5'/>"
+                    )
+                segment = []
+                continue
+            x, y = xy(i, v)
+            segment.append(f"{x:.1f},{y:.1f}")
+            parts.append(
+                f"<circle cx='{x:.1f}' cy='{y:.1f}' r='2.5' fill='{colour}'><title>{escape(name)} {escape(dates[i])}: {v:.4f}</title></circle>"
+            )
+        parts.append(
+            f"<rect x='{pad_l + 150 * k}' y='{height - 11}' width='10' height='10' fill='{colour}'/>"
+            f"<text x='{pad_l + 150 * k + 14}' y='{height - 2}' font-size='10'>{escape(name)}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _number(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def performance_html(performance: dict[str, Any]) -> str:
+    """Today's estimate, the matured day's realized metrics beside the prior, and the history."""
+    head = (
+        "<tr><th>kind</th><th>day</th><th>role</th><th>model</th><th>flights</th><th>AUC</th>"
+        "<th>log loss</th><th>prior-rate log loss</th><th>Brier</th><th>ECE</th><th>precision</th>"
+        "<th>recall</th><th>delayed</th></tr>"
+    )
+    rows = []
+    for kind, day, records in (
+        ("estimated", None, performance["estimated"]),
+        ("realized", performance["realized_day"], performance["realized"]),
+    ):
+        for r in records:
+            if r["dimension"] != "all":
+                continue
+            rows.append(
+                f"<tr><td>{kind}</td><td>{escape(day or '')}</td><td>{escape(r['model_role'])}</td>"
+                f"<td>{escape(r['model_version'])}</td><td class='num'>{r['rows']}</td>"
+                f"<td class='num'>{_number(r['auc'])}</td><td class='num'>{_number(r['log_loss'], 4)}</td>"
+                f"<td class='num'>{_number(r.get('prior_log_loss'), 4)}</td><td class='num'>{_number(r['brier'], 4)}</td>"
+                f"<td class='num'>{_number(r['ece'])}</td><td class='num'>{_number(r['precision'])}</td>"
+                f"<td class='num'>{_number(r['recall'])}</td><td class='num'>{_number(r['observed_rate'])}</td></tr>"
+            )
+    if not performance["realized"]:
+        rows.append(
+            f"<tr><td>realized</td><td>{escape(performance['realized_day'])}</td>"
+            "<td colspan='11' class='muted'>no predictions stored for that day</td></tr>"
+        )
+    history = performance["history"]
+    dates = sorted({h["flight_date"] for h in history})
+    charts = []
+    for metric, label in (("auc", "AUC"), ("log_loss", "log loss")):
+        series = {}
+        for kind in ("estimated", "realized"):
+            by_day = {h["flight_date"]: h[metric] for h in history if h["kind"] == kind}
+            series[f"{kind} {label}"] = [by_day.get(d) for d in dates]
+        charts.append(
+            f"<div class='card'><h3>{label}, champion</h3>{line_chart_svg(dates, series)}</div>"
+        )
+    return (
+        "<h2>Performance</h2>"
+        "<p class='muted'>Estimated: what the calibrated scores imply before any label exists "
+        "(confidence-based estimation); blind to a change in what the features mean, so it is set "
+        "beside the realized value once the labels mature "
+        f"(the realized day is the latest whose labels are all known). Precision and recall at p >= {performance['threshold']}.</p>"
+        f"<table>{head}{''.join(rows)}</table><div class='grid'>{''.join(charts)}</div>"
+    )
+
+
+def _series_row(f: dict[str, Any]) -> str:
+    verdict = "drifted" if f["is_drifted"] else "stable"
+    statistic = "-" if f["statistic"] is None else f"{f['statistic']:.4g}"
+    z = "-" if f["z"] is None else f"{f['z']:.2f}"
+    return (
+        f"<tr><td>{escape(f['feature'])}</td><td>{escape(f['horizon'])}</td><td>{escape(f['test'])}</td>"
+        f"<td class='num'>{statistic}</td><td class='num'>{f['threshold']:.4g}</td><td class='num'>{z}</td>"
+        f"<td class='num'>{f['psi']:.3f}</td><td class='{'bad' if f['is_drifted'] else 'ok'}'>{verdict}</td>"
+        f"<td>{escape(f.get('drifted_since') or '')}</td></tr>"
+    )
+
+
 def drift_report_html(summary: dict[str, Any]) -> str:
-    """The daily drift page: the verdict first, then every feature's distribution."""
+    """The daily drift page: the verdict first, then every series' test and distribution."""
     drifted = summary["drifted_features"]
-    verdict = (
-        f"<p class='bad'>{len(drifted)} of {len(summary['features'])} monitored series drifted "
-        f"(PSI above its threshold): {escape(', '.join(drifted))}</p>"
-        if drifted
-        else "<p class='ok'>No drift: every feature and the score stay under their thresholds.</p>"
+    series = summary["series"]
+    since = summary["drifted_since"]
+    if drifted:
+        items = "".join(
+            f"<li><b>{escape(name)}</b>, drifted since {escape(since[name])}: "
+            + "; ".join(
+                f"{escape(f['horizon'])} {escape(f['test'])} {f['statistic']:.3g} against a threshold of {f['threshold']:.3g}"
+                for f in series
+                if f["feature"] == name and f["is_drifted"]
+            )
+            + "</li>"
+            for name in drifted
+        )
+        verdict = f"<p class='bad'>{len(drifted)} series drifted out of {len({f['feature'] for f in series})}.</p><ul>{items}</ul>"
+    else:
+        verdict = "<p class='ok'>No drift: every feature and the score stay within their calibrated thresholds.</p>"
+    header = (
+        "<tr><th>series</th><th>horizon</th><th>test</th><th>statistic</th><th>threshold</th>"
+        "<th>z</th><th>PSI</th><th>verdict</th><th>since</th></tr>"
     )
-    rows = "".join(
-        f"<tr><td>{escape(f['feature'])}</td><td>{escape(f['kind'])}</td><td class='num'>{f['psi']:.3f}</td><td class='num'>{f['threshold']:.3f}</td>"
-        f"<td class='{'bad' if f['is_drifted'] else 'ok'}'>{'drifted' if f['is_drifted'] else 'stable'}</td></tr>"
-        for f in summary["features"]
-    )
+    rows = "".join(_series_row(f) for f in series)
+    day_series = [f for f in series if f["horizon"] == "day"]
+    day_series.sort(key=lambda f: (f["feature"] not in drifted, f["feature"]))
     cards = "".join(
-        f"<div class='card'><h3>{escape(f['feature'])} <span class='muted'>PSI {f['psi']:.3f}</span></h3>"
-        f"{bar_chart_svg(f['bins'] if f['kind'] == 'categorical' else [str(i) for i in range(len(f['reference_shares']))], f['reference_shares'], f['current_shares'])}</div>"
-        for f in summary["features"]
+        f"<div class='card'><h3>{escape(f['feature'])} <span class='{'bad' if f['feature'] in drifted else 'muted'}'>"
+        f"{'drifted' if f['feature'] in drifted else 'stable'}</span></h3>"
+        f"{bar_chart_svg(f['bins'], f['reference_shares'], f['current_shares'])}</div>"
+        for f in day_series
     )
+    reference = summary["reference"]
+    window = summary["window"]
     body = (
-        f"<h1>Drift report, {escape(summary['flight_date'])}</h1>"
-        f"<p class='muted'>Flights scheduled on {escape(summary['flight_date'])} ({summary['current_rows']} rows) "
-        f"against the training reference of model {escape(summary['model_version'])} "
-        f"({summary['reference_rows']} rows). Population stability index per feature; numeric "
-        f"features in the reference's decile bins. Each threshold is calibrated on the reference period: the largest PSI any single reference day showed, plus 25%.</p>{verdict}"
-        f"<h2>Summary</h2><table><tr><th>feature</th><th>kind</th><th>PSI</th><th>threshold</th><th>verdict</th></tr>{rows}</table>"
-        f"<h2>Distributions</h2><p class='legend'><span style='background:{REF_COLOUR}'></span>reference"
+        f"<h1>Monitoring report, {escape(summary['flight_date'])}</h1>"
+        f"<p class='muted'>The {summary['current_rows']} flights scheduled on {escape(summary['flight_date'])}, and the "
+        f"{window['rows']} of the trailing window from {escape(window['first'])} ({window['days']} days), against the training "
+        f"window of model {escape(summary['model_version'])}: {escape(reference['first'])} to {escape(reference['last'])}, "
+        f"{reference['rows']} flights over {reference['days']} days.</p>"
+        f"<h2>Summary: drift</h2>{verdict}"
+        f"<p class='muted'>{summary['tests']} tests (every feature and the score, at both horizons). A series drifts when its "
+        f"statistic's z-score against its own day-to-day spread over the reference period exceeds {summary['z_threshold']:.2f}, "
+        f"a threshold set so that at most {summary['family_alpha']:.0%} of reference days raise any alarm over all tests together "
+        f"(on the reference period itself: {summary['reference_alarm_rate']:.1%}). "
+        "Kolmogorov-Smirnov and chi-square for small batches, normalised Wasserstein and Jensen-Shannon for large ones; "
+        "the PSI is shown for comparison.</p>"
+        f"{performance_html(summary['performance']) if 'performance' in summary else ''}"
+        f"<h2>Every test</h2><table>{header}{rows}</table>"
+        f"<h2>Distributions on the day</h2><p class='legend'><span style='background:{REF_COLOUR}'></span>reference"
         f"<span style='background:{CUR_COLOUR}'></span>{escape(summary['flight_date'])}</p>"
         f"<div class='grid'>{cards}</div>"
     )

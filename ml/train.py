@@ -270,8 +270,14 @@ def train(settings: Settings, as_of: dt.date) -> TrainingResult:
         "importance": importance,
         "gate": decision.to_dict(),
     }
+    reference = pd.concat([fit, validation], ignore_index=True)
     profile = reference_profile(
-        fit, model.spec, model.predict_proba(fit), settings.drift_psi_threshold
+        reference,
+        model.spec,
+        model.predict_proba(reference),
+        window_days=settings.drift_window_days,
+        small_batch_rows=settings.drift_small_batch_rows,
+        family_alpha=settings.drift_family_alpha,
     )
     registry.register(settings, model, metadata, metrics, profile)
     became_champion = registry.apply_gate(settings, version, decision)

@@ -41,6 +41,11 @@ def _views(settings: Settings) -> dict[str, str]:
             f"select * from read_parquet('{paths.monitoring}/drift/*/*.parquet', "
             "hive_partitioning = true, hive_types = {'flight_date': date})"
         )
+    if glob_exists("performance/kind=*/flight_date=*/*.parquet", paths.monitoring):
+        views["monitoring_performance"] = (
+            f"select * from read_parquet('{paths.monitoring}/performance/*/*/*.parquet', "
+            "hive_partitioning = true, hive_types = {'flight_date': date})"
+        )
     return views
 
 

@@ -16,13 +16,13 @@ def test_environment_overrides_each_key_with_its_type(tmp_path):
     env = {
         "ML_DATA_DIR": str(tmp_path),
         "ML_TRAIN_WINDOW_DAYS": "60",
-        "ML_DRIFT_PSI_THRESHOLD": "0.3",
+        "ML_DRIFT_FAMILY_ALPHA": "0.01",
         "ML_CANDIDATES": "lightgbm",
     }
     settings = load_settings(env=env)
     assert settings.data_dir == tmp_path
     assert settings.train_window_days == 60
-    assert settings.drift_psi_threshold == pytest.approx(0.3)
+    assert settings.drift_family_alpha == pytest.approx(0.01)
     assert settings.candidates == ("lightgbm",)
     assert settings.paths.warehouse == tmp_path / "warehouse.duckdb"
 

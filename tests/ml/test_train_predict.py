@@ -201,15 +201,16 @@ def test_reference_profile_is_stored_and_flags_shifted_data(trained_data):
 
     settings = make_settings(trained_data)
     profile = registry.load_profile(settings, registry.get_alias(settings, "champion"))
+    assert profile["days"] == 30 and profile["reference_alarm_rate"] <= 0.05
     frame = load_features(settings, DAY, DAY)
     scores = np.full(len(frame), 0.3)
-    calm = compare(profile, frame, scores, 0.2).set_index("feature")
+    calm = compare(profile, frame, scores).set_index("feature")
     assert not calm.loc["plane_age_years", "is_drifted"]
     older_fleet = frame.assign(plane_age_years=frame["plane_age_years"] + 15)
-    shifted = compare(profile, older_fleet, scores, 0.2).set_index("feature")
+    shifted = compare(profile, older_fleet, scores).set_index("feature")
     assert shifted.loc["plane_age_years", "is_drifted"]
-    assert shifted.drop(index=["plane_age_years"])["psi"].equals(
-        calm.drop(index=["plane_age_years"])["psi"]
+    assert shifted.drop(index=["plane_age_years"])["statistic"].equals(
+        calm.drop(index=["plane_age_years"])["statistic"]
     )
 
 

@@ -1,0 +1,110 @@
+"""Performance: the confidence-based estimate, and realized metrics from matured labels."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+
+from ml.performance import estimated_metrics, expected_auc
+from tests.conftest import AS_OF, make_settings
+
+
+def _brute_force_auc(p: np.ndarray) -> float:
+    numerator = denominator = 0.0
+    for i in range(len(p)):
+        for j in range(len(p)):
+            if i == j:
+                continue
+            weight = p[i] * (1 - p[j])
+            denominator += weight
+            numerator += weight * (1.0 if p[i] > p[j] else 0.5 if p[i] == p[j] else 0.0)
+    return numerator / denominator
+
+
+def test_expected_auc_is_the_pairwise_expectation_ties_included():
+    rng = np.random.default_rng(3)
+    p = np.round(rng.beta(2, 5, 60), 2)  # rounded: many ties
+    assert expected_auc(p) == pytest.approx(_brute_force_auc(p))
+
+
+def test_a_calibrated_model_realizes_what_was_estimated():
+    from sklearn.metrics import roc_auc_score
+
+    from ml.evaluate import log_loss
+
+    rng = np.random.default_rng(5)
+    p = rng.beta(2, 5, 1000)
+    estimate = estimated_metrics(p, 0.35)
+    draws = [rng.random(p.size) < p for _ in range(300)]
+    assert np.mean([roc_auc_score(y, p) for y in draws]) == pytest.approx(
+        estimate["auc"], abs=0.005
+    )
+    assert np.mean([log_loss(y, p) for y in draws]) == pytest.approx(
+        estimate["log_loss"], abs=0.003
+    )
+    flagged = p >= 0.35
+    precision = np.mean([y[flagged].mean() for y in draws])
+    assert precision == pytest.approx(estimate["precision"], abs=0.005)
+
+
+def test_monitor_reports_realized_performance_from_matured_labels(trained_copy, package_source):
+    """Realized metrics agree with labels computed here straight from the raw package file."""
+    from sklearn.metrics import roc_auc_score
+
+    from ml.monitor import monitor
+    from ml.predict import predict
+
+    settings = make_settings(trained_copy)
+    first, later = AS_OF, AS_OF + dt.timedelta(days=settings.label_maturity_days)
+    for day in (first, later):
+        predict(settings, day)
+    monitor(settings, first)
+    result = monitor(settings, later)
+
+    with zipfile.ZipFile(package_source / "flights.csv.zip") as archive:
+        raw = pl.read_csv(io.BytesIO(archive.read("flights.csv")), null_values="NA")
+    raw = raw.filter(
+        (pl.col("year") == first.year)
+        & (pl.col("month") == first.month)
+        & (pl.col("day") == first.day)
+    ).with_columns(
+        delayed=(pl.col("arr_delay").is_null() | (pl.col("arr_delay") >= 15)).cast(pl.Int8),
+        flight_id=pl.format(
+            "{}-{}-{}-{}", pl.lit(first.strftime("%Y%m%d")), "carrier", "flight", "origin"
+        ),
+    )
+    rows = pd.read_parquet(settings.paths.predictions_partition(first))
+    champion = rows[rows.model_role == "champion"].merge(
+        raw.select("flight_id", "delayed").to_pandas(), on="flight_id"
+    )
+    assert len(champion) == len(rows[rows.model_role == "champion"]) > 500
+    expected_auc_ = roc_auc_score(champion["delayed"], champion["p_delayed"])
+    assert result.realized["auc"] == pytest.approx(expected_auc_)
+    assert result.realized["rows"] == len(champion)
+    assert result.realized["observed_rate"] == pytest.approx(champion["delayed"].mean())
+    assert result.realized["log_loss"] < result.realized["prior_log_loss"]
+
+    import duckdb
+
+    with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
+        kinds = con.execute(
+            "select kind, flight_date, count(*) from monitoring_performance "
+            "where dimension = 'all' group by all order by all"
+        ).fetchall()
+        slices = con.execute(
+            "select distinct dimension from monitoring_performance where kind = 'realized'"
+        ).fetchall()
+    assert [(k, d) for k, d, _ in kinds] == [
+        ("estimated", first),
+        ("estimated", later),
+        ("realized", first),
+    ]
+    assert {s for (s,) in slices} == {"all", "carrier", "origin", "dep_hour_band", "distance_band"}
+    html = result.html.read_text()
+    assert "Performance" in html and "realized AUC" in html
