@@ -29,7 +29,7 @@ ENV_VARS := AIRFLOW_HOME ML_DATA_DIR AIRFLOW__CORE__DAGS_FOLDER AIRFLOW__CORE__P
 	AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL \
 	DBT_SEND_ANONYMOUS_USAGE_STATS GX_ANALYTICS_ENABLED
 
-.PHONY: help install airflow-init demo test test-fast lint format lock env airflow clean clean-data
+.PHONY: help install airflow-init demo test test-fast lint format lock env airflow clean clean-data bench-drift
 
 help:
 	@echo "make demo     set everything up and run the pipeline for $(DEMO_DATES) through Airflow"
@@ -97,6 +97,17 @@ env:
 
 airflow: airflow-init
 	$(BIN)/airflow standalone
+
+# -- benchmarks ------------------------------------------------------------------------------
+EVIDENTLY_VENV := $(CURDIR)/benchmarks/.venv-evidently
+
+$(EVIDENTLY_VENV)/.installed: benchmarks/requirements-evidently.txt | $(VENV)/.installed
+	$(PYTHON) -m venv $(EVIDENTLY_VENV)
+	$(BIN)/uv pip install --python $(EVIDENTLY_VENV)/bin/python --quiet -r benchmarks/requirements-evidently.txt
+	touch $@
+
+bench-drift: $(EVIDENTLY_VENV)/.installed
+	$(BIN)/python benchmarks/drift_vs_evidently.py --evidently-python $(EVIDENTLY_VENV)/bin/python
 
 clean-data:
 	rm -rf $(ML_DATA_DIR)

@@ -17,8 +17,13 @@ param), at the prediction cutoff 00:00 America/New_York on D:
 5. **predict**: score every flight of D with the champion (and the challenger, in shadow)
    into `predictions/flight_date=D/`, read through the `predictions` and
    `latest_predictions` views of `warehouse.duckdb`.
-6. **monitor**: drift of D's features and scores against the champion's training
-   reference: `reports/drift/drift_D.html` and the `monitoring_drift` table.
+6. **monitor**: drift of D's features and scores (the day and its trailing week) against
+   the champion's training window, D's performance estimated from its calibrated scores,
+   the realized performance of the day whose labels have just matured, and the
+   retraining policy's decision: `reports/drift/drift_D.html` and the
+   `monitoring_drift`, `monitoring_performance` and `retraining_decisions` tables.
+7. **request_retraining**: when the policy fired, an event on the `retraining_requested`
+   asset (as-of D) starts the `flights_training` DAG; otherwise the task is skipped.
 
 Data errors (a malformed file, a failed expectation) fail their task without retries:
 bad data does not heal, and nothing already published changes.
@@ -30,12 +35,13 @@ the DuckDB catalog share the one-slot `warehouse` pool. Backfill a range with
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, dag, get_current_context, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import Asset, Metadata, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from pipeline_defaults import (
     DEFAULT_ARGS,
     REPLAY_END,
     REPLAY_START,
+    RETRAINING_REQUESTED,
     WAREHOUSE_POOL,
     optional_date_param,
 )
@@ -126,9 +132,27 @@ def flights_daily():
         from ml.monitor import monitor as run_monitor
 
         result = run_monitor(load_settings(), parse_date(prediction["day"]))
-        return {"day": prediction["day"], "drifted": result.drifted, "report": str(result.html)}
+        return {
+            "day": prediction["day"],
+            "drifted": result.drifted,
+            "estimated": result.estimated,
+            "realized": result.realized,
+            "retrain": result.retraining.retrain,
+            "reasons": result.retraining.reasons,
+            "report": str(result.html),
+        }
 
-    monitor(predict(publish(validate(transform(ingest())))))
+    @task(outlets=[RETRAINING_REQUESTED])
+    def request_retraining(monitoring: dict):
+        """Emit the asset event that starts training as of D, or skip when the policy held."""
+        if not monitoring["retrain"]:
+            raise AirflowSkipException("; ".join(monitoring["reasons"]))
+        yield Metadata(
+            RETRAINING_REQUESTED,
+            {"as_of": monitoring["day"], "reasons": monitoring["reasons"]},
+        )
+
+    request_retraining(monitor(predict(publish(validate(transform(ingest()))))))
 
 
 dag = flights_daily()

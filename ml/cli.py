@@ -164,6 +164,9 @@ def cmd_monitor(settings: Settings, args: argparse.Namespace) -> None:
             f"(labels matured): AUC {real['auc']:.3f}, log loss {real['log_loss']:.4f}, "
             f"ECE {real['ece']:.3f} ({real['rows']} flights, {real['observed_rate']:.1%} delayed)"
         )
+    decision = result.retraining
+    verdict = "retrain" if decision.retrain else "no retraining"
+    print(f"retraining policy: {verdict}: {'; '.join(decision.reasons)}")
     print(f"report {result.html}")
 
 

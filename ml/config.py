@@ -48,6 +48,9 @@ class Settings:
     gate_max_ece: float = 0.10
     label_maturity_days: int = 2
     drift_window_days: int = 7
+    retrain_every_days: int = 7
+    retrain_persistence_days: int = 3
+    retrain_degradation_margin: float = 0.03
     drift_small_batch_rows: int = 1000
     drift_family_alpha: float = 0.05
 

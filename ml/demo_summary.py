@@ -30,12 +30,32 @@ def main(argv: list[str]) -> int:
             "from latest_predictions where flight_date = ? order by p_delayed desc limit 5",
             [days[-1]],
         ).df()
+        monitoring = con.execute(
+            "select d.flight_date, count(distinct d.feature) filter (where d.is_drifted) as drifted, "
+            "any_value(e.auc) as est_auc, any_value(e.log_loss) as est_log_loss, "
+            "any_value(r.retrain) as retrain, any_value(r.reasons[1]) as reason "
+            "from monitoring_drift d "
+            "left join monitoring_performance e on e.flight_date = d.flight_date and e.kind = 'estimated' "
+            "and e.dimension = 'all' and e.model_role = 'champion' "
+            "left join retraining_decisions r on r.flight_date = d.flight_date "
+            "where d.flight_date in (select unnest(?)) group by 1 order by 1",
+            [days],
+        ).fetchall()
+        realized = con.execute(
+            "select flight_date, auc, log_loss, prior_log_loss, ece, rows from monitoring_performance "
+            "where kind = 'realized' and dimension = 'all' and model_role = 'champion' "
+            "and flight_date in (select unnest(?)) order by 1",
+            [days],
+        ).fetchall()
     print()
     print("Flight-delay predictions are ready.")
     print(f"  warehouse (DuckDB, open read-only): {paths.warehouse}")
-    print("    views: predictions, latest_predictions, flight_features, flights, monitoring_drift")
+    print(
+        "    views: predictions, latest_predictions, flight_features, flights, monitoring_drift,\n"
+        "           monitoring_performance, retraining_decisions"
+    )
     print(f"  prediction partitions (Parquet):    {paths.predictions}/flight_date=YYYY-MM-DD/")
-    print(f"  drift reports (HTML + JSON):        {paths.reports / 'drift'}")
+    print(f"  monitoring reports (HTML + JSON):   {paths.reports / 'drift'}")
     print(f"  validation results (JSON):          {paths.reports / 'validation'}")
     print(f"  Great Expectations Data Docs:       {paths.reports / 'data_docs' / 'index.html'}")
     print(f"  quarantined batches (if any):       {paths.quarantine}")
@@ -44,6 +64,16 @@ def main(argv: list[str]) -> int:
     print("  date        champion rows  flights  p_delayed range  model")
     for day, rows, flights, lo, hi, model in counts:
         print(f"  {day}  {rows:13d}  {flights:7d}  {lo:.3f} .. {hi:.3f}   {model}")
+    print()
+    print("  date        drifted series  estimated AUC  estimated log loss  retraining")
+    for day, drifted, auc, loss, retrain, reason in monitoring:
+        verdict = f"yes: {reason}" if retrain else "no"
+        print(f"  {day}  {drifted:14d}  {auc:13.3f}  {loss:18.4f}  {verdict}")
+    for day, auc, loss, prior, ece, rows in realized:
+        print(
+            f"  realized on {day} (labels matured): AUC {auc:.3f}, log loss {loss:.4f} "
+            f"(prior rate {prior:.4f}), ECE {ece:.3f}, {rows} flights"
+        )
     print()
     print(f"Riskiest flights on {days[-1]}:")
     print(sample.to_string(index=False))

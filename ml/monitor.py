@@ -9,6 +9,8 @@ For day D it writes:
   its calibrated scores, and ``kind=realized/flight_date=M/`` for M = D minus the label
   maturity, whose labels are now all known (the ``monitoring_performance`` table; see
   :mod:`ml.performance`);
+- the retraining policy's decision for D (``retraining_decisions``, see
+  :mod:`ml.retraining`);
 - ``reports/drift/drift_D.json`` and a self-contained ``reports/drift/drift_D.html``.
 """
 
@@ -25,6 +27,7 @@ import pyarrow as pa
 
 from ml.config import Settings
 from ml.io import PART_FILE, DataError, write_json, write_parquet, write_text
+from ml.retraining import RetrainingDecision, decide
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,7 @@ class MonitorResult:
     drifted: list[str]
     estimated: dict[str, float]
     realized: dict[str, float] | None
+    retraining: RetrainingDecision
     html: Path
     json: Path
 
@@ -208,13 +212,22 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
         "realized": [] if realized is None else _json_rows(realized),
         "history": performance_history(settings, day),
     }
+    decision = decide(settings, day)
+    summary["retraining"] = decision.to_dict()
     report_dir = settings.paths.reports / "drift"
     json_path = write_json(summary, report_dir / f"drift_{day.isoformat()}.json")
     html_path = write_text(drift_report_html(summary), report_dir / f"drift_{day.isoformat()}.html")
     refresh_catalog(settings)
     log.info("drift %s vs %s: %d drifted %s -> %s", day, version, len(drifted), drifted, html_path)
     return MonitorResult(
-        day, version, drifted, _overall(estimated), _overall(realized), html_path, json_path
+        day,
+        version,
+        drifted,
+        _overall(estimated),
+        _overall(realized),
+        decision,
+        html_path,
+        json_path,
     )
 
 

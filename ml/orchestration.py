@@ -15,7 +15,8 @@ from ml.io import parse_date
 def run_day(context: Mapping[str, Any], param: str = "flight_date") -> dt.date:
     """The day a DAG run is for.
 
-    An explicit ``param`` (the trigger form's date) wins; otherwise the run's logical
+    An explicit ``param`` (the trigger form's date) wins; then, for a run started by an
+    asset event, the day the event asked for (its ``extra[param]``); otherwise the run's logical
     date, or for a manual run without one, the time it was queued for. Scheduled runs
     fire at 00:00 America/New_York, which is 04:00 or 05:00 UTC of the same date, and
     ``airflow dags test <dag> 2013-03-15`` uses 00:00 UTC: the UTC date is D in both.
@@ -23,9 +24,24 @@ def run_day(context: Mapping[str, Any], param: str = "flight_date") -> dt.date:
     params = context.get("params") or {}
     if params.get(param):
         return parse_date(str(params[param]))
+    requested = requested_day(context, param)
+    if requested is not None:
+        return requested
     moment = context.get("logical_date") or context.get("run_after")
     if moment is None:
         raise ValueError(
             f"the run has no logical date and no {param!r} param: say which day to run"
         )
     return moment.astimezone(dt.UTC).date()
+
+
+def requested_day(context: Mapping[str, Any], key: str) -> dt.date | None:
+    """The latest ``extra[key]`` among the asset events that triggered the run, if any."""
+    events = context.get("triggering_asset_events") or {}
+    days = [
+        parse_date(str(event.extra[key]))
+        for asset_events in events.values()
+        for event in asset_events
+        if (getattr(event, "extra", None) or {}).get(key)
+    ]
+    return max(days, default=None)

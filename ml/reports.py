@@ -171,6 +171,15 @@ def performance_html(performance: dict[str, Any]) -> str:
     )
 
 
+def _retraining_html(decision: dict[str, Any] | None) -> str:
+    if not decision:
+        return ""
+    reasons = "".join(f"<li>{escape(r)}</li>" for r in decision["reasons"])
+    if decision["retrain"]:
+        return f"<p class='bad'>Retraining requested:</p><ul>{reasons}</ul>"
+    return f"<p class='ok'>No retraining: {escape('; '.join(decision['reasons']))}.</p>"
+
+
 def _series_row(f: dict[str, Any]) -> str:
     verdict = "drifted" if f["is_drifted"] else "stable"
     statistic = "-" if f["statistic"] is None else f"{f['statistic']:.4g}"
@@ -223,7 +232,7 @@ def drift_report_html(summary: dict[str, Any]) -> str:
         f"{window['rows']} of the trailing window from {escape(window['first'])} ({window['days']} days), against the training "
         f"window of model {escape(summary['model_version'])}: {escape(reference['first'])} to {escape(reference['last'])}, "
         f"{reference['rows']} flights over {reference['days']} days.</p>"
-        f"<h2>Summary: drift</h2>{verdict}"
+        f"<h2>Summary: drift</h2>{verdict}{_retraining_html(summary.get('retraining'))}"
         f"<p class='muted'>{summary['tests']} tests (every feature and the score, at both horizons). A series drifts when its "
         f"statistic's z-score against its own day-to-day spread over the reference period exceeds {summary['z_threshold']:.2f}, "
         f"a threshold set so that at most {summary['family_alpha']:.0%} of reference days raise any alarm over all tests together "

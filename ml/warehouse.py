@@ -46,6 +46,11 @@ def _views(settings: Settings) -> dict[str, str]:
             f"select * from read_parquet('{paths.monitoring}/performance/*/*/*.parquet', "
             "hive_partitioning = true, hive_types = {'flight_date': date})"
         )
+    if glob_exists("retraining/flight_date=*/*.parquet", paths.monitoring):
+        views["retraining_decisions"] = (
+            f"select * from read_parquet('{paths.monitoring}/retraining/*/*.parquet', "
+            "hive_partitioning = true, hive_types = {'flight_date': date})"
+        )
     return views
 
 

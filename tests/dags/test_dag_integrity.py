@@ -53,11 +53,26 @@ def test_dags_are_documented_tagged_owned_and_retried(dag_bag, dag_id):
 
 def test_the_daily_dag_runs_the_stages_in_order(dag_bag):
     dag = dag_bag.dags["flights_daily"]
-    order = ["ingest", "transform", "validate", "publish", "predict", "monitor"]
+    order = [
+        "ingest",
+        "transform",
+        "validate",
+        "publish",
+        "predict",
+        "monitor",
+        "request_retraining",
+    ]
     for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     writers = {t.task_id for t in dag.tasks if t.pool == "warehouse"}
     assert writers == {"transform", "publish", "predict", "monitor"}
+
+
+def test_the_retraining_request_is_the_asset_the_training_dag_is_scheduled_on(dag_bag):
+    request = dag_bag.dags["flights_daily"].get_task("request_retraining")
+    assert [a.name for a in request.outlets] == ["retraining_requested"]
+    training = dag_bag.dags["flights_training"]
+    assert [a.name for a in training.timetable.asset_condition.objects] == ["retraining_requested"]
 
 
 def test_parsing_a_dag_file_imports_nothing_heavy():

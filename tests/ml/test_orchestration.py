@@ -1,0 +1,35 @@
+"""Which day a DAG run is for: the trigger form, an asset event's as-of date, the logical date."""
+
+import datetime as dt
+from types import SimpleNamespace
+
+import pytest
+
+from ml.orchestration import run_day
+
+LOGICAL = dt.datetime(2013, 7, 1, 4, tzinfo=dt.UTC)  # 00:00 in New York
+
+
+def _event(**extra):
+    return SimpleNamespace(extra=extra)
+
+
+def test_a_run_started_by_the_retraining_policy_trains_as_of_the_requested_day():
+    events = {"retraining_requested": [_event(as_of="2013-07-08"), _event(as_of="2013-07-09")]}
+    context = {
+        "triggering_asset_events": events,
+        "run_after": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    }
+    assert run_day(context, param="as_of") == dt.date(2013, 7, 9)  # the latest request
+
+
+def test_the_trigger_form_wins_then_the_logical_date():
+    events = {"retraining_requested": [_event(as_of="2013-07-08")]}
+    context = {"params": {"as_of": "2013-05-01"}, "triggering_asset_events": events}
+    assert run_day(context, param="as_of") == dt.date(2013, 5, 1)
+    assert run_day({"logical_date": LOGICAL, "triggering_asset_events": {}}) == dt.date(2013, 7, 1)
+    assert run_day({"logical_date": LOGICAL, "triggering_asset_events": {"x": [_event()]}}) == (
+        dt.date(2013, 7, 1)
+    )
+    with pytest.raises(ValueError, match="say which day"):
+        run_day({})
