@@ -38,6 +38,7 @@ help:
 	@echo "make airflow  start Airflow (standalone: scheduler, API server and UI on :8080)"
 	@echo "make env      print the environment; eval \"\$$(make -s env)\" to use airflow and ml by hand"
 	@echo "make lock     recompile requirements.txt from requirements.in"
+	@echo "make bench-drift  ml.drift against Evidently's DataDriftPreset (Evidently in its own venv)"
 
 # -- setup -------------------------------------------------------------------------------
 $(BIN)/activate:

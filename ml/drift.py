@@ -59,8 +59,29 @@ def _round(values) -> list[float]:
 
 
 def _finite(values) -> np.ndarray:
-    array = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+    """The finite values of a numeric series (missing and infinite ones dropped), as floats."""
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+        array = series.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        array = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     return array[np.isfinite(array)]
+
+
+def _sorted_quantiles(ordered: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Quantiles (linear interpolation, numpy's default) of an already sorted array."""
+    position = levels * (ordered.size - 1)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, ordered.size - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _value_counts(values) -> pd.Series:
+    """Rows per category, as strings; missing values count as OTHER."""
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    counts = series.value_counts(dropna=False)
+    labels = [OTHER if pd.isna(k) else str(k) for k in counts.index]
+    return pd.Series(counts.to_numpy(dtype=float), index=labels).groupby(level=0).sum()
 
 
 def _sketch_points(entry: dict[str, Any]) -> np.ndarray:
@@ -95,13 +116,13 @@ def wasserstein_normed(entry: dict[str, Any], values) -> float:
     if current.size == 0:
         return float("nan")
     levels = (np.arange(N_QUANTILES) + 0.5) / N_QUANTILES
-    distance = np.mean(np.abs(np.quantile(current, levels) - _sketch_points(entry)))
+    distance = np.mean(np.abs(_sorted_quantiles(np.sort(current), levels) - _sketch_points(entry)))
     return float(distance / max(entry["std"], 1e-3))
 
 
 def _category_counts(entry: dict[str, Any], values) -> np.ndarray:
-    counts = pd.Series(values).astype("object").fillna(OTHER).astype(str).value_counts()
-    known = np.array([counts.get(c, 0) for c in entry["categories"]], dtype=float)
+    counts = _value_counts(values)
+    known = counts.reindex(entry["categories"], fill_value=0.0).to_numpy(dtype=float)
     return np.append(known, counts.sum() - known.sum())
 
 
@@ -167,30 +188,30 @@ def current_shares(entry: dict[str, Any], values) -> np.ndarray:
 
 def _profile_series(values: pd.Series, kind: str) -> dict[str, Any]:
     if kind == "numeric":
-        finite = _finite(values)
-        if finite.size == 0:
-            finite = np.zeros(1)
+        ordered = np.sort(_finite(values))
+        if ordered.size == 0:
+            ordered = np.zeros(1)
         levels = (np.arange(N_QUANTILES) + 0.5) / N_QUANTILES
-        edges = np.unique(np.quantile(finite, np.linspace(0, 1, N_BINS + 1)[1:-1]))
+        edges = np.unique(_sorted_quantiles(ordered, np.linspace(0, 1, N_BINS + 1)[1:-1]))
         entry = {
             "kind": "numeric",
-            "quantiles": _round(np.quantile(finite, levels)),
-            "std": float(finite.std()),
-            "mean": float(finite.mean()),
-            "missing_share": float(1 - finite.size / max(len(values), 1)),
+            "quantiles": _round(_sorted_quantiles(ordered, levels)),
+            "std": float(ordered.std()),
+            "mean": float(ordered.mean()),
+            "missing_share": float(1 - ordered.size / max(len(values), 1)),
             "edges": _round(edges),
         }
-    else:
-        shares = values.astype("object").fillna(OTHER).astype(str).value_counts(normalize=True)
-        categories = sorted(c for c in shares.index if c != OTHER)
-        entry = {
-            "kind": "categorical",
-            "categories": categories,
-            "shares": [*(float(shares[c]) for c in categories), float(shares.get(OTHER, 0.0))],
-        }
-    if kind == "numeric":
-        entry["shares"] = current_shares(entry, values).tolist()
-    return entry
+        counts = np.bincount(np.searchsorted(edges, ordered, side="right"), minlength=edges.size + 1)
+        entry["shares"] = (counts / ordered.size).tolist()
+        return entry
+    shares = _value_counts(values)
+    shares = shares / max(shares.sum(), 1.0)
+    categories = sorted(c for c in shares.index if c != OTHER)
+    return {
+        "kind": "categorical",
+        "categories": categories,
+        "shares": [*(float(shares[c]) for c in categories), float(shares.get(OTHER, 0.0))],
+    }
 
 
 def _windows(days: np.ndarray, window_days: int) -> dict[str, list[tuple[Any, np.ndarray]]]:
