@@ -82,38 +82,6 @@ def test_training_then_daily_dag_publish_one_prediction_per_flight(airflow_env):
     pd.testing.assert_frame_equal(rows, again)
 
 
-def test_a_fired_retraining_policy_queues_the_training_dag_through_an_asset_event(airflow_env):
-    """With a one-day schedule rule the policy fires; the event carries the as-of date."""
-    import json
-    import sqlite3
-
-    day = DAY + dt.timedelta(days=2)
-    env = {**airflow_env, "ML_RETRAIN_EVERY_DAYS": "1"}
-    _run([AIRFLOW, "dags", "reserialize"], env)
-    _run([AIRFLOW, "dags", "unpause", "flights_training"], env)  # paused DAGs are not queued
-    output = _run([AIRFLOW, "dags", "test", "flights_daily", day.isoformat()], env)
-    assert "state=success" in output
-
-    with duckdb.connect(str(Path(env["ML_DATA_DIR"]) / "warehouse.duckdb"), read_only=True) as con:
-        decisions = con.execute(
-            "select flight_date, retrain, reasons from retraining_decisions order by flight_date"
-        ).fetchall()
-    assert decisions[0][:2] == (DAY, False)  # trained that day: nothing to do
-    assert decisions[-1][:2] == (day, True) and decisions[-1][2][0].startswith("schedule:")
-
-    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as db:
-        events = db.execute(
-            "select e.extra from asset_event e join asset a on a.id = e.asset_id "
-            "where a.name = 'retraining_requested'"
-        ).fetchall()
-        queued = db.execute(
-            "select q.target_dag_id from asset_dag_run_queue q join asset a on a.id = q.asset_id "
-            "where a.name = 'retraining_requested'"
-        ).fetchall()
-    assert [json.loads(extra)["as_of"] for (extra,) in events] == [day.isoformat()]
-    assert queued == [("flights_training",)]
-
-
 def test_a_day_that_fails_validation_publishes_nothing(airflow_env, tmp_path):
     """Bad raw data for a new day is quarantined at ingest; the run stops; earlier days are untouched."""
     source = tmp_path / "source"
@@ -150,3 +118,38 @@ def test_a_day_that_fails_validation_publishes_nothing(airflow_env, tmp_path):
     assert not (data / "raw" / "weather" / "flight_date=2013-03-16").exists()
     assert not (data / "predictions" / "flight_date=2013-03-16").exists()
     pd.testing.assert_frame_equal(before, _champion_rows(env, DAY))
+
+
+def test_a_fired_retraining_policy_queues_the_training_dag_through_an_asset_event(airflow_env):
+    """With a one-day schedule rule the policy fires; the event carries the as-of date.
+
+    Runs last: its daily run lands the history of its day, which the test above needs absent.
+    """
+    import json
+    import sqlite3
+
+    day = DAY + dt.timedelta(days=2)
+    env = {**airflow_env, "ML_RETRAIN_EVERY_DAYS": "1"}
+    _run([AIRFLOW, "dags", "reserialize"], env)
+    _run([AIRFLOW, "dags", "unpause", "flights_training"], env)  # paused DAGs are not queued
+    output = _run([AIRFLOW, "dags", "test", "flights_daily", day.isoformat()], env)
+    assert "state=success" in output
+
+    with duckdb.connect(str(Path(env["ML_DATA_DIR"]) / "warehouse.duckdb"), read_only=True) as con:
+        decisions = con.execute(
+            "select flight_date, retrain, reasons from retraining_decisions order by flight_date"
+        ).fetchall()
+    assert decisions[0][:2] == (DAY, False)  # trained that day: nothing to do
+    assert decisions[-1][:2] == (day, True) and decisions[-1][2][0].startswith("schedule:")
+
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as db:
+        events = db.execute(
+            "select e.extra from asset_event e join asset a on a.id = e.asset_id "
+            "where a.name = 'retraining_requested'"
+        ).fetchall()
+        queued = db.execute(
+            "select q.target_dag_id from asset_dag_run_queue q join asset a on a.id = q.asset_id "
+            "where a.name = 'retraining_requested'"
+        ).fetchall()
+    assert [json.loads(extra)["as_of"] for (extra,) in events] == [day.isoformat()]
+    assert queued == [("flights_training",)]
