@@ -201,7 +201,9 @@ def _profile_series(values: pd.Series, kind: str) -> dict[str, Any]:
             "missing_share": float(1 - ordered.size / max(len(values), 1)),
             "edges": _round(edges),
         }
-        counts = np.bincount(np.searchsorted(edges, ordered, side="right"), minlength=edges.size + 1)
+        counts = np.bincount(
+            np.searchsorted(edges, ordered, side="right"), minlength=edges.size + 1
+        )
         entry["shares"] = (counts / ordered.size).tolist()
         return entry
     shares = _value_counts(values)

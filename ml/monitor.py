@@ -28,6 +28,7 @@ import pyarrow as pa
 from ml.config import Settings
 from ml.io import PART_FILE, DataError, write_json, write_parquet, write_text
 from ml.retraining import RetrainingDecision, decide
+from ml.warehouse import query_partitions
 
 log = logging.getLogger(__name__)
 
@@ -93,19 +94,15 @@ def _overall(table: pd.DataFrame | None, role: str = "champion") -> dict | None:
 
 def performance_history(settings: Settings, last: dt.date, days: int = 60) -> list[dict]:
     """The champion's overall estimated and realized metrics over the ``days`` before ``last``."""
-    folder = settings.paths.monitoring / "performance"
-    if not any(folder.glob("kind=*/flight_date=*")):
+    history = query_partitions(
+        settings.paths.monitoring / "performance" / "*" / "*" / "*.parquet",
+        "select kind, flight_date, model_version, auc, log_loss, rows, observed_rate, "
+        "mean_prediction from {files} where dimension = 'all' and model_role = 'champion' "
+        "and flight_date between ? and ? order by flight_date, kind",
+        [last - dt.timedelta(days=days - 1), last],
+    )
+    if history is None:
         return []
-    import duckdb
-
-    with duckdb.connect() as con:
-        history = con.execute(
-            f"select kind, flight_date, model_version, auc, log_loss, rows, observed_rate, "
-            f"mean_prediction from read_parquet('{folder}/*/*/*.parquet', hive_partitioning = true, "
-            "hive_types = {'flight_date': date}) where dimension = 'all' and model_role = 'champion' "
-            "and flight_date between ? and ? order by flight_date, kind",
-            [last - dt.timedelta(days=days - 1), last],
-        ).df()
     return _json_rows(history)
 
 
@@ -118,19 +115,16 @@ def drifted_since(
     not monitored, or monitored against another model, ends the run.
     """
     since = {feature: day for feature in features}
-    folder = settings.paths.monitoring / "drift"
-    if not features or not any(folder.glob("flight_date=*")):
+    if not features:
         return since
-    import duckdb
-
-    with duckdb.connect() as con:
-        history = con.execute(
-            f"select flight_date, feature, bool_or(is_drifted) as drifted "
-            f"from read_parquet('{folder}/*/*.parquet', hive_partitioning = true, "
-            "hive_types = {'flight_date': date}) "
-            "where flight_date < ? and model_version = ? group by all",
-            [day, version],
-        ).df()
+    history = query_partitions(
+        settings.paths.monitoring / "drift" / "*" / "*.parquet",
+        "select flight_date, feature, bool_or(is_drifted) as drifted from {files} "
+        "where flight_date < ? and model_version = ? group by all",
+        [day, version],
+    )
+    if history is None:
+        return since
     flagged = {
         (d.date() if hasattr(d, "date") else d, f)
         for d, f, drifted in history.itertuples(index=False)

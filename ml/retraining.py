@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from ml.config import Settings
 from ml.io import PART_FILE, cutoff_at, write_parquet
+from ml.warehouse import query_partitions
 
 log = logging.getLogger(__name__)
 
@@ -61,30 +62,20 @@ def _streak(days_flagged: dict[dt.date, bool], last: dt.date) -> int:
     return count
 
 
-def _query(folder, sql: str, params: list) -> pd.DataFrame:
-    import duckdb
-
-    with duckdb.connect() as con:
-        return con.execute(sql.replace("{source}", str(folder)), params).df()
-
-
 def _dates(series: pd.Series) -> list[dt.date]:
     return [pd.Timestamp(d).date() for d in series]
 
 
 def drift_days(settings: Settings, version: str, last: dt.date) -> dict[dt.date, bool]:
     """Monitored days up to ``last`` against ``version``: did any feature drift?"""
-    folder = settings.paths.monitoring / "drift"
-    if not any(folder.glob("flight_date=*")):
-        return {}
-    frame = _query(
-        folder,
-        "select flight_date, bool_or(is_drifted and source = 'feature') as drifted "
-        "from read_parquet('{source}/*/*.parquet', hive_partitioning = true, "
-        "hive_types = {'flight_date': date}) where model_version = ? and flight_date <= ? "
-        "group by all",
+    frame = query_partitions(
+        settings.paths.monitoring / "drift" / "*" / "*.parquet",
+        "select flight_date, bool_or(is_drifted and source = 'feature') as drifted from {files} "
+        "where model_version = ? and flight_date <= ? group by all",
         [version, last],
     )
+    if frame is None:
+        return {}
     return dict(zip(_dates(frame["flight_date"]), frame["drifted"].astype(bool), strict=True))
 
 
@@ -92,17 +83,14 @@ def degraded_days(
     settings: Settings, version: str, holdout_log_loss: float, last: dt.date
 ) -> dict[dt.date, bool]:
     """Matured days up to ``last``: was the champion's realized log loss past the margin?"""
-    folder = settings.paths.monitoring / "performance"
-    if not any(folder.glob("kind=realized/flight_date=*")):
-        return {}
-    frame = _query(
-        folder,
-        "select flight_date, log_loss from read_parquet('{source}/kind=realized/*/*.parquet', "
-        "hive_partitioning = true, hive_types = {'flight_date': date}) "
-        "where model_version = ? and model_role = 'champion' and dimension = 'all' "
-        "and flight_date <= ?",
+    frame = query_partitions(
+        settings.paths.monitoring / "performance" / "kind=realized" / "*" / "*.parquet",
+        "select flight_date, log_loss from {files} where model_version = ? "
+        "and model_role = 'champion' and dimension = 'all' and flight_date <= ?",
         [version, last],
     )
+    if frame is None:
+        return {}
     limit = holdout_log_loss + settings.retrain_degradation_margin
     return dict(zip(_dates(frame["flight_date"]), frame["log_loss"] > limit, strict=True))
 

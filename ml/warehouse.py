@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pandas as pd
+
 from ml.config import Settings
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,26 @@ def refresh_catalog(settings: Settings) -> list[str]:
             con.execute(f"create or replace view {name} as {sql}")
     log.info("warehouse %s: views %s", settings.paths.warehouse, sorted(views))
     return sorted(views)
+
+
+def query_partitions(files: Path | str, sql: str, params: list) -> pd.DataFrame | None:
+    """Run ``sql`` over hive-partitioned Parquet files; None when no file matches.
+
+    ``{files}`` in ``sql`` stands for the files, read with their partition columns
+    (``flight_date`` as a date). Reads the Parquet directly, not the warehouse file, so
+    it never waits for the catalog's writer.
+    """
+    import glob
+
+    import duckdb
+
+    if not glob.glob(str(files)):
+        return None
+    relation = (
+        f"read_parquet('{files}', hive_partitioning = true, hive_types = {{'flight_date': date}})"
+    )
+    with duckdb.connect() as con:
+        return con.execute(sql.replace("{files}", relation), params).df()
 
 
 def connect_readonly(settings: Settings):
