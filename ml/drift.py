@@ -19,8 +19,10 @@ flight shares the network's trailing delay rate. A textbook p-value would count 
 thousand observations where a weather feature has three, and flag it almost every day.
 So each test is calibrated on the reference period itself: the statistic of every
 reference day, and of every trailing window, against the whole reference is that
-series' own null distribution, summarised robustly on the log scale (median and MAD). A
-new day's statistic becomes a z-score against it.
+series' own null distribution, summarised on the log scale by its mean and standard
+deviation. (Not by median and MAD: a zero-inflated feature such as precipitation has a
+bimodal null, dry days and rainy ones, and a robust spread fitted to the dry days would
+call every rainy day extreme.) A new day's statistic becomes a z-score against it.
 
 **Many features.** With some 90 series at two horizons, a 5% alarm rate per test would
 raise an alarm nearly every day. One z threshold serves every test: the larger of the
