@@ -245,7 +245,7 @@ def drift_report_html(summary: dict[str, Any]) -> str:
         f"<span style='background:{CUR_COLOUR}'></span>{escape(summary['flight_date'])}</p>"
         f"<div class='grid'>{cards}</div>"
     )
-    return page(f"Drift {summary['flight_date']}", body)
+    return page(f"Monitoring {summary['flight_date']}", body)
 
 
 def reliability_svg(bins: list[dict[str, Any]], size: int = 300) -> str:
