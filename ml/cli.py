@@ -7,7 +7,6 @@ failure, exits non-zero with one line that says what is wrong and where.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import sys
@@ -160,7 +159,7 @@ def cmd_monitor(settings: Settings, args: argparse.Namespace) -> None:
     real = result.realized
     if real:
         print(
-            f"realized performance on {args.date - dt.timedelta(days=settings.label_maturity_days)} "
+            f"realized performance on {result.realized_day} "
             f"(labels matured): AUC {real['auc']:.3f}, log loss {real['log_loss']:.4f}, "
             f"ECE {real['ece']:.3f} ({real['rows']} flights, {real['observed_rate']:.1%} delayed)"
         )

@@ -46,6 +46,7 @@ from ml.features import FeatureSpec
 PROFILE_FORMAT = 2
 PREDICTION = "p_delayed"  # the score's series name, as in the predictions table
 N_QUANTILES = 400  # points of the quantile sketch; KS and Wasserstein read it
+SKETCH_LEVELS = (np.arange(N_QUANTILES) + 0.5) / N_QUANTILES  # midpoints of equal slices
 N_BINS = 10  # decile bins, for the PSI and the plots
 MIN_SHARE = 1e-4  # floor for empty bins and unseen categories, so every statistic is finite
 MIN_LOG_SCALE = 0.05  # floor of the null's spread on the log scale
@@ -117,8 +118,8 @@ def wasserstein_normed(entry: dict[str, Any], values) -> float:
     current = _finite(values)
     if current.size == 0:
         return float("nan")
-    levels = (np.arange(N_QUANTILES) + 0.5) / N_QUANTILES
-    distance = np.mean(np.abs(_sorted_quantiles(np.sort(current), levels) - _sketch_points(entry)))
+    quantiles = _sorted_quantiles(np.sort(current), SKETCH_LEVELS)
+    distance = np.mean(np.abs(quantiles - _sketch_points(entry)))
     return float(distance / max(entry["std"], 1e-3))
 
 
@@ -193,20 +194,16 @@ def _profile_series(values: pd.Series, kind: str) -> dict[str, Any]:
         ordered = np.sort(_finite(values))
         if ordered.size == 0:
             ordered = np.zeros(1)
-        levels = (np.arange(N_QUANTILES) + 0.5) / N_QUANTILES
         edges = np.unique(_sorted_quantiles(ordered, np.linspace(0, 1, N_BINS + 1)[1:-1]))
         entry = {
             "kind": "numeric",
-            "quantiles": _round(_sorted_quantiles(ordered, levels)),
+            "quantiles": _round(_sorted_quantiles(ordered, SKETCH_LEVELS)),
             "std": float(ordered.std()),
             "mean": float(ordered.mean()),
             "missing_share": float(1 - ordered.size / max(len(values), 1)),
             "edges": _round(edges),
         }
-        counts = np.bincount(
-            np.searchsorted(edges, ordered, side="right"), minlength=edges.size + 1
-        )
-        entry["shares"] = (counts / ordered.size).tolist()
+        entry["shares"] = current_shares(entry, ordered).tolist()
         return entry
     shares = _value_counts(values)
     shares = shares / max(shares.sum(), 1.0)

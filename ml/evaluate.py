@@ -9,6 +9,7 @@ the holdout) and ``ml evaluate`` (on any later range) produce.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -112,27 +113,32 @@ def slice_columns(frame: pd.DataFrame) -> dict[str, pd.Series]:
     }
 
 
+def slice_masks(frame: pd.DataFrame) -> Iterator[tuple[str, str, np.ndarray]]:
+    """Every slice as (dimension, value, row mask), dimension by dimension."""
+    for dimension, labels in slice_columns(frame).items():
+        labels = labels.to_numpy()
+        for value in sorted(set(labels)):
+            yield dimension, str(value), labels == value
+
+
 def slice_metrics(frame: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> list[dict[str, Any]]:
     """Rows, rates, log loss and AUC per slice value, for every slice dimension."""
     y = np.asarray(y, dtype=int)
     p = np.asarray(p, dtype=float)
     out = []
-    for dimension, labels in slice_columns(frame).items():
-        labels = labels.to_numpy()
-        for value in sorted(set(labels)):
-            mask = labels == value
-            ys, ps = y[mask], p[mask]
-            out.append(
-                {
-                    "dimension": dimension,
-                    "value": str(value),
-                    "rows": int(mask.sum()),
-                    "observed_rate": float(ys.mean()),
-                    "mean_prediction": float(ps.mean()),
-                    "log_loss": log_loss(ys, ps),
-                    "auc": binary_metrics(ys, ps)["auc"],
-                }
-            )
+    for dimension, value, mask in slice_masks(frame):
+        ys, ps = y[mask], p[mask]
+        out.append(
+            {
+                "dimension": dimension,
+                "value": value,
+                "rows": int(mask.sum()),
+                "observed_rate": float(ys.mean()),
+                "mean_prediction": float(ps.mean()),
+                "log_loss": log_loss(ys, ps),
+                "auc": binary_metrics(ys, ps)["auc"],
+            }
+        )
     return out
 
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from ml.config import Settings
 from ml.io import PART_FILE, DataError, write_json, write_parquet, write_text
-from ml.retraining import RetrainingDecision, decide
+from ml.retraining import RetrainingDecision, as_dates, consecutive_days, decide
 from ml.warehouse import query_partitions
 
 log = logging.getLogger(__name__)
@@ -39,14 +39,21 @@ class MonitorResult:
     model_version: str
     drifted: list[str]
     estimated: dict[str, float]
+    realized_day: dt.date
     realized: dict[str, float] | None
     retraining: RetrainingDecision
     html: Path
     json: Path
 
 
-def _performance(settings: Settings, day: dt.date, *, realized: bool) -> pd.DataFrame | None:
-    """The performance rows of ``day`` (None when it has no predictions), and publish them."""
+def _performance(
+    settings: Settings, day: dt.date, features: pd.DataFrame, *, realized: bool
+) -> pd.DataFrame | None:
+    """The performance rows of ``day`` (None when it has no predictions), and publish them.
+
+    ``features`` are the day's feature rows when the caller has them already; empty, they
+    are read from the mart.
+    """
     from ml.features import load_features
     from ml.performance import performance_table
 
@@ -69,7 +76,7 @@ def _performance(settings: Settings, day: dt.date, *, realized: bool) -> pd.Data
             continue  # the heuristic fallback, or a version no longer in the registry
     table = performance_table(
         predictions,
-        load_features(settings, day, day),
+        features if not features.empty else load_features(settings, day, day),
         settings.operating_threshold,
         realized=realized,
         priors=priors,
@@ -119,22 +126,18 @@ def drifted_since(
         return since
     history = query_partitions(
         settings.paths.monitoring / "drift" / "*" / "*.parquet",
-        "select flight_date, feature, bool_or(is_drifted) as drifted from {files} "
-        "where flight_date < ? and model_version = ? group by all",
+        "select distinct flight_date, feature from {files} "
+        "where is_drifted and flight_date < ? and model_version = ?",
         [day, version],
     )
     if history is None:
         return since
-    flagged = {
-        (d.date() if hasattr(d, "date") else d, f)
-        for d, f, drifted in history.itertuples(index=False)
-        if drifted
-    }
+    drifted_days = list(zip(as_dates(history["flight_date"]), history["feature"], strict=True))
     for feature in features:
-        previous = day - dt.timedelta(days=1)
-        while (previous, feature) in flagged:
-            since[feature] = previous
-            previous -= dt.timedelta(days=1)
+        run = consecutive_days(
+            {d: True for d, f in drifted_days if f == feature}, day - dt.timedelta(days=1)
+        )
+        since[feature] = day - dt.timedelta(days=run)
     return since
 
 
@@ -197,8 +200,10 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
         "series": _json_rows(table.drop(columns=["model_version"])),
     }
     realized_day = day - dt.timedelta(days=settings.label_maturity_days)
-    estimated = _performance(settings, day, realized=False)
-    realized = _performance(settings, realized_day, realized=True)
+    estimated = _performance(settings, day, window[today], realized=False)
+    realized = _performance(
+        settings, realized_day, window[window["flight_date"] == realized_day], realized=True
+    )
     summary["performance"] = {
         "threshold": settings.operating_threshold,
         "estimated": _json_rows(estimated),
@@ -218,6 +223,7 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
         version,
         drifted,
         _overall(estimated),
+        realized_day,
         _overall(realized),
         decision,
         html_path,

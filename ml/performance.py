@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.evaluate import EPS, binary_metrics, slice_columns
+from ml.evaluate import EPS, binary_metrics, prior_log_loss, slice_masks
 
 METRICS = ("auc", "log_loss", "brier", "ece", "precision", "recall")
 
@@ -70,28 +70,32 @@ def estimated_metrics(p: np.ndarray, threshold: float) -> dict[str, float]:
 
 
 def _rows(
-    frame: pd.DataFrame, p: np.ndarray, y: np.ndarray | None, threshold: float
+    frame: pd.DataFrame,
+    p: np.ndarray,
+    y: np.ndarray | None,
+    threshold: float,
+    prior: float | None,
 ) -> list[dict[str, Any]]:
-    """Overall and per-slice metrics; estimated when ``y`` is None, realized otherwise."""
+    """Overall and per-slice metrics; estimated when ``y`` is None, realized otherwise.
+
+    Realized rows also get ``prior_log_loss``: the log loss of predicting ``prior`` (the
+    model's training delay rate) for every flight of the slice, the baseline beside it.
+    """
 
     def metrics(mask: np.ndarray) -> dict[str, float]:
         if y is None:
-            return estimated_metrics(p[mask], threshold)
+            return {**estimated_metrics(p[mask], threshold), "prior_log_loss": float("nan")}
         m = binary_metrics(y[mask], p[mask], threshold)
-        return {k: m[k] for k in (*METRICS, "mean_prediction", "observed_rate", "rows")}
+        baseline = float("nan") if prior is None else prior_log_loss(y[mask], prior)
+        return {
+            **{k: m[k] for k in (*METRICS, "mean_prediction", "observed_rate", "rows")},
+            "prior_log_loss": baseline,
+        }
 
     out = [{"dimension": "all", "value": "all", **metrics(np.ones(len(p), dtype=bool))}]
-    for dimension, labels in slice_columns(frame).items():
-        labels = labels.to_numpy()
-        for value in sorted(set(labels)):
-            out.append({"dimension": dimension, "value": str(value), **metrics(labels == value)})
+    for dimension, value, mask in slice_masks(frame):
+        out.append({"dimension": dimension, "value": value, **metrics(mask)})
     return out
-
-
-def _slice_mask(frame: pd.DataFrame, dimension: str, value: str) -> np.ndarray:
-    if dimension == "all":
-        return np.ones(len(frame), dtype=bool)
-    return (slice_columns(frame)[dimension].astype(str) == value).to_numpy()
 
 
 def performance_table(
@@ -113,8 +117,6 @@ def performance_table(
         priors: Per model version, its training delay rate: realized rows get the log loss
             of predicting that rate for every flight beside their own (the baseline).
     """
-    from ml.evaluate import prior_log_loss
-
     keep = ["flight_id", "carrier", "origin", "sched_dep_hour", "distance_miles"]
     if realized:
         keep.append("is_delayed")
@@ -126,13 +128,7 @@ def performance_table(
         if joined.empty:
             continue
         y = joined["is_delayed"].astype(int).to_numpy() if realized else None
-        prior = (priors or {}).get(version)
-        for row in _rows(joined, joined["p_delayed"].to_numpy(dtype=float), y, threshold):
-            baseline = float("nan")
-            if y is not None and prior is not None:
-                mask = _slice_mask(joined, row["dimension"], row["value"])
-                baseline = prior_log_loss(y[mask], prior)
-            out.append(
-                {"model_role": role, "model_version": version, **row, "prior_log_loss": baseline}
-            )
+        p = joined["p_delayed"].to_numpy(dtype=float)
+        for row in _rows(joined, p, y, threshold, (priors or {}).get(version)):
+            out.append({"model_role": role, "model_version": version, **row})
     return pd.DataFrame(out)

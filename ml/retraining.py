@@ -53,7 +53,7 @@ class RetrainingDecision:
         return out
 
 
-def _streak(days_flagged: dict[dt.date, bool], last: dt.date) -> int:
+def consecutive_days(days_flagged: dict[dt.date, bool], last: dt.date) -> int:
     """How many consecutive days up to ``last`` are flagged (a missing day ends the run)."""
     count, day = 0, last
     while days_flagged.get(day):
@@ -62,7 +62,8 @@ def _streak(days_flagged: dict[dt.date, bool], last: dt.date) -> int:
     return count
 
 
-def _dates(series: pd.Series) -> list[dt.date]:
+def as_dates(series: pd.Series) -> list[dt.date]:
+    """Dates read back from a Parquet partition column, as ``datetime.date``."""
     return [pd.Timestamp(d).date() for d in series]
 
 
@@ -76,7 +77,7 @@ def drift_days(settings: Settings, version: str, last: dt.date) -> dict[dt.date,
     )
     if frame is None:
         return {}
-    return dict(zip(_dates(frame["flight_date"]), frame["drifted"].astype(bool), strict=True))
+    return dict(zip(as_dates(frame["flight_date"]), frame["drifted"].astype(bool), strict=True))
 
 
 def degraded_days(
@@ -92,7 +93,7 @@ def degraded_days(
     if frame is None:
         return {}
     limit = holdout_log_loss + settings.retrain_degradation_margin
-    return dict(zip(_dates(frame["flight_date"]), frame["log_loss"] > limit, strict=True))
+    return dict(zip(as_dates(frame["flight_date"]), frame["log_loss"] > limit, strict=True))
 
 
 def decide(settings: Settings, day: dt.date) -> RetrainingDecision:
@@ -122,10 +123,12 @@ def decide(settings: Settings, day: dt.date) -> RetrainingDecision:
                 f"(retrain every {settings.retrain_every_days})"
             )
     if champion is not None:
-        drift_streak = _streak(drift_days(settings, champion, day), day)
+        drift_streak = consecutive_days(drift_days(settings, champion, day), day)
         matured = day - dt.timedelta(days=settings.label_maturity_days)
         holdout = registry.load_metrics(settings, champion)["holdout"]["model"]["log_loss"]
-        degradation_streak = _streak(degraded_days(settings, champion, holdout, matured), matured)
+        degradation_streak = consecutive_days(
+            degraded_days(settings, champion, holdout, matured), matured
+        )
         details.update(
             {
                 "holdout_log_loss": holdout,
