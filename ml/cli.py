@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ml.config import ConfigError, Settings, load_settings
+from ml.config import CADENCES, ConfigError, Settings, load_settings
 from ml.io import DataError, parse_date
 
 log = logging.getLogger("ml")
@@ -236,6 +236,73 @@ def cmd_predictions(settings: Settings, args: argparse.Namespace) -> None:
         print(frame.to_string(index=False))
 
 
+def _csv(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _print_run(settings: Settings, run: dict[str, Any], report) -> None:
+    from ml.features import ORACLE_LABEL
+
+    print(
+        f"backtest {run['run_id']}: {run['folds']} retrain(s), {run['scored_rows']:,} flights scored\n"
+        f"  log loss {run['log_loss']:.4f} (prior rate {run['prior_log_loss']:.4f}, heuristic "
+        f"{run['heuristic_log_loss']:.4f}); AUC {run['auc']:.3f} (heuristic {run['heuristic_auc']:.3f}); "
+        f"ECE {run['ece']:.3f}\n"
+        + (f"  {ORACLE_LABEL}\n" if run["uses_oracle_forecast"] else "")
+        + f"  {run['elapsed_seconds']:.0f} s (features loaded once in {run['load_seconds']:.1f} s)\n"
+        f"  report: {report}"
+    )
+
+
+def cmd_backtest(settings: Settings, args: argparse.Namespace) -> None:
+    from ml.backtest import make_spec, run_backtest
+    from ml.backtest_report import write_run_report
+
+    spec = make_spec(
+        settings,
+        args.start,
+        args.end,
+        args.cadence,
+        args.window_days,
+        _csv(args.candidates) if args.candidates else None,
+        True if args.oracle else None,
+    )
+    result = run_backtest(settings, spec, progress=False if args.no_progress else None)
+    report = write_run_report(settings, spec.run_id)
+    if args.json:
+        _print_json({**result.run, "report": str(report)})
+    else:
+        _print_run(settings, result.run, report)
+
+
+def cmd_backtest_grid(settings: Settings, args: argparse.Namespace) -> None:
+    from ml.backtest import make_spec, run_backtest
+    from ml.backtest_report import load_runs, write_grid_report, write_run_report
+
+    done = set(load_runs(settings).get("run_id", []))
+    points = [(c, int(w), False) for w in _csv(args.windows) for c in _csv(args.cadences)]
+    if args.oracle_at:
+        cadence, _, window = args.oracle_at.partition(":")
+        points.append((cadence, int(window), True))
+    candidates = _csv(args.candidates) if args.candidates else None
+    specs = [
+        make_spec(settings, args.start, args.end, c, w, candidates, oracle)
+        for c, w, oracle in points
+    ]
+    for i, spec in enumerate(specs, 1):
+        if spec.run_id in done and not args.rerun:
+            print(f"[{i}/{len(specs)}] {spec.run_id}: already run (--rerun to replace)")
+        else:
+            run = run_backtest(settings, spec, progress=False if args.no_progress else None).run
+            print(
+                f"[{i}/{len(specs)}] {spec.run_id}: log loss {run['log_loss']:.4f} (prior "
+                f"{run['prior_log_loss']:.4f}), AUC {run['auc']:.3f}, {run['elapsed_seconds']:.0f} s"
+            )
+        write_run_report(settings, spec.run_id)
+    report = write_grid_report(settings, args.start, args.end, specs[0].to_dict()["candidates"])
+    print(f"grid report: {report}")
+
+
 # -- parser ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ml", description=__doc__.splitlines()[0])
@@ -280,6 +347,44 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("monitor", cmd_monitor, "drift report of a date against the champion's reference")
     p.add_argument("--date", type=_iso_date, required=True)
 
+    p = add(
+        "backtest",
+        cmd_backtest,
+        "replay training and prediction over a date range with a rolling origin",
+    )
+    _backtest_arguments(p)
+    p.add_argument(
+        "--cadence",
+        choices=CADENCES,
+        default="weekly",
+        help="retrain every day, week (7 days from --start), month (each 1st), or once at --start",
+    )
+    p.add_argument(
+        "--window-days",
+        type=int,
+        help="days of history each retrain learns from (default: ML_TRAIN_WINDOW_DAYS)",
+    )
+    p.add_argument(
+        "--oracle",
+        action="store_true",
+        help="add the oracle-forecast features (an upper bound, never a deployable model)",
+    )
+    p.add_argument("--json", action="store_true", help="print the run's row as JSON")
+    p = add(
+        "backtest-grid",
+        cmd_backtest_grid,
+        "backtest every cadence x window over a date range and report how often to retrain",
+    )
+    _backtest_arguments(p)
+    p.add_argument("--cadences", default=",".join(CADENCES), metavar="C,C,...")
+    p.add_argument("--windows", default="30,90,180", metavar="DAYS,DAYS,...")
+    p.add_argument(
+        "--oracle-at",
+        metavar="CADENCE:DAYS",
+        help="also run this grid point with the oracle-forecast features (an upper bound)",
+    )
+    p.add_argument("--rerun", action="store_true", help="replace runs that already exist")
+
     p = add("models", cmd_models, "list, show, promote or roll back model versions")
     msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     m = msub.add_parser("list", help="every version, newest first, with its aliases")
@@ -301,6 +406,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--all-roles", action="store_true", help="include the challenger's shadow rows")
     s.add_argument("--json", action="store_true")
     return parser
+
+
+def _backtest_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--start", type=_iso_date, required=True, help="first retrain and scored date")
+    p.add_argument("--end", type=_iso_date, required=True, help="last scored date")
+    p.add_argument(
+        "--candidates",
+        metavar="ALGO,ALGO,...",
+        help="algorithms trained at each retrain, the best kept (default: ML_BACKTEST_CANDIDATES)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar; log each retrain")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

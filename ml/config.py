@@ -21,6 +21,8 @@ from ml.io import Paths
 ENV_PREFIX = "ML_"
 # The candidate models ml.models knows how to train.
 ALGORITHMS = ("heuristic", "logistic", "lightgbm", "xgboost")
+# How often a backtest retrains: every day, every 7 days, on the 1st of each month, or once.
+CADENCES = ("daily", "weekly", "monthly", "once")
 
 
 class ConfigError(ValueError):
@@ -39,6 +41,7 @@ class Settings:
     validation_days: int = 14
     candidates: tuple[str, ...] = ("heuristic", "logistic", "lightgbm", "xgboost")
     calibration_folds: int = 3
+    backtest_candidates: tuple[str, ...] = ("lightgbm",)
     random_state: int = 13
     risk_band_low_max: float = 0.15
     risk_band_high_min: float = 0.35
@@ -119,10 +122,11 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     if unknown:
         raise ConfigError(f"unknown keys in defaults.yaml: {sorted(unknown)}")
     values["data_dir"] = Path(values["data_dir"]).expanduser().resolve()
-    values["candidates"] = tuple(values["candidates"])
-    strange = [c for c in values["candidates"] if c not in ALGORITHMS]
-    if strange or not values["candidates"]:
-        raise ConfigError(f"candidates {strange or '(none)'}: expected some of {list(ALGORITHMS)}")
+    for key in ("candidates", "backtest_candidates"):
+        values[key] = tuple(values[key])
+        strange = [c for c in values[key] if c not in ALGORITHMS]
+        if strange or not values[key]:
+            raise ConfigError(f"{key} {strange or '(none)'}: expected some of {list(ALGORITHMS)}")
     if values["calibration_folds"] < 2:
         raise ConfigError("calibration_folds must be at least 2")
     if not 0 < values["drift_family_alpha"] < 1:

@@ -20,7 +20,7 @@ from ml.io import DataError, window_label
 LABEL = "is_delayed"
 # Identify and describe a flight; never fed to a model (flight and tail numbers are
 # arbitrary identifiers: a model must not learn from them).
-# latest_source_date is lineage for the leakage checks, not a feature.
+# latest_source_date and label_known_date are lineage for the leakage checks, not features.
 KEY_COLUMNS = (
     "flight_id",
     "flight_date",
@@ -28,6 +28,7 @@ KEY_COLUMNS = (
     "flight_number",
     "tailnum",
     "latest_source_date",
+    "label_known_date",
 )
 DISPLAY_COLUMNS = (
     "flight_id",
@@ -151,8 +152,16 @@ def load_features(
             f"{source}: no flights with flight_date between {start} and {end} (check: rows in range)"
         )
     frame["flight_date"] = pd.to_datetime(frame["flight_date"]).dt.date
-    frame["latest_source_date"] = pd.to_datetime(frame["latest_source_date"]).dt.date
+    for column in ("latest_source_date", "label_known_date"):
+        frame[column] = pd.to_datetime(frame[column]).dt.date
     return frame
+
+
+def rows_between(frame: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """The rows of ``frame`` (sorted by flight_date, as :func:`load_features` returns it)
+    with ``start <= flight_date <= end``, found by binary search, not a scan."""
+    dates = frame["flight_date"]
+    return frame.iloc[dates.searchsorted(start, "left") : dates.searchsorted(end, "right")]
 
 
 def infer_spec(frame: pd.DataFrame) -> FeatureSpec:

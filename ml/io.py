@@ -102,6 +102,14 @@ class Paths:
         return self.root / "reports"
 
     @property
+    def backtests(self) -> Path:
+        return self.root / "backtests"
+
+    def backtest_table(self, table: str, run_id: str) -> Path:
+        """One run's part of a backtest table: ``backtests/<table>/run_id=<id>/part-0.parquet``."""
+        return self.backtests / table / f"run_id={run_id}" / PART_FILE
+
+    @property
     def quarantine(self) -> Path:
         return self.root / "quarantine"
 

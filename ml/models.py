@@ -31,6 +31,7 @@ Nothing is pickled: every model is a library's own model file plus JSON.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ import pandas as pd
 
 from ml.config import ALGORITHMS
 from ml.features import HEURISTIC_COLUMN, FeatureSpec, monotone_direction
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ALGORITHMS", "CalibratedClassifier", "make_classifier"]
 MAX_ROUNDS = 2000
@@ -469,13 +472,29 @@ class CalibratedClassifier:
         return self.base.spec
 
     def calibrate(self, frame: pd.DataFrame, y: np.ndarray, n_folds: int) -> np.ndarray:
-        """Fit the scaling on out-of-fold predictions over ``frame``; return those predictions."""
+        """Fit the scaling on out-of-fold predictions over ``frame``; return those predictions.
+
+        The slope is constrained to be non-negative. If the out-of-fold predictions rank
+        the flights backwards (a model fitted on a few weeks dominated by one storm, say),
+        the best non-negative slope is zero: the model predicts the fit period's delay rate
+        for every flight, which is honest about its lack of signal, instead of inverting
+        its ranking.
+        """
         from sklearn.linear_model import LogisticRegression
 
         oof = self.base.cross_fitted(frame, y, day_folds(frame["flight_date"], n_folds))
         scaler = LogisticRegression(C=1e6, max_iter=1000).fit(logit(oof)[:, None], y)
         self.slope = float(scaler.coef_[0][0])
         self.intercept = float(scaler.intercept_[0])
+        if self.slope < 0:
+            log.warning(
+                "%s: out-of-fold predictions rank the fit period backwards (Platt slope %.3f); "
+                "the model predicts the fit period's delay rate instead",
+                self.algorithm,
+                self.slope,
+            )
+            self.slope = 0.0
+            self.intercept = float(logit(np.array([np.mean(y)]))[0])
         return oof
 
     def predict_uncalibrated(self, frame: pd.DataFrame) -> np.ndarray:

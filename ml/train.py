@@ -1,8 +1,9 @@
 """Train: stateless retraining on a trailing window of matured labels before the as-of date.
 
-The window is ``[as_of - train_window_days, as_of - 1]``; labels of day D mature when D
-ends, so every label in it is known at the as-of cutoff. Its last ``validation_days``
-are the holdout. Each candidate (heuristic, logistic regression, LightGBM, XGBoost) is
+The window is ``[as_of - train_window_days, as_of - 1]``, and only the labels known before
+the as-of date are used: a late flight of the day before lands after midnight, so its label
+(``label_known_date``) is not known at the cutoff and is left out. The window's last
+``validation_days`` are the holdout. Each candidate (heuristic, logistic regression, LightGBM, XGBoost) is
 fitted on the days before it, the boosted ones stopping early on it, then calibrated on
 out-of-fold predictions over the fit period; the lowest holdout log loss wins. The winner
 is assessed on the holdout (metrics beside the baselines, slices, behavioural tests,
@@ -24,7 +25,14 @@ import pandas as pd
 
 from ml.config import Settings
 from ml.evaluate import assess, binary_metrics, gain_importance, permutation_importance
-from ml.features import LABEL, ORACLE_LABEL, frame_fingerprint, infer_spec, load_features
+from ml.features import (
+    LABEL,
+    ORACLE_LABEL,
+    frame_fingerprint,
+    infer_spec,
+    load_features,
+    rows_between,
+)
 from ml.io import DataError
 from ml.models import CalibratedClassifier, make_classifier
 
@@ -83,6 +91,7 @@ def check_splits(window: TrainingWindow, fit: pd.DataFrame, validation: pd.DataF
 
     - the fit period ends before the validation period starts, and both before the as-of date;
     - no flight is in both splits;
+    - no label was known only on or after the as-of date (``label_known_date``);
     - no feature of any row read a day on or after that row's own date (``latest_source_date``).
 
     Raises:
@@ -105,6 +114,13 @@ def check_splits(window: TrainingWindow, fit: pd.DataFrame, validation: pd.DataF
             f"{len(shared)} flight(s) in both fit and validation, e.g. {sorted(shared)[:3]}"
         )
     for name, split in (("fit", fit), ("validation", validation)):
+        unknown = split[split["label_known_date"] >= window.as_of]
+        if not unknown.empty:
+            raise LeakageError(
+                f"{len(unknown)} {name} row(s) whose label is known only on or after the as-of "
+                f"date {window.as_of}, e.g. {unknown['flight_id'].iloc[0]} "
+                "(check: label_known_date < as_of)"
+            )
         late = split[split["latest_source_date"] >= split["flight_date"]]
         if not late.empty:
             raise LeakageError(
@@ -114,9 +130,19 @@ def check_splits(window: TrainingWindow, fit: pd.DataFrame, validation: pd.DataF
 
 
 def split_window(
-    settings: Settings, as_of: dt.date, window_days: int | None = None
+    settings: Settings,
+    as_of: dt.date,
+    window_days: int | None = None,
+    history: pd.DataFrame | None = None,
 ) -> tuple[TrainingWindow, pd.DataFrame, pd.DataFrame]:
     """The training window before ``as_of`` and its fit and holdout rows, leakage-checked.
+
+    Args:
+        settings: Paths, window and holdout lengths.
+        as_of: The cutoff: nothing known on or after it is used.
+        window_days: Override ``settings.train_window_days``.
+        history: Feature rows already loaded (sorted by flight_date) that cover the window;
+            the backtest loads the mart once and slices it here. None reads the mart.
 
     Raises:
         DataError: A period has no rows, or the fit period has one class only.
@@ -125,9 +151,13 @@ def split_window(
     window = TrainingWindow.before(
         as_of, window_days or settings.train_window_days, settings.validation_days
     )
-    frame = load_features(
-        settings, window.fit_start, window.validation_end, oracle=settings.use_oracle_forecast
-    )
+    if history is None:
+        frame = load_features(
+            settings, window.fit_start, window.validation_end, oracle=settings.use_oracle_forecast
+        )
+    else:
+        frame = rows_between(history, window.fit_start, window.validation_end)
+    frame = frame[frame["label_known_date"] < as_of]
     fit = frame[frame["flight_date"] <= window.fit_end]
     validation = frame[frame["flight_date"] >= window.validation_start]
     check_splits(window, fit, validation)
@@ -168,6 +198,30 @@ def fit_candidate(
     )
 
 
+def select_model(
+    settings: Settings,
+    fit: pd.DataFrame,
+    validation: pd.DataFrame,
+    candidates: tuple[str, ...] | list[str] | None = None,
+) -> tuple[str, dict[str, Candidate]]:
+    """Fit every candidate (``settings.candidates`` unless given) and pick the one with the
+    lowest holdout log loss; returns its name and every fitted candidate."""
+    fitted: dict[str, Candidate] = {}
+    for algorithm in candidates or settings.candidates:
+        candidate = fit_candidate(settings, algorithm, fit, validation)
+        log.info(
+            "candidate %s: holdout log loss %.4f, AUC %.4f, ECE %.4f (%.1f s)",
+            algorithm,
+            candidate.scores["log_loss"],
+            candidate.scores["auc"],
+            candidate.scores["ece"],
+            candidate.seconds,
+        )
+        fitted[algorithm] = candidate
+    best = min(fitted, key=lambda name: fitted[name].scores["log_loss"])
+    return best, fitted
+
+
 def _version(
     as_of: dt.date, model: CalibratedClassifier, window, fingerprint: str, oracle: bool
 ) -> str:
@@ -201,19 +255,7 @@ def train(settings: Settings, as_of: dt.date) -> TrainingResult:
     y_fit = fit[LABEL].astype(int).to_numpy()
     prior = float(y_fit.mean())
 
-    candidates: dict[str, Candidate] = {}
-    for algorithm in settings.candidates:
-        candidate = fit_candidate(settings, algorithm, fit, validation)
-        log.info(
-            "candidate %s: holdout log loss %.4f, AUC %.4f, ECE %.4f (%.1f s)",
-            algorithm,
-            candidate.scores["log_loss"],
-            candidate.scores["auc"],
-            candidate.scores["ece"],
-            candidate.seconds,
-        )
-        candidates[algorithm] = candidate
-    best = min(candidates, key=lambda name: candidates[name].scores["log_loss"])
+    best, candidates = select_model(settings, fit, validation)
     model = candidates[best].model
 
     holdout = assess(settings, model, validation, prior)

@@ -328,6 +328,7 @@ def validate_features(
     checked = frame.assign(
         flight_date=frame[DAY_COLUMN].astype(str),
         latest_source_date=frame["latest_source_date"].astype(str),
+        label_known_date=frame["label_known_date"].astype(str),
     )
     label = window_label(start, end)
     build_label = window_label(requested_start, requested_end)

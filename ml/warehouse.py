@@ -53,6 +53,12 @@ def _views(settings: Settings) -> dict[str, str]:
             f"select * from read_parquet('{paths.monitoring}/retraining/*/*.parquet', "
             "hive_partitioning = true, hive_types = {'flight_date': date})"
         )
+    for table in ("runs", "folds", "metrics", "predictions"):
+        if glob_exists(f"{table}/run_id=*/*.parquet", paths.backtests):
+            views[f"backtest_{table}"] = (
+                f"select * from read_parquet('{paths.backtests}/{table}/*/*.parquet', "
+                "hive_partitioning = true, hive_types = {'run_id': varchar})"
+            )
     return views
 
 
@@ -69,12 +75,17 @@ def refresh_catalog(settings: Settings) -> list[str]:
     return sorted(views)
 
 
-def query_partitions(files: Path | str, sql: str, params: list) -> pd.DataFrame | None:
+PARTITION_TYPES = {"flight_date": "date", "run_id": "varchar"}
+
+
+def query_partitions(
+    files: Path | str, sql: str, params: list, partition: str = "flight_date"
+) -> pd.DataFrame | None:
     """Run ``sql`` over hive-partitioned Parquet files; None when no file matches.
 
-    ``{files}`` in ``sql`` stands for the files, read with their partition columns
-    (``flight_date`` as a date). Reads the Parquet directly, not the warehouse file, so
-    it never waits for the catalog's writer.
+    ``{files}`` in ``sql`` stands for the files, read with their partition column
+    (``flight_date`` as a date, or ``run_id``). Reads the Parquet directly, not the
+    warehouse file, so it never waits for the catalog's writer.
     """
     import glob
 
@@ -83,7 +94,8 @@ def query_partitions(files: Path | str, sql: str, params: list) -> pd.DataFrame 
     if not glob.glob(str(files)):
         return None
     relation = (
-        f"read_parquet('{files}', hive_partitioning = true, hive_types = {{'flight_date': date}})"
+        f"read_parquet('{files}', hive_partitioning = true, "
+        f"hive_types = {{'{partition}': {PARTITION_TYPES[partition]}}})"
     )
     with duckdb.connect() as con:
         return con.execute(sql.replace("{files}", relation), params).df()

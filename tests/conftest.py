@@ -44,6 +44,31 @@ def package_source() -> Path:
     return package_source()
 
 
+def raw_labels(package_source: Path, start: dt.date, end: dt.date):
+    """flight_id and label (1: arrived 15+ minutes late or not at all) of every flight of
+    ``start..end``, computed here straight from the package's flights.csv, independently
+    of ingest, dbt and the marts."""
+    import io
+    import zipfile
+
+    import polars as pl
+
+    with zipfile.ZipFile(package_source / "flights.csv.zip") as archive:
+        raw = pl.read_csv(io.BytesIO(archive.read("flights.csv")), null_values="NA")
+    day = pl.date(pl.col("year"), pl.col("month"), pl.col("day"))
+    return (
+        raw.filter(day.is_between(start, end))
+        .with_columns(
+            delayed=(pl.col("arr_delay").is_null() | (pl.col("arr_delay") >= 15)).cast(pl.Int8),
+            flight_id=pl.format(
+                "{}-{}-{}-{}", day.dt.strftime("%Y%m%d"), "carrier", "flight", "origin"
+            ),
+        )
+        .select("flight_id", "delayed")
+        .to_pandas()
+    )
+
+
 def make_settings(data_dir: Path, **overrides):
     from ml.config import load_settings
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import REPO
 
-EXPECTED_DAGS = {"flights_daily", "flights_training"}
+EXPECTED_DAGS = {"backtest", "flights_daily", "flights_training"}
 HEAVY_MODULES = [
     "pandas",
     "polars",
@@ -73,6 +73,27 @@ def test_the_retraining_request_is_the_asset_the_training_dag_is_scheduled_on(da
     assert [a.name for a in request.outlets] == ["retraining_requested"]
     training = dag_bag.dags["flights_training"]
     assert [a.name for a in training.timetable.asset_condition.objects] == ["retraining_requested"]
+
+
+def test_the_backtest_dag_is_manual_with_typed_described_params(dag_bag):
+    from ml.config import ALGORITHMS, CADENCES
+
+    dag = dag_bag.dags["backtest"]
+    assert dag.timetable.summary == "None"  # triggered by hand only
+    params = dag.params
+    schemas = {name: params.get_param(name).schema for name in params}
+    assert set(schemas) == {"start", "end", "cadence", "window_days", "candidates", "oracle"}
+    for name, schema in schemas.items():
+        assert schema.get("type") and schema.get("description") and schema.get("title"), name
+    assert schemas["start"]["format"] == schemas["end"]["format"] == "date"
+    assert schemas["cadence"]["enum"] == list(CADENCES)
+    assert schemas["candidates"]["items"]["enum"] == list(ALGORITHMS)
+    assert schemas["window_days"]["type"] == "integer"
+    assert schemas["oracle"]["type"] == "boolean" and params["oracle"] is False
+    order = ["prepare", "run", "report"]
+    for upstream, downstream in itertools.pairwise(order):
+        assert downstream in dag.get_task(upstream).downstream_task_ids
+    assert {t.task_id for t in dag.tasks if t.pool == "warehouse"} == {"prepare", "report"}
 
 
 def test_parsing_a_dag_file_imports_nothing_heavy():

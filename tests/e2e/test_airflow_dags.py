@@ -120,6 +120,23 @@ def test_a_day_that_fails_validation_publishes_nothing(airflow_env, tmp_path):
     pd.testing.assert_frame_equal(before, _champion_rows(env, DAY))
 
 
+def test_the_backtest_dag_runs_from_an_empty_data_folder_with_its_params(airflow_env, tmp_path):
+    import json
+
+    env = {**airflow_env, "ML_DATA_DIR": str(tmp_path / "data")}
+    conf = {"start": "2013-03-01", "end": "2013-03-10", "cadence": "weekly", "window_days": 30}
+    output = _run([AIRFLOW, "dags", "test", "backtest", "-c", json.dumps(conf)], env)
+    assert "state=success" in output
+    run_id = "weekly-30d-20130301-20130310-lightgbm"
+    with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as con:
+        runs = con.execute("select run_id, folds, scored_rows from backtest_runs").fetchall()
+        scored = con.execute(
+            "select count(*) from flight_features where flight_date between '2013-03-01' and '2013-03-10'"
+        ).fetchone()[0]
+    assert runs == [(run_id, 2, scored)]
+    assert (tmp_path / "data" / "reports" / "backtest" / f"{run_id}.html").exists()
+
+
 def test_a_fired_retraining_policy_queues_the_training_dag_through_an_asset_event(airflow_env):
     """With a one-day schedule rule the policy fires; the event carries the as-of date.
 

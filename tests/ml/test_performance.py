@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
-import zipfile
 
 import numpy as np
 import pandas as pd
-import polars as pl
 import pytest
 
 from ml.performance import estimated_metrics, expected_auc
-from tests.conftest import AS_OF, make_settings
+from tests.conftest import AS_OF, make_settings, raw_labels
 
 
 def _brute_force_auc(p: np.ndarray) -> float:
@@ -67,22 +64,9 @@ def test_monitor_reports_realized_performance_from_matured_labels(trained_copy, 
     monitor(settings, first)
     result = monitor(settings, later)
 
-    with zipfile.ZipFile(package_source / "flights.csv.zip") as archive:
-        raw = pl.read_csv(io.BytesIO(archive.read("flights.csv")), null_values="NA")
-    raw = raw.filter(
-        (pl.col("year") == first.year)
-        & (pl.col("month") == first.month)
-        & (pl.col("day") == first.day)
-    ).with_columns(
-        delayed=(pl.col("arr_delay").is_null() | (pl.col("arr_delay") >= 15)).cast(pl.Int8),
-        flight_id=pl.format(
-            "{}-{}-{}-{}", pl.lit(first.strftime("%Y%m%d")), "carrier", "flight", "origin"
-        ),
-    )
+    labels = raw_labels(package_source, first, first)
     rows = pd.read_parquet(settings.paths.predictions_partition(first))
-    champion = rows[rows.model_role == "champion"].merge(
-        raw.select("flight_id", "delayed").to_pandas(), on="flight_id"
-    )
+    champion = rows[rows.model_role == "champion"].merge(labels, on="flight_id")
     assert len(champion) == len(rows[rows.model_role == "champion"]) > 500
     expected_auc_ = roc_auc_score(champion["delayed"], champion["p_delayed"])
     assert result.realized["auc"] == pytest.approx(expected_auc_)

@@ -3,7 +3,8 @@
 -- One row per scheduled flight: the label and every feature known at the flight's
 -- prediction cutoff (00:00 America/New_York on flight_date). Outcomes enter only through
 -- trailing counts of outcomes known before that day, weather only from the day before;
--- latest_source_date records the newest day any feature read, for the leakage checks.
+-- latest_source_date records the newest day any feature read, and label_known_date the
+-- day the label becomes known, for the leakage checks.
 {% set windows = [1, 7, 28] %}
 {% set rate_groups = ['carrier', 'origin', 'route', 'carrier_origin'] %}
 {% set network_delay_prior -%}
@@ -35,6 +36,12 @@ with flights as (
 planes as (
 
     select * from {{ ref('stg_nycflights__planes') }}
+
+),
+
+outcomes_dated as (
+
+    select flight_id, outcome_known_date from {{ ref('int_flight_outcomes_dated') }}
 
 ),
 
@@ -231,12 +238,16 @@ features_joined as (
             {%- endfor %}
             coalesce(weather_daily.observed_date, date '1900-01-01'),
             coalesce(nyc_weather_daily.observed_date, date '1900-01-01')
-        ) as latest_source_date
+        ) as latest_source_date,
+        -- lineage: the New York date by whose end the label is known; training as of D
+        -- learns only from labels known before D
+        outcomes_dated.outcome_known_date as label_known_date
 
     from flights
     inner join schedule_counted on flights.flight_id = schedule_counted.flight_id
     inner join holidays_nearest on flights.flight_id = holidays_nearest.flight_id
     left join planes on flights.tailnum = planes.tailnum
+    left join outcomes_dated on flights.flight_id = outcomes_dated.flight_id
     left join network_counts on flights.flight_date = network_counts.flight_date
     left join carrier_counts
         on

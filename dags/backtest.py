@@ -1,0 +1,178 @@
+"""
+### Backtest
+
+Replays production over history with a rolling origin: at every retrain date (the
+start, then every day, week or month, or only once) a model is trained exactly as
+`flights_training` trains it, on the `window_days` before that date, and scores every
+day until the next retrain date. Features hold only what was known at each flight's
+cutoff; each retrain learns only from labels known before its date.
+
+1. **prepare**: land any missing day of the history and build, validate and publish the
+   marts for it (days already published are rebuilt identically).
+2. **backtest**: load the features once, retrain and score fold by fold (each fold is
+   logged), and write the run's rows to `backtests/{runs,folds,metrics,predictions}/`.
+3. **report**: refresh the warehouse views (`backtest_runs`, `backtest_folds`,
+   `backtest_metrics`, `backtest_predictions`) and write
+   `reports/backtest/<run_id>.html`: metrics over time beside the heuristic and the
+   prior rate, calibration over time, and the grid of every run over the same period.
+
+A run's id is its parameters: triggering the same parameters again replaces that run.
+Manual only. From the CLI:
+`airflow dags trigger backtest -c '{"start": "2013-03-01", "end": "2013-12-31", "cadence": "weekly", "window_days": 90}'`.
+The oracle-forecast option is an upper bound (the weather observed at departure), never
+a deployable model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
+from pipeline_defaults import DEFAULT_ARGS, REPLAY_START, WAREHOUSE_POOL
+
+ALGORITHMS = ["heuristic", "logistic", "lightgbm", "xgboost"]  # ml.config.ALGORITHMS
+CADENCES = ["daily", "weekly", "monthly", "once"]  # ml.config.CADENCES
+
+
+def _spec():
+    """The run's spec from its params (raises AirflowFailException on a bad one)."""
+    from ml.backtest import make_spec
+    from ml.config import ConfigError, load_settings
+    from ml.io import parse_date
+
+    params = get_current_context()["params"]
+    settings = load_settings()
+    try:
+        spec = make_spec(
+            settings,
+            parse_date(params["start"]),
+            parse_date(params["end"]),
+            params["cadence"],
+            params["window_days"],
+            params["candidates"],
+            params["oracle"],
+        )
+    except (ConfigError, ValueError) as exc:
+        raise AirflowFailException(str(exc)) from exc
+    return settings, spec
+
+
+@dag(
+    dag_id="backtest",
+    description="Replay retraining and prediction over a date range with a rolling origin.",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=REPLAY_START,
+    catchup=False,
+    max_active_runs=1,
+    tags=["ml", "flights", "backtest"],
+    default_args=DEFAULT_ARGS,
+    params={
+        "start": Param(
+            "2013-03-01",
+            type="string",
+            format="date",
+            title="Start",
+            description="First retrain date and first scored day (YYYY-MM-DD).",
+        ),
+        "end": Param(
+            "2013-12-31",
+            type="string",
+            format="date",
+            title="End",
+            description="Last scored day (YYYY-MM-DD).",
+        ),
+        "cadence": Param(
+            "weekly",
+            type="string",
+            enum=CADENCES,
+            title="Cadence",
+            description="Retrain every day, every 7 days from the start, on the 1st of each "
+            "month, or once at the start.",
+        ),
+        "window_days": Param(
+            90,
+            type="integer",
+            minimum=15,
+            maximum=365,
+            title="Window (days)",
+            description="Days of history each retrain learns from; its last validation_days "
+            "(14) are the holdout. Near the start of the data the window is shorter.",
+        ),
+        "candidates": Param(
+            ["lightgbm"],
+            type="array",
+            items={"type": "string", "enum": ALGORITHMS},
+            minItems=1,
+            title="Candidates",
+            description="Algorithms fitted at each retrain; the one with the lowest holdout "
+            "log loss scores the fold.",
+        ),
+        "oracle": Param(
+            False,
+            type="boolean",
+            title="Oracle forecast",
+            description="Add the weather observed at departure: an upper bound on what a "
+            "perfect forecast could add, never a deployable model.",
+        ),
+    },
+)
+def backtest():
+    @task(pool=WAREHOUSE_POOL)
+    def prepare() -> str:
+        """Land and publish the history the run needs; returns the run id."""
+        from ml.ingest import ingest
+        from ml.io import DataError
+        from ml.transform import TransformError, transform
+
+        settings, spec = _spec()
+        first = spec.start - dt.timedelta(days=spec.window_days)
+        try:
+            ingest(
+                settings,
+                first - dt.timedelta(days=settings.feature_lookback_days),
+                spec.end,
+                history=True,
+            )
+            transform(settings, first, spec.end)
+        except (DataError, TransformError) as exc:
+            raise AirflowFailException(str(exc)) from exc
+        return spec.run_id
+
+    @task
+    def run(run_id: str) -> dict:
+        """Retrain and score fold by fold; returns the run's row."""
+        from ml.backtest import run_backtest
+        from ml.io import DataError
+
+        settings, spec = _spec()
+        try:
+            result = run_backtest(settings, spec, progress=False, refresh_catalog=False)
+        except DataError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in result.run.items()}
+
+    @task(pool=WAREHOUSE_POOL)
+    def report(run: dict) -> str:
+        """Refresh the warehouse views and write the run's HTML report; returns its path."""
+        from ml.backtest_report import write_run_report
+        from ml.config import load_settings
+        from ml.warehouse import refresh_catalog
+
+        settings = load_settings()
+        refresh_catalog(settings)
+        path = write_run_report(settings, run["run_id"])
+        print(
+            f"{run['run_id']}: log loss {run['log_loss']:.4f} (prior {run['prior_log_loss']:.4f}, "
+            f"heuristic {run['heuristic_log_loss']:.4f}), AUC {run['auc']:.3f}; report {path}"
+        )
+        return str(path)
+
+    report(run(prepare()))
+
+
+dag = backtest()
+
+if __name__ == "__main__":
+    dag.test()
