@@ -215,13 +215,17 @@ def test_reference_profile_is_stored_and_flags_shifted_data(trained_data):
 
 
 def test_leakage_checks_refuse_overlapping_splits_and_late_features(trained_data):
-    from ml.train import LeakageError, check_splits
+    from ml.train import LeakageError, check_splits, split_window
 
     settings = make_settings(trained_data)
     window = TrainingWindow.before(AS_OF, 30, 7)
     frame = load_features(settings, window.fit_start, window.validation_end)
     fit = frame[frame["flight_date"] <= window.fit_end]
     validation = frame[frame["flight_date"] >= window.validation_start]
+    # the day before the as-of date has evening flights whose label is known only on it
+    with pytest.raises(LeakageError, match="label_known_date < as_of"):
+        check_splits(window, fit, validation)
+    _, fit, validation = split_window(settings, AS_OF, 30)
     check_splits(window, fit, validation)  # the real splits pass
     with pytest.raises(LeakageError, match="in both fit and validation"):
         check_splits(
