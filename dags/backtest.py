@@ -141,12 +141,14 @@ def backtest():
         return spec.run_id
 
     @task
-    def run(run_id: str) -> dict:
-        """Retrain and score fold by fold; returns the run's row."""
+    def run(backtest_id: str) -> dict:
+        """Retrain and score fold by fold for the run ``prepare`` readied; returns its row."""
         from ml.backtest import run_backtest
         from ml.io import DataError
 
         settings, spec = _spec()
+        if spec.run_id != backtest_id:
+            raise AirflowFailException(f"params changed: prepared {backtest_id}, now {spec.run_id}")
         try:
             result = run_backtest(settings, spec, progress=False, refresh_catalog=False)
         except DataError as exc:
