@@ -60,6 +60,9 @@ def main() -> None:
         fit = fit[fit["label_known_date"] < fold.as_of]
         scored = rows_between(history, fold.as_of, fold.last_day)
         model = make_classifier("lightgbm", infer_spec(fit), None, settings.random_state)
+        model.categories_ = {  # as BoostedClassifier.fit learns them
+            c: sorted(str(v) for v in fit[c].dropna().unique()) for c in model.spec.categorical
+        }
         x_fit, x_scored = model._matrix(fit), model._matrix(scored)
         started = time.perf_counter()
         booster, _ = model._train(
