@@ -171,7 +171,7 @@ def grid_summary(settings: Settings, runs: pd.DataFrame) -> dict[str, Any]:
             "heuristic_auc": r.heuristic_auc,
             "heuristic_log_loss": r.heuristic_log_loss,
             "prior_log_loss": r.prior_log_loss,
-            "train_seconds": r.train_seconds,
+            "min_effective_window_days": int(r.min_effective_window_days),
         }
         for r in plain.itertuples()
     ]
@@ -263,6 +263,23 @@ def conclusion(
         f"{SE_MULTIPLE:g} standard errors of their weekly paired difference:"
     )
     lines.extend(c["text"] for c in comparisons)
+    capped = sorted(
+        {
+            (c["window_days"], c["min_effective_window_days"])
+            for c in cells
+            if c["min_effective_window_days"] < c["window_days"]
+        }
+    )
+    if capped:
+        lines.append(
+            "Windows are capped where the data starts: at the first retrain "
+            + ", ".join(f"a {w}-day window held {n} days" for w, n in capped)
+            + (
+                "; retraining once, such windows train the same model."
+                if len({n for _, n in capped}) < len(capped)
+                else "."
+            )
+        )
     for o in oracle:
         lines.append(
             f"With the oracle-forecast features (an upper bound: the weather observed at departure), retraining "
@@ -355,7 +372,6 @@ def grid_html(grid: dict[str, Any], current: str | None = None) -> str:
             c["auc"],
             c["heuristic_auc"],
             c["ece"],
-            f"{c['train_seconds']:.0f}",
         ]
         for c in sorted(
             cells,
@@ -373,7 +389,6 @@ def grid_html(grid: dict[str, Any], current: str | None = None) -> str:
             "AUC",
             "heuristic AUC",
             "ECE",
-            "training s",
         ],
         rows,
     )
