@@ -181,7 +181,11 @@ def grid_summary(settings: Settings, runs: pd.DataFrame) -> dict[str, Any]:
     comparisons = []
     for window in windows:
         ordered = [c for c in cadences if (c, window) in by_key]
-        for faster, slower in zip(ordered, ordered[1:], strict=False):
+        # each cadence against the next slower one, and against never retraining
+        pairs = list(zip(ordered, ordered[1:], strict=False))
+        if "once" in ordered:
+            pairs += [(c, "once") for c in ordered[:-2]]
+        for faster, slower in pairs:
             diff = paired_difference(
                 settings, by_key[(faster, window)]["run_id"], by_key[(slower, window)]["run_id"]
             )
@@ -259,7 +263,7 @@ def conclusion(
         if c["difference"] and abs(c["difference"]["mean"]) > SE_MULTIPLE * c["difference"]["se"]
     ]
     lines.append(
-        f"{len(measurable)} of {len(comparisons)} neighbouring settings differ by more than "
+        f"{len(measurable)} of {len(comparisons)} pairs of settings differ by more than "
         f"{SE_MULTIPLE:g} standard errors of their weekly paired difference:"
     )
     lines.extend(c["text"] for c in comparisons)
