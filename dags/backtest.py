@@ -9,7 +9,7 @@ cutoff; each retrain learns only from labels known before its date.
 
 1. **prepare**: land any missing day of the history and build, validate and publish the
    marts for it (days already published are rebuilt identically).
-2. **backtest**: load the features once, retrain and score fold by fold (each fold is
+2. **run**: load the features once, retrain and score fold by fold (each fold is
    logged), and write the run's rows to `backtests/{runs,folds,metrics,predictions}/`.
 3. **report**: refresh the warehouse views (`backtest_runs`, `backtest_folds`,
    `backtest_metrics`, `backtest_predictions`) and write
@@ -94,11 +94,12 @@ def _spec():
         "window_days": Param(
             90,
             type="integer",
-            minimum=15,
+            minimum=21,
             maximum=365,
             title="Window (days)",
             description="Days of history each retrain learns from; its last validation_days "
-            "(14) are the holdout. Near the start of the data the window is shorter.",
+            "(ML_VALIDATION_DAYS, 14 by default) are the holdout. Near the start of the data "
+            "the window is shorter.",
         ),
         "candidates": Param(
             ["lightgbm"],

@@ -9,9 +9,10 @@ cutoff, and a retrain as of D learns only from labels known before D; so every s
 one the system could have produced on its day.
 
 The feature mart is read once for the whole run and sliced per fold by binary search.
-What ``ml train`` adds after choosing its model (permutation importance, behavioural
-tests, the model card, the registry and the promotion gate) changes no prediction, so the
-backtest leaves it out.
+What ``ml train`` does after choosing its model (permutation importance, behavioural
+tests, the model card, the registry) is left out, and so is the promotion gate: every
+retrained model scores its fold, so a backtest measures what retraining at a cadence is
+worth, not how often the gate would have let a model through.
 
 A run's id is its parameters, so re-running one replaces it. Its rows go to four tables,
 each a folder of ``run_id=<id>/part-0.parquet`` under ``backtests/`` and a view in the
@@ -144,9 +145,11 @@ def make_spec(
     """A spec with the settings' defaults (``train_window_days``, ``backtest_candidates``,
     ``use_oracle_forecast``) where an argument is None."""
     window_days = window_days or settings.train_window_days
-    if window_days <= settings.validation_days:
+    shortest = settings.validation_days + settings.calibration_folds
+    if window_days < shortest:
         raise ConfigError(
-            f"window of {window_days} days: must be longer than validation_days ({settings.validation_days})"
+            f"window of {window_days} days: at least validation_days + calibration_folds "
+            f"({shortest}) days, so that every calibration block has a day to learn from"
         )
     return BacktestSpec(
         start=start,
@@ -174,7 +177,7 @@ def grouped_metrics(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     the heuristic (log loss and Brier of the prior rate) per group of ``keys``.
 
     AUC comes from ranks within each group (Mann-Whitney), ties averaged; it is missing
-    where a group has one class only.
+    where a group has one class only or the scores do not vary.
     """
     frame = pd.concat([frame, _pointwise(frame)], axis=1)
     frame["_y"] = frame[LABEL].astype(float)
@@ -194,10 +197,12 @@ def grouped_metrics(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         out[f"{prefix}brier"] = groups[f"{name}_sq"].mean()
         if name == "prior":
             continue  # one value for every row: AUC 0.5 by construction
+        varies = groups[column].max() > groups[column].min()
         ranks = groups[column].rank(method="average")
         rank_sum = (ranks * frame["_y"]).groupby([frame[k] for k in keys], sort=True).sum()
         auc = (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
-        out[f"{prefix}auc"] = auc.where((positives > 0) & (negatives > 0))
+        # missing, as in binary_metrics, for one class or scores that do not vary
+        out[f"{prefix}auc"] = auc.where((positives > 0) & (negatives > 0) & varies)
     out["rows"] = out["rows"].astype("int64")
     return out.reset_index()
 
@@ -213,12 +218,12 @@ def metrics_by_day_and_slice(predictions: pd.DataFrame) -> pd.DataFrame:
     return table.merge(ages, left_on="flight_date", right_index=True, how="left")
 
 
-def pooled_metrics(predictions: pd.DataFrame, threshold: float) -> dict[str, float]:
+def pooled_metrics(predictions: pd.DataFrame) -> dict[str, float]:
     """The run's metrics over every scored flight: the model's, then its baselines'."""
     y = predictions[LABEL].astype(int).to_numpy()
     out: dict[str, float] = {}
     for name, column in SCORERS.items():
-        scores = binary_metrics(y, predictions[column].to_numpy(dtype=float), threshold)
+        scores = binary_metrics(y, predictions[column].to_numpy(dtype=float))
         prefix = "" if name == "model" else f"{name}_"
         keys = (
             ("auc", "pr_auc", "log_loss", "brier", "ece")
@@ -229,12 +234,22 @@ def pooled_metrics(predictions: pd.DataFrame, threshold: float) -> dict[str, flo
     return out
 
 
+def training_settings(settings: Settings) -> dict[str, Any]:
+    """The settings besides the spec that change a backtest's numbers; stored with each run,
+    so a run made under other settings is never taken for a current one."""
+    return {
+        "validation_days": settings.validation_days,
+        "calibration_folds": settings.calibration_folds,
+        "random_state": settings.random_state,
+    }
+
+
 def _fit_fold(
     settings: Settings, spec: BacktestSpec, fold: Fold, history: pd.DataFrame
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Train as production would as of ``fold.as_of``; score the fold's days."""
     started = time.perf_counter()
-    window, fit, validation = split_window(settings, fold.as_of, spec.window_days, history)
+    _, fit, validation = split_window(settings, fold.as_of, spec.window_days, history)
     best, fitted = select_model(settings, fit, validation, spec.candidates)
     model = fitted[best].model
     trained = time.perf_counter()
@@ -276,7 +291,7 @@ def _fit_fold(
         "fit_rows": len(fit),
         "validation_rows": len(validation),
         "prior_rate": prior,
-        "best_iteration": getattr(model.base, "best_iteration_", None),
+        "best_iteration": getattr(model.base, "best_iteration_", None),  # boosted only
         "calibration_slope": model.slope,
         "calibration_intercept": model.intercept,
         "holdout_log_loss": fitted[best].scores["log_loss"],
@@ -285,7 +300,6 @@ def _fit_fold(
         "train_seconds": trained - started,
         "score_seconds": time.perf_counter() - trained,
     }
-    del window
     return record, predictions
 
 
@@ -362,7 +376,7 @@ def run_backtest(
         bar.close()
     predictions = pd.concat(parts, ignore_index=True)
     predictions.insert(0, "run_id", spec.run_id)
-    folds_table = pd.DataFrame(records)
+    folds_table = pd.DataFrame(records).astype({"best_iteration": "Int64"})
     folds_table.insert(0, "run_id", spec.run_id)
     metrics = metrics_by_day_and_slice(predictions)
     metrics.insert(0, "run_id", spec.run_id)
@@ -371,8 +385,9 @@ def run_backtest(
         "folds": len(folds),
         "scored_rows": len(predictions),
         "algorithms": ",".join(sorted(set(folds_table["algorithm"]))),
+        **training_settings(settings),
         "min_effective_window_days": int(folds_table["effective_window_days"].min()),
-        **pooled_metrics(predictions, settings.operating_threshold),
+        **pooled_metrics(predictions),
         "load_seconds": loaded - started,
         "train_seconds": float(folds_table["train_seconds"].sum()),
         "score_seconds": float(folds_table["score_seconds"].sum()),
@@ -397,6 +412,8 @@ def publish(
     from ml.warehouse import refresh_catalog
 
     paths = settings.paths
+    # first: a re-run that fails part-way must not leave the old row vouching for new tables
+    paths.backtest_table("runs", run_id).unlink(missing_ok=True)
     tables = {"folds": folds, "metrics": metrics, "predictions": predictions}
     tables["runs"] = pd.DataFrame([run])  # last: it marks the run complete
     for table, frame in tables.items():

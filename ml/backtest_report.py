@@ -7,9 +7,10 @@ table and a chart, with the paired differences between cadences and a plain-lang
 conclusion drawn from them, and the oracle-forecast comparison where one was run.
 
 Differences between two runs are paired by day (both scored the same flights) and
-summarised per week: the mean weekly difference in log loss, with a standard error from
-the spread of the weeks. Weeks, not flights, are the unit because a day's flights share
-their weather and a week's their model.
+summarised per week: the mean weekly difference in log loss, with a Newey-West standard
+error over the weeks. Weeks, not flights, are the unit because a day's flights share
+their weather; neighbouring weeks share a model (or a season) too, which the Newey-West
+error allows for, where the plain standard error of the weekly mean would be too small.
 """
 
 from __future__ import annotations
@@ -110,9 +111,27 @@ def skill_by_age(metrics: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
+def newey_west_se(values: np.ndarray) -> float:
+    """Standard error of the mean of a serially correlated series: Bartlett weights up to
+    lag ``floor(4 (n / 100) ** (2 / 9))``, the usual rule; NaN below two values."""
+    n = len(values)
+    if n < 2:
+        return float("nan")
+    e = np.asarray(values, dtype=float) - np.mean(values)
+    lags = int(4 * (n / 100) ** (2 / 9))
+    variance = e @ e / n
+    for k in range(1, lags + 1):
+        variance += 2 * (1 - k / (lags + 1)) * (e[k:] @ e[:-k]) / n
+    return float(np.sqrt(max(variance, 0.0) / n))
+
+
 def paired_difference(settings: Settings, run_a: str, run_b: str) -> dict[str, float] | None:
     """Log loss of ``run_a`` minus ``run_b`` over the days both scored: the mean of the
-    weekly differences and its standard error. Negative: ``run_a`` is better."""
+    weekly differences and its Newey-West standard error. Negative: ``run_a`` is better.
+
+    Raises:
+        ValueError: The runs scored different flights on a common day.
+    """
     a = load_table(settings, "metrics", run_a)
     b = load_table(settings, "metrics", run_b)
     keep = ["flight_date", "rows", "log_loss"]
@@ -120,16 +139,16 @@ def paired_difference(settings: Settings, run_a: str, run_b: str) -> dict[str, f
     both = a.merge(b, on="flight_date", suffixes=("_a", "_b"))
     if both.empty:
         return None
+    if not (both["rows_a"] == both["rows_b"]).all():
+        raise ValueError(
+            f"backtests {run_a} and {run_b} scored different flights on the same days "
+            "(were they run on different marts?); re-run one with `--rerun`"
+        )
     both["week"] = week_of(both["flight_date"])
     both["diff"] = (both["log_loss_a"] - both["log_loss_b"]) * both["rows_a"]
     weeks = both.groupby("week")[["diff", "rows_a"]].sum()
-    weekly = weeks["diff"] / weeks["rows_a"]
-    n = len(weekly)
-    return {
-        "mean": float(weekly.mean()),
-        "se": float(weekly.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),
-        "weeks": n,
-    }
+    weekly = (weeks["diff"] / weeks["rows_a"]).to_numpy()
+    return {"mean": float(weekly.mean()), "se": newey_west_se(weekly), "weeks": len(weekly)}
 
 
 def grid_runs(runs: pd.DataFrame, run: pd.Series | dict) -> pd.DataFrame:
@@ -143,8 +162,10 @@ def grid_runs(runs: pd.DataFrame, run: pd.Series | dict) -> pd.DataFrame:
 
 
 def _describe(diff: dict[str, float] | None, better: str, worse: str) -> str:
-    if diff is None or not np.isfinite(diff["se"]):
-        return f"{better} and {worse} cannot be compared (no common weeks)"
+    if diff is None:
+        return f"{better} and {worse} cannot be compared: they scored no common day"
+    if not np.isfinite(diff["se"]):
+        return f"{better} and {worse} share too few weeks to estimate an error"
     margin = SE_MULTIPLE * diff["se"]
     amount = f"{abs(diff['mean']):.4f} \u00b1 {margin:.4f}"
     if abs(diff["mean"]) <= margin:
@@ -251,6 +272,11 @@ def conclusion(
         return []
     best = min(cells, key=lambda c: c["log_loss"])
     worst = max(cells, key=lambda c: c["log_loss"])
+    if len(cells) == 1:
+        return [
+            f"One run so far: log loss {best['log_loss']:.4f} against the prior rate's "
+            f"{best['prior_log_loss']:.4f} and the heuristic's {best['heuristic_log_loss']:.4f}."
+        ]
     lines = [
         f"The lowest log loss, {best['log_loss']:.4f} (AUC {best['auc']:.3f}), came from retraining "
         f"{best['cadence']} on {best['window_days']} days; the prior rate scores {best['prior_log_loss']:.4f} "
@@ -262,11 +288,12 @@ def conclusion(
         for c in comparisons
         if c["difference"] and abs(c["difference"]["mean"]) > SE_MULTIPLE * c["difference"]["se"]
     ]
-    lines.append(
-        f"{len(measurable)} of {len(comparisons)} pairs of settings differ by more than "
-        f"{SE_MULTIPLE:g} standard errors of their weekly paired difference:"
-    )
-    lines.extend(c["text"] for c in comparisons)
+    if comparisons:
+        lines.append(
+            f"{len(measurable)} of {len(comparisons)} pairs of settings differ by more than "
+            f"{SE_MULTIPLE:g} (Newey-West) standard errors of their weekly paired difference:"
+        )
+        lines.extend(c["text"] for c in comparisons)
     capped = sorted(
         {
             (c["window_days"], c["min_effective_window_days"])
@@ -304,10 +331,13 @@ def grouped_bars_svg(
 ) -> str:
     """Bars per group (x) and series (colour), from zero, with a legend."""
     colours = [REF_COLOUR, CUR_COLOUR, "#d9822b", "#067647"]
+    series = {name: [_finite(v) for v in vs] for name, vs in series.items()}
     values = [v for vs in series.values() for v in vs if v is not None]
     if not groups or not values:
         return "<p class='muted'>No runs yet.</p>"
-    top = max(max(values), 1e-9) * 1.1
+    # from zero, below it too: a model worse than its baseline shows as a bar under the axis
+    top = max(max(values), 0.0) * 1.1 or 1e-9
+    bottom = min(min(values), 0.0) * 1.1
     pad_l, pad_b, pad_t = 46, 36, 10
     plot_w, plot_h = width - pad_l - 10, height - pad_b - pad_t
     slot = plot_w / len(groups)
@@ -315,8 +345,12 @@ def grouped_bars_svg(
     parts = [
         f"<svg width='{width}' height='{height}' role='img' xmlns='http://www.w3.org/2000/svg'>"
     ]
-    for tick in (0, top / 2, top):
-        y = pad_t + plot_h * (1 - tick / top)
+
+    def y_of(v: float) -> float:
+        return pad_t + plot_h * (top - v) / (top - bottom)
+
+    for tick in sorted({bottom, 0.0, top}):
+        y = y_of(tick)
         parts.append(
             f"<line x1='{pad_l}' x2='{width - 10}' y1='{y:.1f}' y2='{y:.1f}' stroke='#e3e6ec'/>"
             f"<text x='{pad_l - 4}' y='{y + 3:.1f}' font-size='9' text-anchor='end'>{tick:.3f}</text>"
@@ -327,9 +361,9 @@ def grouped_bars_svg(
             v = vs[i]
             if v is None:
                 continue
-            h = plot_h * max(v, 0) / top
+            y0, y1 = sorted((y_of(v), y_of(0.0)))
             parts.append(
-                f"<rect x='{x0 + k * bar:.1f}' y='{pad_t + plot_h - h:.1f}' width='{bar - 1:.1f}' height='{h:.1f}' "
+                f"<rect x='{x0 + k * bar:.1f}' y='{y0:.1f}' width='{bar - 1:.1f}' height='{y1 - y0:.1f}' "
                 f"fill='{colours[k % len(colours)]}'><title>{escape(group)}, {escape(name)}: {v:.4f}{escape(unit)}</title></rect>"
             )
         parts.append(
@@ -349,7 +383,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     body = "".join(
         "<tr>"
         + "".join(
-            f"<td class='num'>{_number(v, 4)}</td>"
+            f"<td class='num'>{_number(_finite(v), 4)}</td>"
             if isinstance(v, float)
             else f"<td>{escape(str(v))}</td>"
             for v in row
@@ -495,9 +529,15 @@ def run_html(summary: dict[str, Any]) -> str:
         + (f"<p class='bad'>{escape(ORACLE_LABEL)}</p>" if oracle else "")
         + f"<p class='muted'>Flights of {escape(str(run['start']))} to {escape(str(run['end']))}, {run['scored_rows']:,} in all. "
         f"A {escape(run['candidates'])} model retrained {escape(run['cadence'])} ({run['folds']} retrains) on the "
-        f"{run['window_days']} days before each retrain date ({run['min_effective_window_days']} at the first, where "
-        "the data starts), exactly as production trains, then scoring each day until the next retrain. "
-        f"Features hold only what was known at each flight's cutoff; training uses only labels known before the retrain date.</p>"
+        f"{run['window_days']} days before each retrain date"
+        + (
+            f" ({run['min_effective_window_days']} at the first, where the data starts)"
+            if run["min_effective_window_days"] < run["window_days"]
+            else ""
+        )
+        + " through production's training code (without the promotion gate: every retrained model "
+        "scores), then scoring each day until the next retrain. "
+        "Features hold only what was known at each flight's cutoff; training uses only labels known before the retrain date.</p>"
         "<h2>Over the whole period, beside the baselines</h2>"
         + _table(
             ["", "log loss", "Brier", "AUC", "PR-AUC", "ECE"],
@@ -591,11 +631,22 @@ def _finite(value: Any) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as null (strict JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
 def write_run_report(settings: Settings, run_id: str) -> Path:
     """Write ``reports/backtest/<run_id>.html`` and ``.json``; returns the HTML's path."""
     summary = run_summary(settings, run_id)
     folder = report_dir(settings)
-    write_json(summary, folder / f"{run_id}.json")
+    write_json(_json_safe(summary), folder / f"{run_id}.json")
     return write_text(run_html(summary), folder / f"{run_id}.html")
 
 
@@ -624,5 +675,5 @@ def write_grid_report(settings: Settings, start: dt.date, end: dt.date, candidat
     )
     folder = report_dir(settings)
     label = f"grid-{start:%Y%m%d}-{end:%Y%m%d}-{candidates.replace(',', '_')}"
-    write_json(grid, folder / f"{label}.json")
+    write_json(_json_safe(grid), folder / f"{label}.json")
     return write_text(page(f"Backtest grid {start} to {end}", body), folder / f"{label}.html")

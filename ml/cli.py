@@ -275,29 +275,52 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> None:
         _print_run(settings, result.run, report)
 
 
-def cmd_backtest_grid(settings: Settings, args: argparse.Namespace) -> None:
-    from ml.backtest import make_spec, run_backtest
-    from ml.backtest_report import load_runs, write_grid_report, write_run_report
-
-    done = set(load_runs(settings).get("run_id", []))
-    points = [(c, int(w), False) for w in _csv(args.windows) for c in _csv(args.cadences)]
+def _grid_points(args: argparse.Namespace) -> list[tuple[str, int, bool]]:
+    """(cadence, window, oracle) for every grid point; ConfigError naming a bad option."""
+    try:
+        windows = [int(w) for w in _csv(args.windows)]
+    except ValueError as exc:
+        raise ConfigError(f"--windows {args.windows!r}: expected days, e.g. 30,90,180") from exc
+    cadences = _csv(args.cadences)
+    if not windows or not cadences:
+        raise ConfigError("--cadences and --windows need at least one value each")
+    points = [(c, w, False) for w in windows for c in cadences]
     if args.oracle_at:
         cadence, _, window = args.oracle_at.partition(":")
+        if not window.isdigit():
+            raise ConfigError(
+                f"--oracle-at {args.oracle_at!r}: expected CADENCE:DAYS, e.g. weekly:90"
+            )
         points.append((cadence, int(window), True))
+    return points
+
+
+def cmd_backtest_grid(settings: Settings, args: argparse.Namespace) -> None:
+    from ml.backtest import make_spec, run_backtest, training_settings
+    from ml.backtest_report import load_runs, write_grid_report, write_run_report
+
     candidates = _csv(args.candidates) if args.candidates else None
     specs = [
         make_spec(settings, args.start, args.end, c, w, candidates, oracle)
-        for c, w, oracle in points
+        for c, w, oracle in _grid_points(args)
     ]
+    runs = load_runs(settings)
+    current = training_settings(settings)
+    done = {
+        row["run_id"]
+        for row in runs.to_dict("records")
+        if all(row.get(k) == v for k, v in current.items())
+    }
     for i, spec in enumerate(specs, 1):
         if spec.run_id in done and not args.rerun:
             print(f"[{i}/{len(specs)}] {spec.run_id}: already run (--rerun to replace)")
-        else:
-            run = run_backtest(settings, spec, progress=False if args.no_progress else None).run
-            print(
-                f"[{i}/{len(specs)}] {spec.run_id}: log loss {run['log_loss']:.4f} (prior "
-                f"{run['prior_log_loss']:.4f}), AUC {run['auc']:.3f}, {run['elapsed_seconds']:.0f} s"
-            )
+            continue
+        run = run_backtest(settings, spec, progress=False if args.no_progress else None).run
+        print(
+            f"[{i}/{len(specs)}] {spec.run_id}: log loss {run['log_loss']:.4f} (prior "
+            f"{run['prior_log_loss']:.4f}), AUC {run['auc']:.3f}, {run['elapsed_seconds']:.0f} s"
+        )
+    for spec in specs:  # after every run, so each page's grid is complete
         write_run_report(settings, spec.run_id)
     report = write_grid_report(settings, args.start, args.end, specs[0].to_dict()["candidates"])
     print(f"grid report: {report}")

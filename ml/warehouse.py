@@ -53,12 +53,19 @@ def _views(settings: Settings) -> dict[str, str]:
             f"select * from read_parquet('{paths.monitoring}/retraining/*/*.parquet', "
             "hive_partitioning = true, hive_types = {'flight_date': date})"
         )
-    for table in ("runs", "folds", "metrics", "predictions"):
-        if glob_exists(f"{table}/run_id=*/*.parquet", paths.backtests):
-            views[f"backtest_{table}"] = (
-                f"select * from read_parquet('{paths.backtests}/{table}/*/*.parquet', "
-                "hive_partitioning = true, hive_types = {'run_id': varchar})"
-            )
+    # A run is complete once its row is in backtest_runs (written last): the other tables
+    # show complete runs only.
+    if glob_exists("runs/run_id=*/*.parquet", paths.backtests):
+        for table in ("runs", "folds", "metrics", "predictions"):
+            if glob_exists(f"{table}/run_id=*/*.parquet", paths.backtests):
+                complete = (
+                    "" if table == "runs" else " where run_id in (select run_id from backtest_runs)"
+                )
+                views[f"backtest_{table}"] = (
+                    f"select * from read_parquet('{paths.backtests}/{table}/*/*.parquet', "
+                    "hive_partitioning = true, hive_types = {'run_id': varchar}, "
+                    f"union_by_name = true){complete}"
+                )
     return views
 
 
@@ -94,7 +101,7 @@ def query_partitions(
     if not glob.glob(str(files)):
         return None
     relation = (
-        f"read_parquet('{files}', hive_partitioning = true, "
+        f"read_parquet('{files}', hive_partitioning = true, union_by_name = true, "
         f"hive_types = {{'{partition}': {PARTITION_TYPES[partition]}}})"
     )
     with duckdb.connect() as con:

@@ -13,6 +13,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from ml.backtest import grouped_metrics, make_folds, make_spec, retrain_dates, run_backtest
 from ml.config import ConfigError
+from ml.io import DataError
 from tests.conftest import AS_OF, make_settings, raw_labels
 
 D = dt.date
@@ -53,7 +54,7 @@ def test_a_bad_spec_is_refused_with_its_reason(tmp_path):
         make_spec(settings, START, END, "hourly")
     with pytest.raises(ConfigError, match="before it starts"):
         make_spec(settings, END, START, "weekly")
-    with pytest.raises(ConfigError, match="longer than validation_days"):
+    with pytest.raises(ConfigError, match="validation_days \\+ calibration_folds"):
         make_spec(settings, START, END, "weekly", window_days=7)
     with pytest.raises(ConfigError, match="candidates"):
         make_spec(settings, START, END, "weekly", candidates=["catboost"])
@@ -105,8 +106,14 @@ def test_every_fold_learns_only_from_labels_known_before_its_retrain_date(backte
         _, fit, validation = split_window(settings, fold.as_of, spec.window_days, history)
         rows = pd.concat([fit, validation])
         assert rows["flight_date"].max() == fold.as_of - dt.timedelta(days=1)
-        assert rows["label_known_date"].max() < fold.as_of
         assert len(fit) == fold.fit_rows and len(validation) == fold.validation_rows
+        # every flight of the window whose label was known before the retrain date, no other
+        start = fold.as_of - dt.timedelta(days=spec.window_days)
+        in_window = history[
+            history["flight_date"].between(start, fold.as_of - dt.timedelta(days=1))
+        ]
+        known = in_window[in_window["label_known_date"] < fold.as_of]
+        assert set(rows["flight_id"]) == set(known["flight_id"])
         # the check bites: the day before holds late flights whose label is known only on the day
         day_before = history[history["flight_date"] == fold.as_of - dt.timedelta(days=1)]
         assert (day_before["label_known_date"] == fold.as_of).sum() > 10
@@ -150,9 +157,12 @@ def test_the_run_is_published_to_the_warehouse_and_replaced_when_rerun(backteste
     again = run_backtest(settings, spec, progress=False)
     np.testing.assert_allclose(again.predictions["p_delayed"], result.predictions["p_delayed"])
     with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
-        runs = con.execute("select run_id, folds, scored_rows from backtest_runs").fetchall()
+        runs = con.execute(
+            "select run_id, folds, scored_rows from backtest_runs where run_id = ?", [spec.run_id]
+        ).fetchall()
         flights = con.execute(
-            "select count(*), count(distinct flight_id) from backtest_predictions"
+            "select count(*), count(distinct flight_id) from backtest_predictions where run_id = ?",
+            [spec.run_id],
         ).fetchone()
         metric_days = con.execute(
             "select count(distinct flight_date) from backtest_metrics where run_id = ?",
@@ -163,12 +173,12 @@ def test_the_run_is_published_to_the_warehouse_and_replaced_when_rerun(backteste
     assert metric_days == (END - START).days + 1
 
 
-def test_a_backtest_fold_is_the_model_production_trains(trained_data):
+def test_a_backtest_fold_is_the_model_production_trains(trained_copy):
     """Same code path: the fold retrained as of AS_OF predicts what `ml train` registered."""
     from ml import registry
     from ml.features import load_features
 
-    settings = make_settings(trained_data)
+    settings = make_settings(trained_copy)
     spec = make_spec(
         settings, AS_OF, AS_OF + dt.timedelta(days=2), "once", candidates=settings.candidates
     )
@@ -185,7 +195,7 @@ def test_a_backtest_fold_is_the_model_production_trains(trained_data):
 def test_a_range_without_features_names_the_mart_and_the_fix(backtested):
     settings, _, _ = backtested
     spec = make_spec(settings, D(2013, 3, 1), D(2013, 6, 1), "monthly")
-    with pytest.raises(Exception, match="flight_features.*no flights on 2013-06-01"):
+    with pytest.raises(DataError, match="flight_features.*no flights on 2013-06-01"):
         run_backtest(settings, spec, progress=False)
 
 
@@ -208,5 +218,91 @@ def test_the_report_shows_the_metrics_beside_the_baselines_and_the_grid(backtest
     grid = write_grid_report(settings, START, END, "lightgbm")
     page = grid.read_text()
     assert spec.run_id in page and once.run_id in page
-    assert "weekly instead of once" in page or "weekly and once are indistinguishable" in page
+    assert "retraining weekly" in page and "once" in page
     assert "<script" not in page and "http" not in page.replace("http://www.w3.org/2000/svg", "")
+
+
+def _write_metrics(settings, run_id: str, log_loss_by_day: dict) -> None:
+    """A run's ``all`` rows of backtest_metrics with the given daily log loss."""
+    import pyarrow as pa
+
+    from ml.io import write_parquet
+
+    metrics = pd.DataFrame(
+        {
+            "flight_date": list(log_loss_by_day),
+            "dimension": "all",
+            "value": "all",
+            "rows": 900,
+            "log_loss": list(log_loss_by_day.values()),
+        }
+    )
+    write_parquet(pa.Table.from_pandas(metrics), settings.paths.backtest_table("metrics", run_id))
+
+
+def test_paired_differences_are_signed_and_worded_from_the_numbers(tmp_path):
+    from ml.backtest_report import _describe, paired_difference
+
+    settings = make_settings(tmp_path)
+    days = [D(2013, 3, 4) + dt.timedelta(days=i) for i in range(70)]  # ten whole weeks
+    rng = np.random.default_rng(0)
+    base = {d: 0.55 + 0.05 * rng.standard_normal() for d in days}
+    _write_metrics(settings, "slow", base)
+    _write_metrics(settings, "fast", {d: v - 0.01 for d, v in base.items()})
+    _write_metrics(
+        settings, "same", {d: v + 0.001 * rng.standard_normal() for d, v in base.items()}
+    )
+    better = paired_difference(settings, "fast", "slow")
+    assert better["mean"] == pytest.approx(-0.01) and better["se"] < 1e-9 and better["weeks"] == 10
+    assert _describe(better, "retraining weekly", "once").startswith(
+        "retraining weekly instead of once lowers log loss by 0.0100"
+    )
+    worse = paired_difference(settings, "slow", "fast")
+    assert "raises log loss by 0.0100" in _describe(worse, "once", "weekly")
+    tie = paired_difference(settings, "same", "slow")
+    assert "indistinguishable" in _describe(tie, "a", "b")
+    _write_metrics(settings, "elsewhen", {D(2014, 1, 1): 0.5})
+    assert "no common day" in _describe(paired_difference(settings, "elsewhen", "slow"), "a", "b")
+
+
+def test_newey_west_widens_the_error_of_a_correlated_series():
+    from ml.backtest_report import newey_west_se
+
+    rng = np.random.default_rng(1)
+    series = rng.standard_normal(45)  # 45 weeks: lag 3
+    e = series - series.mean()
+    lag = np.abs(np.subtract.outer(np.arange(45), np.arange(45)))
+    weights = np.clip(1 - lag / 4, 0, None)  # Bartlett, as the double sum over all pairs
+    assert newey_west_se(series) == pytest.approx(np.sqrt(e @ weights @ e) / 45)
+    walk = np.zeros(400)
+    for t in range(1, 400):  # AR(1), coefficient 0.8
+        walk[t] = 0.8 * walk[t - 1] + rng.standard_normal()
+    assert newey_west_se(walk) > 1.5 * walk.std(ddof=0) / np.sqrt(len(walk))
+    assert np.isnan(newey_west_se(np.array([0.1])))
+
+
+def test_a_calibration_that_would_invert_the_ranking_predicts_the_fit_rate():
+    from ml.models import CalibratedClassifier
+
+    class Backwards:
+        """Out-of-fold scores that rank the fit period backwards."""
+
+        algorithm = "stub"
+
+        def cross_fitted(self, frame, y, folds):
+            return np.where(y == 1, 0.2, 0.6)
+
+        def predict_proba(self, frame):
+            return frame["score"].to_numpy()
+
+    y = np.array([0, 1] * 50)
+    frame = pd.DataFrame(
+        {
+            "flight_date": [D(2013, 3, 1) + dt.timedelta(days=i % 9) for i in range(100)],
+            "score": np.linspace(0.1, 0.9, 100),
+        }
+    )
+    model = CalibratedClassifier(Backwards())
+    model.calibrate(frame, y, 3)
+    assert model.slope == 0.0
+    np.testing.assert_allclose(model.predict_proba(frame), y.mean())
