@@ -41,7 +41,10 @@ planes as (
 
 outcomes_dated as (
 
-    select flight_id, outcome_known_date from {{ ref('int_flight_outcomes_dated') }}
+    select
+        flight_id,
+        outcome_known_date
+    from {{ ref('int_flight_outcomes_dated') }}
 
 ),
 
