@@ -28,7 +28,7 @@ from ml.backtest import make_spec, run_backtest
 from ml.config import load_settings
 from ml.features import LABEL, infer_spec, load_features, rows_between
 from ml.models import make_classifier
-from ml.train import TrainingWindow
+from ml.train import split_window
 
 
 def main() -> None:
@@ -55,14 +55,10 @@ def main() -> None:
     history = load_features(settings, args.start - dt.timedelta(days=args.window_days), args.end)
     floor_train = floor_score = naive_load = 0.0
     for fold in result.folds.itertuples():
-        window = TrainingWindow.before(fold.as_of, args.window_days, settings.validation_days)
-        fit = rows_between(history, window.fit_start, window.fit_end)
-        fit = fit[fit["label_known_date"] < fold.as_of]
+        window, fit, _ = split_window(settings, fold.as_of, args.window_days, history)
         scored = rows_between(history, fold.as_of, fold.last_day)
         model = make_classifier("lightgbm", infer_spec(fit), None, settings.random_state)
-        model.categories_ = {  # as BoostedClassifier.fit learns them
-            c: sorted(str(v) for v in fit[c].dropna().unique()) for c in model.spec.categorical
-        }
+        model.learn_categories(fit)
         x_fit, x_scored = model._matrix(fit), model._matrix(scored)
         started = time.perf_counter()
         booster, _ = model._train(

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ml.config import ALGORITHMS, CADENCES, ConfigError, Settings
+from ml.config import CADENCES, ConfigError, Settings, check_algorithms
 from ml.evaluate import EPS, binary_metrics, slice_columns
 from ml.features import LABEL, ORACLE_LABEL, load_features, rows_between
 from ml.io import DataError, write_parquet
@@ -67,11 +67,7 @@ class BacktestSpec:
             raise ConfigError(f"cadence {self.cadence!r}: expected one of {list(CADENCES)}")
         if self.end < self.start:
             raise ConfigError(f"backtest ends {self.end}, before it starts {self.start}")
-        strange = [c for c in self.candidates if c not in ALGORITHMS]
-        if strange or not self.candidates:
-            raise ConfigError(
-                f"candidates {strange or '(none)'}: expected some of {list(ALGORITHMS)}"
-            )
+        check_algorithms("candidates", self.candidates)
 
     @property
     def run_id(self) -> str:

@@ -240,7 +240,7 @@ def _csv(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def _print_run(settings: Settings, run: dict[str, Any], report) -> None:
+def _print_run(run: dict[str, Any], report) -> None:
     from ml.features import ORACLE_LABEL
 
     print(
@@ -272,7 +272,7 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> None:
     if args.json:
         _print_json({**result.run, "report": str(report)})
     else:
-        _print_run(settings, result.run, report)
+        _print_run(result.run, report)
 
 
 def _grid_points(args: argparse.Namespace) -> list[tuple[str, int, bool]]:

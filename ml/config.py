@@ -91,6 +91,13 @@ def _coerce(name: str, raw: str, like: Any) -> Any:
     return raw
 
 
+def check_algorithms(name: str, values: tuple[str, ...]) -> None:
+    """Raise ConfigError unless ``values`` is a non-empty list of known algorithms."""
+    strange = [c for c in values if c not in ALGORITHMS]
+    if strange or not values:
+        raise ConfigError(f"{name} {strange or '(none)'}: expected some of {list(ALGORITHMS)}")
+
+
 def load_defaults() -> dict[str, Any]:
     """Return the defaults shipped with the package."""
     text = resources.files("ml").joinpath("defaults.yaml").read_text(encoding="utf-8")
@@ -124,9 +131,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     values["data_dir"] = Path(values["data_dir"]).expanduser().resolve()
     for key in ("candidates", "backtest_candidates"):
         values[key] = tuple(values[key])
-        strange = [c for c in values[key] if c not in ALGORITHMS]
-        if strange or not values[key]:
-            raise ConfigError(f"{key} {strange or '(none)'}: expected some of {list(ALGORITHMS)}")
+        check_algorithms(key, values[key])
     if values["calibration_folds"] < 2:
         raise ConfigError("calibration_folds must be at least 2")
     if not 0 < values["drift_family_alpha"] < 1:

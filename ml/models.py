@@ -347,12 +347,16 @@ class BoostedClassifier(_Base):
         booster = xgb.train(params, dfit, num_boost_round=rounds, **early)
         return booster, int(booster.best_iteration) + 1 if stop_early else rounds
 
-    def fit(self, frame, y, eval_frame, eval_y):
-        """Fit on ``frame``, stopping early on the held-out ``eval_frame``."""
+    def learn_categories(self, frame: pd.DataFrame) -> None:
+        """The levels of each categorical feature in ``frame``; other levels read as missing."""
         self.categories_ = {
             column: sorted(str(v) for v in frame[column].dropna().unique())
             for column in self.spec.categorical
         }
+
+    def fit(self, frame, y, eval_frame, eval_y):
+        """Fit on ``frame``, stopping early on the held-out ``eval_frame``."""
+        self.learn_categories(frame)
         self.booster_, self.best_iteration_ = self._train(
             self._matrix(frame),
             y,
