@@ -80,13 +80,13 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not e2e"
 
 lint: install
-	$(BIN)/ruff check ml dags tests benchmarks
-	$(BIN)/ruff format --check ml dags tests benchmarks
+	$(BIN)/ruff check ml dags plugins tests benchmarks
+	$(BIN)/ruff format --check ml dags plugins tests benchmarks
 	cd dbt_project && $(BIN)/sqlfluff lint models tests
 
 format: install
-	$(BIN)/ruff check --fix ml dags tests benchmarks
-	$(BIN)/ruff format ml dags tests benchmarks
+	$(BIN)/ruff check --fix ml dags plugins tests benchmarks
+	$(BIN)/ruff format ml dags plugins tests benchmarks
 	cd dbt_project && $(BIN)/sqlfluff fix models tests
 
 lock: | $(BIN)/activate

@@ -1,0 +1,340 @@
+"""The "ML" view of the Airflow UI: models, reports and predictions beside the DAGs.
+
+A FastAPI app that the API server mounts at ``/ml`` and that the UI shows, in its own
+menu entry, inside the Airflow page. It reads what the pipeline has published under
+``ML_DATA_DIR`` and writes nothing:
+
+- ``/ml/``: champion and challenger with their holdout metrics beside the baselines, every
+  registered version, the alias audit log, the latest drift and backtest reports, and a
+  date picker for the predictions.
+- ``/ml/models/<version>``: a version's model card, rendered from the registry.
+- ``/ml/predictions?date=YYYY-MM-DD``: a preview of that date's prediction partition.
+- ``/ml/reports/<path>``: a file from the reports folder, and from nowhere else.
+
+Every route requires the login of the rest of the UI (the ``_token`` cookie the UI sets,
+or a bearer token from ``POST /auth/token``), and every value shown is HTML-escaped.
+Nothing heavy is imported here: the API server, scheduler and workers all load plugins.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import mimetypes
+from html import escape
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+from airflow.api_fastapi.core_api.security import requires_access_view
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi.responses import FileResponse, HTMLResponse
+
+URL_PREFIX = "/ml"
+PREVIEW_ROWS = 50
+AUDIT_ROWS = 30
+BACKTEST_REPORTS = 10
+# Reports are self-contained pages with inline style and SVG: no script may run in them,
+# and nothing may be fetched from elsewhere.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:",
+    "X-Content-Type-Options": "nosniff",
+}
+# Great Expectations' Data Docs pages load their own scripts and stylesheets.
+DATA_DOCS_HEADERS = {"X-Content-Type-Options": "nosniff"}
+
+
+def settings():
+    """The pipeline's settings, read from the API server's environment (``ML_DATA_DIR``)."""
+    from ml.config import load_settings
+
+    return load_settings()
+
+
+SettingsDep = Annotated[Any, Depends(settings)]
+
+app = FastAPI(
+    title="ML",
+    description="Models, reports and predictions of the batch ML pipelines.",
+    # The same login as the rest of the UI: viewers of the website may read this view.
+    dependencies=[Depends(requires_access_view(AccessView.WEBSITE))],
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+)
+
+
+def _html(title: str, body: str) -> HTMLResponse:
+    from ml.reports import page
+
+    nav = (
+        "<p class='muted'><a href='./'>ML overview</a> &middot; "
+        "<a href='./#predictions'>predictions</a> &middot; <a href='./#reports'>reports</a></p>"
+    )
+    return HTMLResponse(page(title, nav + body), headers=SECURITY_HEADERS)
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    """A metric, or a dash where there is none (AUC of a constant prediction is NaN)."""
+    if not isinstance(value, int | float) or value != value:
+        return "&ndash;"
+    return f"{value:.{digits}f}"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    """A table whose cells are already escaped (or built from escaped parts)."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _model_link(version: str) -> str:
+    return f"<a href='models/{escape(quote(version))}'>{escape(version)}</a>"
+
+
+def _role_card(cfg, role: str, version: str | None) -> str:
+    from ml import registry
+
+    if version is None:
+        return f"<div class='card'><h3>{escape(role)}</h3><p class='muted'>none</p></div>"
+    metadata = registry.load_metadata(cfg, version)
+    holdout = registry.load_metrics(cfg, version)["holdout"]
+    model, baselines = holdout["model"], holdout["baselines"]
+    rows = [
+        [escape(name), _number(m.get("log_loss")), _number(m.get("auc")), _number(m.get("ece"))]
+        for name, m in (
+            ("model", model),
+            ("heuristic", baselines.get("heuristic", {})),
+            ("prior rate", baselines.get("prior_rate", {})),
+        )
+    ]
+    return (
+        f"<div class='card'><h3>{escape(role)}: {_model_link(version)}</h3>"
+        f"<p class='muted'>{escape(metadata['algorithm'])}, as of {escape(metadata['as_of'])}; "
+        f"holdout {escape(holdout['start'])}..{escape(holdout['end'])}, "
+        f"{holdout['rows']:,} flights</p>" + _table(["", "log loss", "AUC", "ECE"], rows) + "</div>"
+    )
+
+
+def _versions_table(cfg) -> str:
+    from ml import registry
+
+    rows = []
+    for meta in registry.list_versions(cfg):
+        holdout = registry.load_metrics(cfg, meta["version"])["holdout"]
+        heuristic = holdout["baselines"].get("heuristic", {})
+        rows.append(
+            [
+                _model_link(meta["version"]),
+                escape(meta["algorithm"]),
+                escape(meta["as_of"]),
+                _number(holdout["model"].get("log_loss")),
+                _number(heuristic.get("log_loss")),
+                _number(holdout["model"].get("auc")),
+                _number(heuristic.get("auc")),
+                escape(", ".join(meta["aliases"])),
+            ]
+        )
+    if not rows:
+        return f"<p class='muted'>No model in {escape(str(cfg.paths.models))} yet.</p>"
+    return _table(
+        ["version", "algorithm", "as of", "log loss", "heuristic", "AUC", "heuristic", "aliases"],
+        rows,
+    )
+
+
+def _audit_table(cfg) -> str:
+    from ml import registry
+
+    entries = registry.audit_log(cfg)[::-1][:AUDIT_ROWS]
+    if not entries:
+        return "<p class='muted'>No alias has changed yet.</p>"
+    rows = [
+        [
+            escape(str(e.get("at", ""))),
+            escape(str(e.get("alias", ""))),
+            escape(str(e.get("from") or "none")),
+            escape(str(e.get("to", ""))),
+            escape(str(e.get("reason", ""))),
+        ]
+        for e in entries
+    ]
+    return _table(["at (UTC)", "alias", "from", "to", "reason"], rows)
+
+
+def _report_link(root: Path, path: Path) -> str:
+    relative = path.relative_to(root).as_posix()
+    return f"<a href='reports/{escape(quote(relative))}'>{escape(relative)}</a>"
+
+
+def _reports_list(cfg) -> str:
+    root = cfg.paths.reports
+    items = []
+    drift = sorted((root / "drift").glob("drift_*.html"))
+    if drift:
+        items.append(f"<li>latest drift and performance: {_report_link(root, drift[-1])}</li>")
+    backtests = sorted(
+        (root / "backtest").glob("*.html"), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    for path in backtests[:BACKTEST_REPORTS]:
+        items.append(f"<li>backtest: {_report_link(root, path)}</li>")
+    if (root / "data_docs" / "index.html").exists():
+        items.append(
+            f"<li>data validation: {_report_link(root, root / 'data_docs' / 'index.html')} "
+            "(Great Expectations Data Docs)</li>"
+        )
+    if not items:
+        return f"<p class='muted'>No report in {escape(str(root))} yet.</p>"
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+def _prediction_dates(cfg) -> list[str]:
+    folder = cfg.paths.predictions
+    if not folder.exists():
+        return []
+    return sorted(
+        p.name.removeprefix("flight_date=")
+        for p in folder.glob("flight_date=*")
+        if (p / "part-0.parquet").exists()
+    )
+
+
+@app.get("/", response_class=HTMLResponse)
+def overview(cfg: SettingsDep) -> HTMLResponse:
+    """Champion, challenger, versions, audit log, reports and the predictions picker."""
+    from ml import registry
+
+    aliases = registry.read_aliases(cfg)
+    dates = _prediction_dates(cfg)
+    picker = (
+        "<form action='predictions' method='get'>"
+        f"<input type='date' name='date' value='{escape(dates[-1])}' "
+        f"min='{escape(dates[0])}' max='{escape(dates[-1])}'> "
+        "<button type='submit'>show</button></form>"
+        f"<p class='muted'>Dates on file: {len(dates)}, {escape(dates[0])} to {escape(dates[-1])}</p>"
+        if dates
+        else "<p class='muted'>No predictions yet.</p>"
+    )
+    body = (
+        "<h1>ML: flight-delay risk</h1>"
+        f"<p class='muted'>Data folder {escape(str(cfg.paths.root))}</p>"
+        "<h2>Serving</h2><div class='grid'>"
+        + _role_card(cfg, "champion", aliases.get("champion"))
+        + _role_card(cfg, "challenger", aliases.get("challenger"))
+        + "</div><h2 id='predictions'>Predictions</h2>"
+        + picker
+        + "<h2 id='reports'>Reports</h2>"
+        + _reports_list(cfg)
+        + "<h2>Model versions</h2><p class='muted'>Holdout metrics of each version beside "
+        "the heuristic baseline on the same flights.</p>"
+        + _versions_table(cfg)
+        + "<h2>Audit log</h2><p class='muted'>Every change of an alias, newest first.</p>"
+        + _audit_table(cfg)
+    )
+    return _html("ML", body)
+
+
+@app.get("/models/{version}", response_class=HTMLResponse)
+def model_card(version: str, cfg: SettingsDep) -> HTMLResponse:
+    """A registered version's model card; any other name is not found."""
+    from ml import registry
+    from ml.model_card import render_html
+
+    known = {meta["version"] for meta in registry.list_versions(cfg)}
+    if version not in known:
+        raise HTTPException(status_code=404, detail=f"no model version {version!r}")
+    html = render_html(registry.load_metadata(cfg, version), registry.load_metrics(cfg, version))
+    return HTMLResponse(html, headers=SECURITY_HEADERS)
+
+
+@app.get("/predictions", response_class=HTMLResponse)
+def predictions(
+    cfg: SettingsDep,
+    date: Annotated[dt.date, Query(description="The flight date, YYYY-MM-DD.")],
+    role: Annotated[str, Query(pattern="^(champion|challenger)$")] = "champion",
+    limit: Annotated[int, Query(ge=1, le=1000)] = PREVIEW_ROWS,
+) -> HTMLResponse:
+    """The riskiest flights of a date, and the count of each risk band."""
+    import duckdb
+
+    path = cfg.paths.predictions_partition(date)
+    if not path.exists():
+        raise HTTPException(status_code=404, detail=f"no predictions for {date.isoformat()}")
+    with duckdb.connect() as con:
+        bands = con.execute(
+            "select risk_band, count(*), avg(p_delayed) from read_parquet(?) "
+            "where model_role = ? group by 1 order by 3 desc",
+            [str(path), role],
+        ).fetchall()
+        frame = con.execute(
+            "select flight_id, carrier, flight, origin, dest, "
+            "strftime(timezone('America/New_York', sched_dep_at), '%H:%M'), p_delayed, risk_band, "
+            "model_version, top_reasons from read_parquet(?) where model_role = ? "
+            "order by p_delayed desc, flight_id limit ?",
+            [str(path), role, limit],
+        ).fetchall()
+    band_rows = [[escape(str(b)), f"{n:,}", _number(p, 3)] for b, n, p in bands]
+    rows = [
+        [
+            escape(str(flight_id)),
+            escape(f"{carrier} {flight}"),
+            escape(f"{origin} \u2192 {dest}"),
+            escape(str(departs)),
+            _number(p, 3),
+            escape(str(band)),
+            escape(", ".join(f"{r['feature']} {r['contribution']:+.2f}" for r in reasons or [])),
+            escape(str(version)),
+        ]
+        for flight_id, carrier, flight, origin, dest, departs, p, band, version, reasons in frame
+    ]
+    other = "challenger" if role == "champion" else "champion"
+    body = (
+        f"<h1>Predictions for {escape(date.isoformat())} ({escape(role)})</h1>"
+        f"<p class='muted'>{escape(str(path))}; <a href='predictions?date={escape(date.isoformat())}"
+        f"&amp;role={other}'>the {other}'s rows</a></p>"
+        + _table(["risk band", "flights", "mean p_delayed"], band_rows)
+        + f"<h2>The {len(rows)} riskiest flights</h2>"
+        + _table(
+            [
+                "flight_id",
+                "flight",
+                "route",
+                "departs (New York)",
+                "p_delayed",
+                "band",
+                "top reasons",
+                "model",
+            ],
+            rows,
+        )
+    )
+    return _html(f"Predictions {date.isoformat()}", body)
+
+
+@app.get("/reports/{relative:path}")
+def report_file(relative: str, cfg: SettingsDep) -> FileResponse:
+    """A file under the reports folder. Paths that leave it (``..``, absolute paths,
+    symbolic links pointing outside) are not found."""
+    root = cfg.paths.reports.resolve()
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root) or not target.is_file():
+        raise HTTPException(status_code=404, detail="no such report")
+    media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    headers = DATA_DOCS_HEADERS if target.is_relative_to(root / "data_docs") else SECURITY_HEADERS
+    return FileResponse(target, media_type=media_type, headers=headers)
+
+
+class MLViewPlugin(AirflowPlugin):
+    """Registers the app with the API server and its entry in the UI's navigation."""
+
+    name = "ml_view"
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "ML"}]
+    external_views = [
+        {
+            "name": "ML",
+            "href": f"{URL_PREFIX}/",
+            "destination": "nav",
+            "url_route": "ml",
+        }
+    ]

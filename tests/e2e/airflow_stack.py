@@ -1,0 +1,210 @@
+"""Run real Airflow components as subprocesses, and talk to them as a user does.
+
+Used by the end-to-end tests of the CLI flows (``airflow standalone``) and of the
+production topology (scheduler, DAG processor, API server and Celery workers on
+PostgreSQL and Redis). Every component logs to its own file; a failed wait shows the
+tail of each log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import REPO
+
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+ML = str(Path(sys.executable).parent / "ml")
+ADMIN_PASSWORD = "e2e-admin-password"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def base_env(root: Path, data_dir: Path, api_port: int) -> dict[str, str]:
+    """The environment every component and CLI call of one stack shares."""
+    passwords = root / "passwords.json"
+    passwords.write_text(json.dumps({"admin": ADMIN_PASSWORD}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ML_"))}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(root / "airflow"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__PARALLELISM": "2",
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW__API__PORT": str(api_port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            # Every component must sign and check task tokens with the same key.
+            "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-only-jwt-secret",
+            "AIRFLOW__API__SECRET_KEY": "e2e-only-secret-key",
+            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "ML_DATA_DIR": str(data_dir),
+            "ML_TRAIN_WINDOW_DAYS": "30",
+            "ML_VALIDATION_DAYS": "7",
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "GX_ANALYTICS_ENABLED": "false",
+            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        }
+    )
+    return env
+
+
+def run(command: list[str], env: dict[str, str], timeout: float = 300) -> str:
+    """Run a CLI command to completion; its output, or a failure that shows it."""
+    proc = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, (
+        f"{' '.join(command)} failed ({proc.returncode}):\n{output[-4000:]}"
+    )
+    return proc.stdout
+
+
+def run_json(command: list[str], env: dict[str, str], timeout: float = 300) -> Any:
+    """Run a CLI command with ``--output json``; its parsed output.
+
+    The Airflow CLI may log a warning (no graphviz) to stdout before the JSON.
+    """
+    output = run([*command, "--output", "json"], env, timeout)
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(("[", "{")))
+    return json.loads("\n".join(lines[start:]))
+
+
+class Stack:
+    """Long-running Airflow components, their logs, and the REST API of their API server."""
+
+    def __init__(self, root: Path, env: dict[str, str]):
+        self.root = root
+        self.env = env
+        self.base_url = env["AIRFLOW__API__BASE_URL"]
+        self.logs = root / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.processes: dict[str, subprocess.Popen] = {}
+        self._token: str | None = None
+
+    def start(self, name: str, *args: str, **env: str) -> None:
+        log = (self.logs / f"{name}.log").open("w")
+        self.processes[name] = subprocess.Popen(
+            [AIRFLOW, *args],
+            env={**self.env, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() ends its children too
+        )
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def log_tails(self, lines: int = 15) -> str:
+        parts = []
+        for path in sorted(self.logs.glob("*.log")):
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {path.name}\n" + "\n".join(tail))
+        return "\n".join(parts)
+
+    def wait_for(self, what: str, check: Callable[[], Any], timeout: float) -> Any:
+        """Poll ``check`` until it returns something truthy; fail with every log's tail."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, proc in self.processes.items():
+                if proc.poll() is not None:
+                    raise AssertionError(
+                        f"{name} exited ({proc.returncode}) while waiting for {what}\n"
+                        + self.log_tails()
+                    )
+            try:
+                result = check()
+            except (httpx.HTTPError, OSError):
+                result = None
+            if result:
+                return result
+            time.sleep(2)
+        raise AssertionError(
+            f"timed out after {timeout:.0f} s waiting for {what}\n" + self.log_tails()
+        )
+
+    def log_contains(self, name: str, text: str) -> bool:
+        return text in (self.logs / f"{name}.log").read_text(errors="replace")
+
+    # -- the REST API, as a user or a tool calls it ---------------------------------------
+    def token(self) -> str:
+        """A JWT for the admin user, from ``POST /auth/token``."""
+        if self._token is None:
+            response = httpx.post(
+                f"{self.base_url}/auth/token",
+                json={"username": "admin", "password": ADMIN_PASSWORD},
+                timeout=30,
+            )
+            response.raise_for_status()
+            self._token = response.json()["access_token"]
+        return self._token
+
+    def api(self, path: str, **params: Any) -> Any:
+        response = httpx.get(
+            f"{self.base_url}/api/v2/{path}",
+            params=params,
+            headers={"Authorization": f"Bearer {self.token()}"},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def healthy(self, *components: str) -> bool:
+        health = httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=10).json()
+        return all((health.get(c) or {}).get("status") == "healthy" for c in components)
+
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        return self.api(f"dags/{dag_id}/dagRuns", limit=100, order_by="logical_date")["dag_runs"]
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return self.api(f"dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=100)[
+            "task_instances"
+        ]
+
+    def wait_for_runs(self, dag_id: str, count: int, timeout: float) -> list[dict[str, Any]]:
+        """Wait until ``count`` runs of ``dag_id`` have finished; fail if any did not succeed."""
+
+        def finished():
+            runs = self.dag_runs(dag_id)
+            done = [r for r in runs if r["state"] in ("success", "failed")]
+            return runs if len(runs) >= count and len(done) == len(runs) else None
+
+        runs = self.wait_for(f"{count} finished runs of {dag_id}", finished, timeout)
+        failed = [r["dag_run_id"] for r in runs if r["state"] != "success"]
+        if failed:
+            states = {
+                run_id: {t["task_id"]: t["state"] for t in self.task_instances(dag_id, run_id)}
+                for run_id in failed
+            }
+            raise AssertionError(f"runs failed: {states}\n" + self.log_tails(40))
+        return runs

@@ -1,0 +1,209 @@
+"""The README's command-line flows and the ML view, against `airflow standalone`.
+
+The embedded default a user gets from `make airflow`: SQLite metadata database,
+LocalExecutor, and the scheduler, DAG processor, triggerer and API server of
+`airflow standalone`. A day is triggered by logical date, a range is backfilled, runs and
+task states are listed, and the predictions are read with DuckDB and `ml predictions show`,
+all with the commands the README shows. Then the ML view is read as a logged-in user and
+as a stranger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import httpx
+import pandas as pd
+import pytest
+
+from tests.conftest import make_settings
+from tests.e2e.airflow_stack import AIRFLOW, ML, Stack, base_env, free_port, run, run_json
+
+pytestmark = pytest.mark.e2e
+
+DAG = "flights_daily"
+TRIGGERED = dt.date(2013, 3, 16)
+BACKFILLED = [dt.date(2013, 3, 17), dt.date(2013, 3, 18)]
+# Written into the audit log and a report's file name: the view must show them as text.
+HOSTILE_REASON = "<script>alert('ml-view')</script>"
+HOSTILE_FILE = "<img src=x onerror=alert(1)>"
+DAILY_TASKS = {
+    "ingest",
+    "transform",
+    "validate",
+    "publish",
+    "predict",
+    "monitor",
+    "request_retraining",
+}
+
+
+@pytest.fixture(scope="module")
+def standalone(trained_data, tmp_path_factory):
+    from ml import registry
+
+    root = tmp_path_factory.mktemp("standalone")
+    data = root / "data"
+    shutil.copytree(trained_data, data)
+    settings = make_settings(data)
+    champion = registry.get_alias(settings, "champion")
+    registry.set_alias(settings, "challenger", champion, reason=HOSTILE_REASON)
+    hostile_report = data / "reports" / "backtest" / f"{HOSTILE_FILE}.html"
+    hostile_report.parent.mkdir(parents=True, exist_ok=True)
+    hostile_report.write_text("<p>a report</p>")
+    outside = root / "outside.txt"
+    outside.write_text("not a report")
+    (data / "reports" / "escape.html").symlink_to(outside)
+
+    env = base_env(root, data, free_port())
+    env["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
+    run([AIRFLOW, "db", "migrate"], env)
+    run([AIRFLOW, "pools", "set", "warehouse", "1", "DuckDB single writer"], env)
+    stack = Stack(root, env)
+    stack.start("standalone", "standalone")
+    try:
+        stack.wait_for(
+            "the scheduler and DAG processor of airflow standalone",
+            lambda: stack.healthy("scheduler", "dag_processor"),
+            timeout=300,
+        )
+        stack.wait_for(f"{DAG} to be parsed", lambda: stack.api(f"dags/{DAG}"), timeout=300)
+        yield stack
+    finally:
+        stack.stop()
+
+
+def _raw_flights(stack: Stack, day: dt.date) -> pd.DataFrame:
+    data = Path(stack.env["ML_DATA_DIR"])
+    return pd.read_parquet(data / "raw" / "flights" / f"flight_date={day}" / "part-0.parquet")
+
+
+def _warehouse(stack: Stack, sql: str, params: list) -> pd.DataFrame:
+    path = Path(stack.env["ML_DATA_DIR"]) / "warehouse.duckdb"
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql, params).df()
+
+
+def test_a_day_triggered_by_logical_date_runs_every_task_and_is_readable(standalone):
+    run([AIRFLOW, "dags", "unpause", DAG], standalone.env)
+    triggered = run_json(
+        [AIRFLOW, "dags", "trigger", DAG, "--logical-date", f"{TRIGGERED}T00:00:00-04:00"],
+        standalone.env,
+    )
+    run_id = triggered[0]["dag_run_id"]
+    standalone.wait_for_runs(DAG, count=1, timeout=600)
+
+    listed = run_json([AIRFLOW, "dags", "list-runs", DAG], standalone.env)
+    assert [(r["run_id"], r["state"]) for r in listed] == [(run_id, "success")]
+    states = run_json([AIRFLOW, "tasks", "states-for-dag-run", DAG, run_id], standalone.env)
+    assert {s["task_id"] for s in states} == DAILY_TASKS
+    assert {s["state"] for s in states if s["task_id"] != "request_retraining"} == {"success"}
+
+    flights = _raw_flights(standalone, TRIGGERED)
+    rows = _warehouse(
+        standalone,
+        "select flight_id, p_delayed from latest_predictions where flight_date = ? "
+        "order by p_delayed desc, flight_id",
+        [TRIGGERED],
+    )
+    assert len(rows) == len(flights) == rows["flight_id"].nunique()
+    shown = json.loads(
+        run([ML, "predictions", "show", "--date", TRIGGERED.isoformat(), "--json"], standalone.env)
+    )
+    assert len(shown) > 0
+    assert [r["p_delayed"] for r in shown] == sorted((r["p_delayed"] for r in shown), reverse=True)
+    assert shown[0]["p_delayed"] == pytest.approx(rows["p_delayed"].iloc[0])
+
+
+def test_a_backfilled_range_hands_one_run_per_day_to_the_scheduler(standalone):
+    first, last = BACKFILLED[0], BACKFILLED[-1]
+    run(
+        [
+            AIRFLOW,
+            "backfill",
+            "create",
+            "--dag-id",
+            DAG,
+            "--from-date",
+            f"{first}T00:00:00-04:00",
+            "--to-date",
+            f"{last}T00:00:00-04:00",
+        ],
+        standalone.env,
+    )
+    runs = standalone.wait_for_runs(DAG, count=3, timeout=900)
+    backfilled = sorted(r["logical_date"][:10] for r in runs if r["run_type"] == "backfill")
+    assert backfilled == [d.isoformat() for d in BACKFILLED]
+
+    listed = run_json([AIRFLOW, "dags", "list-runs", DAG], standalone.env)
+    assert len(listed) == 3 and {r["state"] for r in listed} == {"success"}
+    for day in BACKFILLED:
+        counts = _warehouse(
+            standalone,
+            "select count(*) as n, count(distinct flight_id) as ids from latest_predictions "
+            "where flight_date = ?",
+            [day],
+        )
+        assert counts["n"][0] == counts["ids"][0] == len(_raw_flights(standalone, day))
+
+
+def test_the_ml_view_needs_the_ui_login_and_shows_models_reports_and_predictions(standalone):
+    from ml import registry
+
+    base = f"{standalone.base_url}/ml"
+    assert httpx.get(f"{base}/").status_code == 401
+    assert httpx.get(f"{base}/", cookies={"_token": "forged"}).status_code in (401, 403)
+
+    # The UI keeps the user's token in the `_token` cookie; the view accepts it as the
+    # rest of the API server does.
+    with httpx.Client(cookies={"_token": standalone.token()}, timeout=60) as client:
+        overview = client.get(f"{base}/")
+        assert overview.status_code == 200, overview.text
+        settings = make_settings(Path(standalone.env["ML_DATA_DIR"]))
+        champion = registry.get_alias(settings, "champion")
+        assert f"champion: <a href='models/{champion}'>{champion}</a>" in overview.text
+        assert "drift/drift_2013-03-18.html" in overview.text
+        assert "<script>" not in overview.text and "<img" not in overview.text
+        assert "&lt;img src=x onerror=alert(1)&gt;.html" in overview.text
+        assert "&lt;script&gt;alert(&#x27;ml-view&#x27;)&lt;/script&gt;" in overview.text
+        assert overview.headers["content-security-policy"].startswith("default-src 'none'")
+
+        card = client.get(f"{base}/models/{champion}")
+        assert card.status_code == 200 and f"Model card: {champion}" in card.text
+        assert client.get(f"{base}/models/aliases.json").status_code == 404
+
+        preview = client.get(f"{base}/predictions", params={"date": TRIGGERED.isoformat()})
+        assert preview.status_code == 200
+        riskiest = _warehouse(
+            standalone,
+            "select flight_id from latest_predictions where flight_date = ? "
+            "order by p_delayed desc, flight_id limit 1",
+            [TRIGGERED],
+        )["flight_id"][0]
+        assert f"<td>{riskiest}</td>" in preview.text
+        assert client.get(f"{base}/predictions", params={"date": "2013-01-01"}).status_code == 404
+        assert client.get(f"{base}/predictions", params={"date": "yesterday"}).status_code == 422
+
+        report = client.get(f"{base}/reports/drift/drift_{TRIGGERED}.html")
+        assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+        # Only the reports folder: no way out by dots, encoded dots, absolute paths or links.
+        for attempt in (
+            "reports/%2e%2e/%2e%2e/passwords.json",
+            "reports/..%2F..%2Fpasswords.json",
+            "reports//etc/passwd",
+            "reports/escape.html",
+            "reports/drift",
+        ):
+            response = client.get(f"{base}/{attempt}")
+            assert response.status_code == 404, (attempt, response.status_code)
+            assert "not a report" not in response.text and "admin" not in response.text
+
+    plugins = standalone.api("plugins")["plugins"]
+    views = [v for p in plugins if p["name"] == "ml_view" for v in p["external_views"]]
+    assert views == [
+        {**views[0], "name": "ML", "href": "/ml/", "url_route": "ml", "destination": "nav"}
+    ]
