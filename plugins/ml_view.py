@@ -336,5 +336,6 @@ class MLViewPlugin(AirflowPlugin):
             "href": f"{URL_PREFIX}/",
             "destination": "nav",
             "url_route": "ml",
+            "nav_top_level": True,
         }
     ]

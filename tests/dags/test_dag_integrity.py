@@ -44,7 +44,12 @@ def test_no_import_errors(dag_bag):
 def test_dags_are_documented_tagged_owned_and_retried(dag_bag, dag_id):
     dag = dag_bag.dags[dag_id]
     assert dag.doc_md and len(dag.doc_md) > 200
-    assert "ml" in dag.tags
+    assert dag.description and "ml" in dag.tags and dag.owner == "ml-platform"
+    # The trigger form: every param typed, titled and described.
+    for name in dag.params:
+        param = dag.params.get_param(name)
+        assert param.schema.get("type") and param.schema.get("title"), f"{dag_id}.{name}"
+        assert param.description and len(param.description) > 20, f"{dag_id}.{name}"
     for task in dag.tasks:
         assert task.owner == "ml-platform", task.task_id
         assert task.retries >= 2, task.task_id
@@ -95,6 +100,21 @@ def test_the_backtest_dag_is_manual_with_typed_described_params(dag_bag):
     for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert {t.task_id for t in dag.tasks if t.pool == "warehouse"} == {"prepare", "report"}
+
+
+def test_loading_the_ui_plugin_imports_nothing_heavy():
+    """Every Airflow component loads plugins: the ML view imports its libraries per request."""
+    script = textwrap.dedent(f"""
+        import sys
+        import airflow.plugins_manager, airflow.api_fastapi.core_api.security, fastapi
+        sys.path.insert(0, {str(REPO / "plugins")!r})
+        before = set(sys.modules)
+        import ml_view
+        added = {{m.split(".")[0] for m in set(sys.modules) - before}}
+        print(sorted(added & set({HEAVY_MODULES!r})), ml_view.MLViewPlugin.name)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[] ml_view"
 
 
 def test_parsing_a_dag_file_imports_nothing_heavy():

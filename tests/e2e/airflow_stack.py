@@ -21,8 +21,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import REPO
-
+REPO = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 ML = str(Path(sys.executable).parent / "ml")
 ADMIN_PASSWORD = "e2e-admin-password"

@@ -205,5 +205,12 @@ def test_the_ml_view_needs_the_ui_login_and_shows_models_reports_and_predictions
     plugins = standalone.api("plugins")["plugins"]
     views = [v for p in plugins if p["name"] == "ml_view" for v in p["external_views"]]
     assert views == [
-        {**views[0], "name": "ML", "href": "/ml/", "url_route": "ml", "destination": "nav"}
+        {
+            **views[0],
+            "name": "ML",
+            "href": "/ml/",
+            "url_route": "ml",
+            "destination": "nav",
+            "nav_top_level": True,
+        }
     ]

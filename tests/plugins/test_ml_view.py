@@ -1,0 +1,91 @@
+"""The ML view's app on its own, without the API server: what it shows and what it refuses.
+
+The login it requires is tested against a real API server in tests/e2e/test_cli_flows.py;
+here the app's access check is replaced by a stand-in so the pages can be read directly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import REPO, make_settings
+
+HOSTILE = "<script>alert(1)</script>"
+DAY = dt.date(2013, 3, 16)
+
+
+@pytest.fixture
+def view(trained_copy):
+    from ml import registry
+    from ml.predict import predict
+
+    sys.path.insert(0, str(REPO / "plugins"))
+    import ml_view
+
+    settings = make_settings(trained_copy)
+    champion = registry.get_alias(settings, "champion")
+    registry.set_alias(settings, "challenger", champion, reason=HOSTILE)
+    predict(settings, DAY)
+    (trained_copy / "reports" / "backtest").mkdir(parents=True, exist_ok=True)
+    (trained_copy / "reports" / "backtest" / "run.html").write_text("<p>backtest</p>")
+    (trained_copy.parent / "secret.txt").write_text("outside")
+    (trained_copy / "reports" / "link.html").symlink_to(trained_copy.parent / "secret.txt")
+
+    access_check = ml_view.app.router.dependencies[0].dependency
+    ml_view.app.dependency_overrides = {
+        access_check: lambda: None,
+        ml_view.settings: lambda: settings,
+    }
+    try:
+        yield TestClient(ml_view.app), settings, champion
+    finally:
+        ml_view.app.dependency_overrides = {}
+        sys.path.remove(str(REPO / "plugins"))
+
+
+def test_the_overview_lists_roles_versions_reports_and_escapes_the_audit_log(view):
+    client, _, champion = view
+    page = client.get("/")
+    assert page.status_code == 200
+    assert f"champion: <a href='models/{champion}'>{champion}</a>" in page.text
+    assert "reports/backtest/run.html" in page.text
+    assert "value='2013-03-16'" in page.text  # the predictions picker defaults to the latest date
+    assert HOSTILE not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+
+
+def test_predictions_preview_is_riskiest_first_and_validates_its_query(view):
+    import duckdb
+
+    client, settings, _ = view
+    page = client.get("/predictions", params={"date": "2013-03-16", "limit": 5})
+    assert page.status_code == 200
+    top = duckdb.execute(
+        "select flight_id from read_parquet(?) where model_role = 'champion' "
+        "order by p_delayed desc, flight_id limit 5",
+        [str(settings.paths.predictions_partition(DAY))],
+    ).fetchall()
+    positions = [page.text.index(f"<td>{flight_id}</td>") for (flight_id,) in top]
+    assert positions == sorted(positions)
+    assert client.get("/predictions", params={"date": "2013-03-17"}).status_code == 404
+    assert client.get("/predictions", params={"date": "3/16/2013"}).status_code == 422
+    assert client.get("/predictions", params={"date": "2013-03-16", "role": "x"}).status_code == 422
+
+
+def test_files_are_served_from_the_reports_folder_only(view):
+    client, settings, champion = view
+    assert client.get("/reports/backtest/run.html").text == "<p>backtest</p>"
+    for path in (
+        "/reports/%2e%2e/models/aliases.json",
+        "/reports/..%2Fmodels%2Faliases.json",
+        "/reports//etc/hostname",
+        "/reports/link.html",
+        "/reports/backtest",
+    ):
+        assert client.get(path).status_code == 404, path
+    assert client.get(f"/models/{champion}").status_code == 200
+    assert client.get("/models/aliases.json").status_code == 404
+    assert client.get("/models/..%2Faliases.json").status_code == 404
