@@ -36,7 +36,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.e2e.airflow_stack import AIRFLOW, Stack, base_env, free_port, run  # noqa: E402
+from tests.e2e.airflow_stack import (  # noqa: E402
+    AIRFLOW,
+    Stack,
+    base_env,
+    celery_env,
+    free_port,
+    init_metadata,
+    postgres,
+    run,
+)
 
 DAG = "flights_daily"
 FIRST_DAY = dt.date(2013, 3, 16)
@@ -69,10 +78,8 @@ def _task_seconds(stack: Stack) -> float:
 
 
 def time_dags_test(root: Path, data: Path, days: list[dt.date]) -> dict:
-    env = base_env(root, data, free_port())
-    env["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
-    run([AIRFLOW, "db", "migrate"], env)
-    run([AIRFLOW, "pools", "set", "warehouse", "1", "DuckDB single writer"], env)
+    env = {**base_env(root, data, free_port()), "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
+    init_metadata(env)
     start = time.perf_counter()
     for day in days:
         run([AIRFLOW, "dags", "test", DAG, day.isoformat()], env, timeout=900)
@@ -81,44 +88,25 @@ def time_dags_test(root: Path, data: Path, days: list[dt.date]) -> dict:
 
 def time_stack(root: Path, data: Path, days: list[dt.date], workers: int | None) -> dict:
     """``workers`` None: airflow standalone; otherwise that many Celery workers."""
-    env = base_env(root, data, free_port())
+    env = {**base_env(root, data, free_port()), "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
     database = None
-    if workers is None:
-        env["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
-    else:
+    if workers is not None:
         database = f"ml_bench_{os.getpid()}"
-        _postgres(f"drop database if exists {database} with (force)")
-        _postgres(f"create database {database}")
-        env.update(
-            {
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}",
-                "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-                "AIRFLOW__CELERY__BROKER_URL": "redis://127.0.0.1:6379/0",
-                "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://postgres@127.0.0.1:5432/{database}",
-                "AIRFLOW__OPERATORS__DEFAULT_QUEUE": database,
-            }
-        )
+        postgres(f"drop database if exists {database} with (force)")
+        postgres(f"create database {database}")
+        env.update(celery_env(database))
     stack = Stack(root, env)
+    names: list[str] = []
     try:
-        run([AIRFLOW, "db", "migrate"], env)
-        run([AIRFLOW, "pools", "set", "warehouse", "1", "DuckDB single writer"], env)
+        init_metadata(env)
         if workers is None:
             stack.start("standalone", "standalone")
         else:
             for component in ("api-server", "scheduler", "dag-processor"):
                 stack.start(component, component)
-            for n in range(1, workers + 1):
-                stack.start(
-                    f"worker-{n}",
-                    "celery", "worker", "--queues", database, "--concurrency", "1",
-                    "--celery-hostname", f"worker-{n}@%h",
-                    AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
-                )  # fmt: skip
+            names = stack.start_celery_workers(workers)
         stack.wait_for("start-up", lambda: stack.healthy("scheduler", "dag_processor"), 300)
-        for n in range(1, (workers or 0) + 1):
-            stack.wait_for(
-                f"worker-{n}", lambda n=n: stack.log_contains(f"worker-{n}", " ready."), 180
-            )
+        stack.wait_for_workers(names)
         stack.wait_for("the DAG", lambda: stack.api(f"dags/{DAG}"), 300)
         run([AIRFLOW, "dags", "unpause", DAG], env)
         start = time.perf_counter()
@@ -133,18 +121,7 @@ def time_stack(root: Path, data: Path, days: list[dt.date], workers: int | None)
     finally:
         stack.stop()
         if database:
-            _postgres(f"drop database if exists {database} with (force)")
-
-
-def _postgres(sql: str) -> None:
-    import psycopg2
-
-    con = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    con.autocommit = True
-    try:
-        con.cursor().execute(sql)
-    finally:
-        con.close()
+            postgres(f"drop database if exists {database} with (force)")
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from ml.config import CADENCES, Settings
 from ml.evaluate import expected_calibration_error
 from ml.features import LABEL, ORACLE_LABEL
 from ml.io import write_json, write_text
-from ml.reports import CUR_COLOUR, REF_COLOUR, _number, line_chart_svg, page
+from ml.reports import CUR_COLOUR, REF_COLOUR, line_chart_svg, page, table
 
 AGE_BANDS = (
     (0, 7, "0-6 days"),
@@ -78,15 +78,15 @@ def week_of(dates: pd.Series) -> pd.Series:
 def weekly_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
     """Per week: model, heuristic and prior metrics, and the model's ECE."""
     frame = predictions.assign(week=week_of(predictions["flight_date"]))
-    table = grouped_metrics(frame, ["week"])
+    weekly = grouped_metrics(frame, ["week"])
     ece = {
         week: expected_calibration_error(
             part[LABEL].astype(int).to_numpy(), part["p_delayed"].to_numpy()
         )
         for week, part in frame.groupby("week")
     }
-    table["ece"] = table["week"].map(ece)
-    return table
+    weekly["ece"] = weekly["week"].map(ece)
+    return weekly
 
 
 def skill_by_age(metrics: pd.DataFrame) -> list[dict[str, Any]]:
@@ -378,22 +378,6 @@ def grouped_bars_svg(
     return "".join(parts)
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f"<td class='num'>{_number(_finite(v), 4)}</td>"
-            if isinstance(v, float)
-            else f"<td>{escape(str(v))}</td>"
-            for v in row
-        )
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
 def grid_html(grid: dict[str, Any], current: str | None = None) -> str:
     """The grid section: table, chart, comparisons, oracle, conclusion."""
     cells = grid["cells"]
@@ -416,7 +400,7 @@ def grid_html(grid: dict[str, Any], current: str | None = None) -> str:
             key=lambda c: (grid["windows"].index(c["window_days"]), CADENCES.index(c["cadence"])),
         )
     ]
-    table = _table(
+    summary = table(
         [
             "cadence",
             "window (days)",
@@ -448,7 +432,7 @@ def grid_html(grid: dict[str, Any], current: str | None = None) -> str:
     if grid["oracle"]:
         oracle = (
             f"<h3>The value of forecast data: an upper bound</h3><p class='bad'>{escape(ORACLE_LABEL)}</p>"
-            + _table(
+            + table(
                 [
                     "cadence",
                     "window",
@@ -474,7 +458,7 @@ def grid_html(grid: dict[str, Any], current: str | None = None) -> str:
     return (
         "<h2>The grid: how often to retrain, on how much history</h2>"
         f"<h3>Conclusion</h3><ul>{conclusion_html}</ul>"
-        f"{table}"
+        f"{summary}"
         "<h3>Log loss below the prior rate's (higher is better), by cadence</h3>"
         f"{grouped_bars_svg(grid['cadences'], skill)}"
         "<h3>AUC by cadence</h3>"
@@ -539,7 +523,7 @@ def run_html(summary: dict[str, Any]) -> str:
         "scores), then scoring each day until the next retrain. "
         "Features hold only what was known at each flight's cutoff; training uses only labels known before the retrain date.</p>"
         "<h2>Over the whole period, beside the baselines</h2>"
-        + _table(
+        + table(
             ["", "log loss", "Brier", "AUC", "PR-AUC", "ECE"],
             [
                 ["model", run["log_loss"], run["brier"], run["auc"], run["pr_auc"], run["ece"]],
@@ -592,7 +576,7 @@ def run_html(summary: dict[str, Any]) -> str:
         + line_chart_svg(weeks, {"ECE": [w["ece"] for w in weekly]})
         + "<h2>Skill by model age</h2><p class='muted'>Log loss on the days that many days after the model's retrain date. "
         "With a long cadence the older days are also later in the year, so age and season are mixed.</p>"
-        + _table(
+        + table(
             ["days since retraining", "days", "flights", "log loss", "prior", "heuristic"],
             [
                 [
@@ -608,7 +592,7 @@ def run_html(summary: dict[str, Any]) -> str:
         )
         + grid_html(summary["grid"], current=run["run_id"])
         + "<h2>Retrains</h2>"
-        + _table(
+        + table(
             [
                 "as of",
                 "scores to",

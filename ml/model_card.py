@@ -12,7 +12,7 @@ import math
 from html import escape
 from typing import Any
 
-from ml.reports import hbar_svg, page, reliability_svg
+from ml.reports import hbar_svg, page, reliability_svg, table
 
 TOP_FEATURES = 15
 METRIC_COLUMNS = (
@@ -206,11 +206,7 @@ def render_html(metadata: dict[str, Any], metrics: dict[str, Any]) -> str:
             body.append(f"<p>{escape(content).replace('**', '')}</p>")
             continue
         headers, rows = content
-        head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-        cells = "".join(
-            "<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
-        )
-        body.append(f"<table><tr>{head}</tr>{cells}</table>")
+        body.append(table(headers, [[str(c) for c in row] for row in rows]))
     body.append("<h2>Calibration (holdout)</h2>")
     body.append(
         "<p class='muted'>Observed delay rate against the mean prediction, per tenth of the "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from html import escape
 from typing import Any
 
@@ -118,8 +119,32 @@ def line_chart_svg(
     return "".join(parts)
 
 
-def _number(value: Any, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+def number(value: Any, digits: int = 3) -> str:
+    """A number to ``digits`` places; a dash for a missing or non-finite one (the AUC of a
+    constant prediction is NaN)."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+class Html(str):
+    """Markup built from escaped parts (a link, say): :func:`table` inserts it as it is."""
+
+
+def table(header: list[str], rows: list[list[Any]], digits: int = 4) -> str:
+    """An HTML table: floats right-aligned to ``digits`` places, :class:`Html` cells as
+    they are, every other value escaped."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+
+    def cell(value: Any) -> str:
+        if isinstance(value, Html):
+            return f"<td>{value}</td>"
+        if isinstance(value, float):
+            return f"<td class='num'>{number(value, digits)}</td>"
+        return f"<td>{escape(str(value))}</td>"
+
+    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def performance_html(performance: dict[str, Any]) -> str:
@@ -140,10 +165,10 @@ def performance_html(performance: dict[str, Any]) -> str:
             rows.append(
                 f"<tr><td>{kind}</td><td>{escape(day or '')}</td><td>{escape(r['model_role'])}</td>"
                 f"<td>{escape(r['model_version'])}</td><td class='num'>{r['rows']}</td>"
-                f"<td class='num'>{_number(r['auc'])}</td><td class='num'>{_number(r['log_loss'], 4)}</td>"
-                f"<td class='num'>{_number(r.get('prior_log_loss'), 4)}</td><td class='num'>{_number(r['brier'], 4)}</td>"
-                f"<td class='num'>{_number(r['ece'])}</td><td class='num'>{_number(r['precision'])}</td>"
-                f"<td class='num'>{_number(r['recall'])}</td><td class='num'>{_number(r['observed_rate'])}</td></tr>"
+                f"<td class='num'>{number(r['auc'])}</td><td class='num'>{number(r['log_loss'], 4)}</td>"
+                f"<td class='num'>{number(r.get('prior_log_loss'), 4)}</td><td class='num'>{number(r['brier'], 4)}</td>"
+                f"<td class='num'>{number(r['ece'])}</td><td class='num'>{number(r['precision'])}</td>"
+                f"<td class='num'>{number(r['recall'])}</td><td class='num'>{number(r['observed_rate'])}</td></tr>"
             )
     if not performance["realized"]:
         rows.append(

@@ -35,14 +35,18 @@ URL_PREFIX = "/ml"
 PREVIEW_ROWS = 50
 AUDIT_ROWS = 30
 BACKTEST_REPORTS = 10
-# Reports are self-contained pages with inline style and SVG: no script may run in them,
-# and nothing may be fetched from elsewhere.
+# The view's pages and the pipeline's reports are self-contained (inline style and SVG):
+# no script may run in them, and nothing may be fetched from elsewhere.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:",
     "X-Content-Type-Options": "nosniff",
 }
-# Great Expectations' Data Docs pages load their own scripts and stylesheets.
-DATA_DOCS_HEADERS = {"X-Content-Type-Options": "nosniff"}
+# Great Expectations' Data Docs need their scripts. They run sandboxed, in an origin of
+# their own: no access to the session cookie, nor to the API as the logged-in user.
+DATA_DOCS_HEADERS = {
+    "Content-Security-Policy": "sandbox allow-scripts allow-popups",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 def settings():
@@ -75,26 +79,20 @@ def _html(title: str, body: str) -> HTMLResponse:
     return HTMLResponse(page(title, nav + body), headers=SECURITY_HEADERS)
 
 
-def _number(value: Any, digits: int = 4) -> str:
-    """A metric, or a dash where there is none (AUC of a constant prediction is NaN)."""
-    if not isinstance(value, int | float) or value != value:
-        return "&ndash;"
-    return f"{value:.{digits}f}"
+def _metric(metrics: dict[str, Any], name: str) -> float | None:
+    value = metrics.get(name)
+    return float(value) if isinstance(value, int | float) else None
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    """A table whose cells are already escaped (or built from escaped parts)."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+def _model_link(version: str):
+    from ml.reports import Html
 
-
-def _model_link(version: str) -> str:
-    return f"<a href='models/{escape(quote(version))}'>{escape(version)}</a>"
+    return Html(f"<a href='models/{escape(quote(version))}'>{escape(version)}</a>")
 
 
 def _role_card(cfg, role: str, version: str | None) -> str:
     from ml import registry
+    from ml.reports import table
 
     if version is None:
         return f"<div class='card'><h3>{escape(role)}</h3><p class='muted'>none</p></div>"
@@ -102,7 +100,7 @@ def _role_card(cfg, role: str, version: str | None) -> str:
     holdout = registry.load_metrics(cfg, version)["holdout"]
     model, baselines = holdout["model"], holdout["baselines"]
     rows = [
-        [escape(name), _number(m.get("log_loss")), _number(m.get("auc")), _number(m.get("ece"))]
+        [name, _metric(m, "log_loss"), _metric(m, "auc"), _metric(m, "ece")]
         for name, m in (
             ("model", model),
             ("heuristic", baselines.get("heuristic", {})),
@@ -113,12 +111,13 @@ def _role_card(cfg, role: str, version: str | None) -> str:
         f"<div class='card'><h3>{escape(role)}: {_model_link(version)}</h3>"
         f"<p class='muted'>{escape(metadata['algorithm'])}, as of {escape(metadata['as_of'])}; "
         f"holdout {escape(holdout['start'])}..{escape(holdout['end'])}, "
-        f"{holdout['rows']:,} flights</p>" + _table(["", "log loss", "AUC", "ECE"], rows) + "</div>"
+        f"{holdout['rows']:,} flights</p>" + table(["", "log loss", "AUC", "ECE"], rows) + "</div>"
     )
 
 
 def _versions_table(cfg) -> str:
     from ml import registry
+    from ml.reports import table
 
     rows = []
     for meta in registry.list_versions(cfg):
@@ -127,18 +126,18 @@ def _versions_table(cfg) -> str:
         rows.append(
             [
                 _model_link(meta["version"]),
-                escape(meta["algorithm"]),
-                escape(meta["as_of"]),
-                _number(holdout["model"].get("log_loss")),
-                _number(heuristic.get("log_loss")),
-                _number(holdout["model"].get("auc")),
-                _number(heuristic.get("auc")),
-                escape(", ".join(meta["aliases"])),
+                meta["algorithm"],
+                meta["as_of"],
+                _metric(holdout["model"], "log_loss"),
+                _metric(heuristic, "log_loss"),
+                _metric(holdout["model"], "auc"),
+                _metric(heuristic, "auc"),
+                ", ".join(meta["aliases"]),
             ]
         )
     if not rows:
-        return f"<p class='muted'>No model in {escape(str(cfg.paths.models))} yet.</p>"
-    return _table(
+        return "<p class='muted'>No model registered yet.</p>"
+    return table(
         ["version", "algorithm", "as of", "log loss", "heuristic", "AUC", "heuristic", "aliases"],
         rows,
     )
@@ -146,21 +145,22 @@ def _versions_table(cfg) -> str:
 
 def _audit_table(cfg) -> str:
     from ml import registry
+    from ml.reports import table
 
     entries = registry.audit_log(cfg)[::-1][:AUDIT_ROWS]
     if not entries:
         return "<p class='muted'>No alias has changed yet.</p>"
     rows = [
         [
-            escape(str(e.get("at", ""))),
-            escape(str(e.get("alias", ""))),
-            escape(str(e.get("from") or "none")),
-            escape(str(e.get("to", ""))),
-            escape(str(e.get("reason", ""))),
+            e.get("at", ""),
+            e.get("alias", ""),
+            e.get("from") or "none",
+            e.get("to", ""),
+            e.get("reason", ""),
         ]
         for e in entries
     ]
-    return _table(["at (UTC)", "alias", "from", "to", "reason"], rows)
+    return table(["at (UTC)", "alias", "from", "to", "reason"], rows)
 
 
 def _report_link(root: Path, path: Path) -> str:
@@ -185,19 +185,29 @@ def _reports_list(cfg) -> str:
             "(Great Expectations Data Docs)</li>"
         )
     if not items:
-        return f"<p class='muted'>No report in {escape(str(root))} yet.</p>"
+        return "<p class='muted'>No report yet.</p>"
     return "<ul>" + "".join(items) + "</ul>"
 
 
 def _prediction_dates(cfg) -> list[str]:
+    """The dates with a published prediction partition, oldest first."""
     folder = cfg.paths.predictions
     if not folder.exists():
         return []
+    days = (p.name.partition("=")[2] for p in folder.iterdir())
     return sorted(
-        p.name.removeprefix("flight_date=")
-        for p in folder.glob("flight_date=*")
-        if (p / "part-0.parquet").exists()
+        day
+        for day in days
+        if _is_date(day) and cfg.paths.predictions_partition(dt.date.fromisoformat(day)).exists()
     )
+
+
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 @app.get("/", response_class=HTMLResponse)
@@ -218,7 +228,6 @@ def overview(cfg: SettingsDep) -> HTMLResponse:
     )
     body = (
         "<h1>ML: flight-delay risk</h1>"
-        f"<p class='muted'>Data folder {escape(str(cfg.paths.root))}</p>"
         "<h2>Serving</h2><div class='grid'>"
         + _role_card(cfg, "champion", aliases.get("champion"))
         + _role_card(cfg, "challenger", aliases.get("challenger"))
@@ -258,6 +267,8 @@ def predictions(
     """The riskiest flights of a date, and the count of each risk band."""
     import duckdb
 
+    from ml.reports import table
+
     path = cfg.paths.predictions_partition(date)
     if not path.exists():
         raise HTTPException(status_code=404, detail=f"no predictions for {date.isoformat()}")
@@ -274,40 +285,29 @@ def predictions(
             "order by p_delayed desc, flight_id limit ?",
             [str(path), role, limit],
         ).fetchall()
-    band_rows = [[escape(str(b)), f"{n:,}", _number(p, 3)] for b, n, p in bands]
+    band_rows = [[band, f"{n:,}", mean] for band, n, mean in bands]
     rows = [
         [
-            escape(str(flight_id)),
-            escape(f"{carrier} {flight}"),
-            escape(f"{origin} \u2192 {dest}"),
-            escape(str(departs)),
-            _number(p, 3),
-            escape(str(band)),
-            escape(", ".join(f"{r['feature']} {r['contribution']:+.2f}" for r in reasons or [])),
-            escape(str(version)),
+            flight_id,
+            f"{carrier} {flight}",
+            f"{origin} \u2192 {dest}",
+            departs,
+            p,
+            band,
+            ", ".join(f"{r['feature']} {r['contribution']:+.2f}" for r in reasons or []),
+            version,
         ]
         for flight_id, carrier, flight, origin, dest, departs, p, band, version, reasons in frame
     ]
     other = "challenger" if role == "champion" else "champion"
+    header = ["flight_id", "flight", "route", "departs (New York)", "p_delayed", "band"]
     body = (
         f"<h1>Predictions for {escape(date.isoformat())} ({escape(role)})</h1>"
-        f"<p class='muted'>{escape(str(path))}; <a href='predictions?date={escape(date.isoformat())}"
+        f"<p class='muted'><a href='predictions?date={escape(date.isoformat())}"
         f"&amp;role={other}'>the {other}'s rows</a></p>"
-        + _table(["risk band", "flights", "mean p_delayed"], band_rows)
+        + table(["risk band", "flights", "mean p_delayed"], band_rows, digits=3)
         + f"<h2>The {len(rows)} riskiest flights</h2>"
-        + _table(
-            [
-                "flight_id",
-                "flight",
-                "route",
-                "departs (New York)",
-                "p_delayed",
-                "band",
-                "top reasons",
-                "model",
-            ],
-            rows,
-        )
+        + table([*header, "top reasons", "model"], rows, digits=3)
     )
     return _html(f"Predictions {date.isoformat()}", body)
 
@@ -317,7 +317,10 @@ def report_file(relative: str, cfg: SettingsDep) -> FileResponse:
     """A file under the reports folder. Paths that leave it (``..``, absolute paths,
     symbolic links pointing outside) are not found."""
     root = cfg.paths.reports.resolve()
-    target = (root / relative).resolve()
+    try:
+        target = (root / relative).resolve()
+    except (OSError, ValueError):  # a NUL byte, a loop of links
+        raise HTTPException(status_code=404, detail="no such report") from None
     if not target.is_relative_to(root) or not target.is_file():
         raise HTTPException(status_code=404, detail="no such report")
     media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"

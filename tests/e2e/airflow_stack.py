@@ -2,12 +2,13 @@
 
 Used by the end-to-end tests of the CLI flows (``airflow standalone``) and of the
 production topology (scheduler, DAG processor, API server and Celery workers on
-PostgreSQL and Redis). Every component logs to its own file; a failed wait shows the
-tail of each log.
+PostgreSQL and Redis), and by ``benchmarks/topology_throughput.py``. Every component
+logs to its own file; a failed wait shows the tail of each log.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -25,6 +26,9 @@ REPO = Path(__file__).resolve().parents[2]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 ML = str(Path(sys.executable).parent / "ml")
 ADMIN_PASSWORD = "e2e-admin-password"
+POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+REDIS_URL = "redis://127.0.0.1:6379/0"
+CELERY_TASK_LINE = "Executing workload in Celery"
 
 
 def free_port() -> int:
@@ -92,6 +96,39 @@ def run_json(command: list[str], env: dict[str, str], timeout: float = 300) -> A
     return json.loads("\n".join(lines[start:]))
 
 
+def init_metadata(env: dict[str, str]) -> None:
+    """Create or upgrade the metadata database and the one-slot pool of warehouse writers."""
+    run([AIRFLOW, "db", "migrate"], env)
+    run([AIRFLOW, "pools", "set", "warehouse", "1", "DuckDB single writer"], env)
+
+
+def postgres(sql: str) -> None:
+    """Run one statement on the local PostgreSQL's ``postgres`` database (autocommit)."""
+    import psycopg2
+
+    con = psycopg2.connect(dbname="postgres", **POSTGRES)
+    con.autocommit = True
+    try:
+        con.cursor().execute(sql)
+    finally:
+        con.close()
+
+
+def celery_env(database: str) -> dict[str, str]:
+    """CeleryExecutor on the local Redis, metadata and results in the local PostgreSQL's
+    ``database``, and a Celery queue of the same name (other users of Redis are left alone)."""
+    url = f"postgresql://{POSTGRES['user']}@{POSTGRES['host']}:{POSTGRES['port']}/{database}"
+    return {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url.replace(
+            "postgresql://", "postgresql+psycopg2://"
+        ),
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": REDIS_URL,
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{url}",
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": database,
+    }
+
+
 class Stack:
     """Long-running Airflow components, their logs, and the REST API of their API server."""
 
@@ -125,6 +162,48 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+    def start_celery_workers(self, count: int) -> list[str]:
+        """``count`` Celery workers (concurrency 1 each) on the stack's queue; their names."""
+        queue = self.env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"]
+        names = [f"worker-{n}" for n in range(1, count + 1)]
+        for name in names:
+            self.start(
+                name,
+                "celery", "worker", "--queues", queue, "--concurrency", "1",
+                "--celery-hostname", f"{name}@%h",
+                AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
+            )  # fmt: skip
+        return names
+
+    def wait_for_workers(self, names: list[str], timeout: float = 180) -> None:
+        for name in names:
+            self.wait_for(
+                f"{name} to join", lambda n=name: self.log_contains(n, " ready."), timeout
+            )
+
+    def tasks_run_by(self, worker: str) -> int:
+        """How many task workloads a Celery worker has taken so far."""
+        return (self.logs / f"{worker}.log").read_text(errors="replace").count(CELERY_TASK_LINE)
+
+    # -- the pipeline's tables, as a user reads them ------------------------------------
+    @property
+    def data(self) -> Path:
+        return Path(self.env["ML_DATA_DIR"])
+
+    def warehouse(self, sql: str, params: list | None = None):
+        """A query on ``warehouse.duckdb``, opened read-only as users do; a DataFrame."""
+        import duckdb
+
+        with duckdb.connect(str(self.data / "warehouse.duckdb"), read_only=True) as con:
+            return con.execute(sql, params or []).df()
+
+    def scheduled_flights(self, day: dt.date) -> int:
+        """Flights of ``day`` in the landing zone."""
+        import pyarrow.parquet as pq
+
+        part = self.data / "raw" / "flights" / f"flight_date={day}" / "part-0.parquet"
+        return pq.read_metadata(part).num_rows
 
     def log_tails(self, lines: int = 15) -> str:
         parts = []

@@ -5,7 +5,7 @@ LocalExecutor, and the scheduler, DAG processor, triggerer and API server of
 `airflow standalone`. A day is triggered by logical date, a range is backfilled, runs and
 task states are listed, and the predictions are read with DuckDB and `ml predictions show`,
 all with the commands the README shows. Then the ML view is read as a logged-in user and
-as a stranger.
+as a stranger. The tests run in order and build on each other: one stack, one history.
 """
 
 from __future__ import annotations
@@ -15,13 +15,20 @@ import json
 import shutil
 from pathlib import Path
 
-import duckdb
 import httpx
-import pandas as pd
 import pytest
 
 from tests.conftest import make_settings
-from tests.e2e.airflow_stack import AIRFLOW, ML, Stack, base_env, free_port, run, run_json
+from tests.e2e.airflow_stack import (
+    AIRFLOW,
+    ML,
+    Stack,
+    base_env,
+    free_port,
+    init_metadata,
+    run,
+    run_json,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -59,10 +66,8 @@ def standalone(trained_data, tmp_path_factory):
     outside.write_text("not a report")
     (data / "reports" / "escape.html").symlink_to(outside)
 
-    env = base_env(root, data, free_port())
-    env["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
-    run([AIRFLOW, "db", "migrate"], env)
-    run([AIRFLOW, "pools", "set", "warehouse", "1", "DuckDB single writer"], env)
+    env = {**base_env(root, data, free_port()), "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
+    init_metadata(env)
     stack = Stack(root, env)
     stack.start("standalone", "standalone")
     try:
@@ -75,17 +80,6 @@ def standalone(trained_data, tmp_path_factory):
         yield stack
     finally:
         stack.stop()
-
-
-def _raw_flights(stack: Stack, day: dt.date) -> pd.DataFrame:
-    data = Path(stack.env["ML_DATA_DIR"])
-    return pd.read_parquet(data / "raw" / "flights" / f"flight_date={day}" / "part-0.parquet")
-
-
-def _warehouse(stack: Stack, sql: str, params: list) -> pd.DataFrame:
-    path = Path(stack.env["ML_DATA_DIR"]) / "warehouse.duckdb"
-    with duckdb.connect(str(path), read_only=True) as con:
-        return con.execute(sql, params).df()
 
 
 def test_a_day_triggered_by_logical_date_runs_every_task_and_is_readable(standalone):
@@ -103,14 +97,12 @@ def test_a_day_triggered_by_logical_date_runs_every_task_and_is_readable(standal
     assert {s["task_id"] for s in states} == DAILY_TASKS
     assert {s["state"] for s in states if s["task_id"] != "request_retraining"} == {"success"}
 
-    flights = _raw_flights(standalone, TRIGGERED)
-    rows = _warehouse(
-        standalone,
+    rows = standalone.warehouse(
         "select flight_id, p_delayed from latest_predictions where flight_date = ? "
         "order by p_delayed desc, flight_id",
         [TRIGGERED],
     )
-    assert len(rows) == len(flights) == rows["flight_id"].nunique()
+    assert len(rows) == standalone.scheduled_flights(TRIGGERED) == rows["flight_id"].nunique()
     shown = json.loads(
         run([ML, "predictions", "show", "--date", TRIGGERED.isoformat(), "--json"], standalone.env)
     )
@@ -128,6 +120,8 @@ def test_a_backfilled_range_hands_one_run_per_day_to_the_scheduler(standalone):
             "create",
             "--dag-id",
             DAG,
+            "--max-active-runs",
+            "2",
             "--from-date",
             f"{first}T00:00:00-04:00",
             "--to-date",
@@ -142,13 +136,12 @@ def test_a_backfilled_range_hands_one_run_per_day_to_the_scheduler(standalone):
     listed = run_json([AIRFLOW, "dags", "list-runs", DAG], standalone.env)
     assert len(listed) == 3 and {r["state"] for r in listed} == {"success"}
     for day in BACKFILLED:
-        counts = _warehouse(
-            standalone,
+        counts = standalone.warehouse(
             "select count(*) as n, count(distinct flight_id) as ids from latest_predictions "
             "where flight_date = ?",
             [day],
         )
-        assert counts["n"][0] == counts["ids"][0] == len(_raw_flights(standalone, day))
+        assert counts["n"][0] == counts["ids"][0] == standalone.scheduled_flights(day)
 
 
 def test_the_ml_view_needs_the_ui_login_and_shows_models_reports_and_predictions(standalone):
@@ -178,8 +171,7 @@ def test_the_ml_view_needs_the_ui_login_and_shows_models_reports_and_predictions
 
         preview = client.get(f"{base}/predictions", params={"date": TRIGGERED.isoformat()})
         assert preview.status_code == 200
-        riskiest = _warehouse(
-            standalone,
+        riskiest = standalone.warehouse(
             "select flight_id from latest_predictions where flight_date = ? "
             "order by p_delayed desc, flight_id limit 1",
             [TRIGGERED],

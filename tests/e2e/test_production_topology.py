@@ -13,25 +13,36 @@ Skips, saying what is missing, where PostgreSQL or Redis is not reachable.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
+import re
 import shutil
 import socket
-from pathlib import Path
 
-import duckdb
-import pandas as pd
 import pytest
 
-from tests.e2e.airflow_stack import AIRFLOW, ML, Stack, base_env, free_port, run, run_json
+from tests.e2e.airflow_stack import (
+    AIRFLOW,
+    ML,
+    POSTGRES,
+    REDIS_URL,
+    Stack,
+    base_env,
+    celery_env,
+    free_port,
+    init_metadata,
+    postgres,
+    run,
+    run_json,
+)
 
 pytestmark = pytest.mark.e2e
 
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 DAG = "flights_daily"
 FIRST = dt.date(2013, 3, 16)
 AT_ONCE = [dt.date(2013, 3, 17), dt.date(2013, 3, 18)]
+WAREHOUSE_WRITERS = {"transform", "publish", "predict", "monitor"}
 
 
 def _require_services() -> None:
@@ -39,91 +50,49 @@ def _require_services() -> None:
     import psycopg2
     import redis
 
+    where = f"{POSTGRES['host']}:{POSTGRES['port']}"
     try:
-        psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres").close()
+        psycopg2.connect(dbname="postgres", connect_timeout=5, **POSTGRES).close()
     except psycopg2.OperationalError as exc:
         pytest.skip(
-            f"the production-topology test needs PostgreSQL on {PG_HOST}:{PG_PORT} "
-            f"(user {PG_USER}, trust auth): {str(exc).strip()}"
+            f"the production-topology test needs PostgreSQL on {where} "
+            f"(user {POSTGRES['user']}, trust auth): {str(exc).strip()}"
         )
     try:
-        redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_connect_timeout=3).ping()
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
     except (redis.ConnectionError, OSError) as exc:
-        pytest.skip(f"the production-topology test needs Redis on {REDIS_HOST}:{REDIS_PORT}: {exc}")
-
-
-def _postgres(sql: str) -> None:
-    import psycopg2
-
-    con = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres")
-    con.autocommit = True
-    try:
-        con.cursor().execute(sql)
-    finally:
-        con.close()
+        pytest.skip(f"the production-topology test needs Redis at {REDIS_URL}: {exc}")
 
 
 @pytest.fixture(scope="module")
 def topology(trained_data, tmp_path_factory):
+    """API server, scheduler, DAG processor and two Celery workers; the tests run in order
+    and build on each other (the second adds two days to the first one's)."""
     _require_services()
     root = tmp_path_factory.mktemp("topology")
     data = root / "data"
     shutil.copytree(trained_data, data)
-    tag = f"ml_e2e_{os.getpid()}_{socket.gethostname()}".replace("-", "_").lower()[:60]
-    _postgres(f"drop database if exists {tag} with (force)")
-    _postgres(f"create database {tag}")
-
-    env = base_env(root, data, free_port())
-    database = f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{tag}"
-    env.update(
-        {
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/0",
-            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{tag}",
-            # A queue of this test's own: other users of the Redis server are left alone.
-            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": tag,
-        }
-    )
+    database = re.sub(r"\W", "_", f"ml_e2e_{socket.gethostname()}_{os.getpid()}").lower()[:60]
+    postgres(f"drop database if exists {database} with (force)")
+    postgres(f"create database {database}")
+    env = {**base_env(root, data, free_port()), **celery_env(database)}
     stack = Stack(root, env)
     try:
-        run([AIRFLOW, "db", "migrate"], env)
-        run([AIRFLOW, "pools", "set", "warehouse", "1", "DuckDB single writer"], env)
-        stack.start("api-server", "api-server")
-        stack.start("scheduler", "scheduler")
-        stack.start("dag-processor", "dag-processor")
-        for worker in ("worker-1", "worker-2"):
-            stack.start(
-                worker,
-                "celery", "worker", "--queues", tag, "--concurrency", "1",
-                "--celery-hostname", f"{worker}@%h",
-                AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
-            )  # fmt: skip
+        init_metadata(env)
+        for component in ("api-server", "scheduler", "dag-processor"):
+            stack.start(component, component)
+        workers = stack.start_celery_workers(2)
         stack.wait_for(
             "the API server, scheduler and DAG processor",
             lambda: stack.healthy("metadatabase", "scheduler", "dag_processor"),
             timeout=300,
         )
-        for worker in ("worker-1", "worker-2"):
-            stack.wait_for(
-                f"{worker} to join", lambda w=worker: stack.log_contains(w, " ready."), timeout=180
-            )
+        stack.wait_for_workers(workers)
         stack.wait_for(f"{DAG} to be parsed", lambda: stack.api(f"dags/{DAG}"), timeout=300)
         yield stack
     finally:
         stack.stop()
-        _postgres(f"drop database if exists {tag} with (force)")
-
-
-def _warehouse(stack: Stack, sql: str, params: list | None = None) -> pd.DataFrame:
-    path = Path(stack.env["ML_DATA_DIR"]) / "warehouse.duckdb"
-    with duckdb.connect(str(path), read_only=True) as con:
-        return con.execute(sql, params or []).df()
-
-
-def _scheduled(stack: Stack, day: dt.date) -> int:
-    part = Path(stack.env["ML_DATA_DIR"]) / "raw" / "flights" / f"flight_date={day}"
-    return len(pd.read_parquet(part / "part-0.parquet"))
+        postgres(f"drop database if exists {database} with (force)")
 
 
 def _moment(value: str) -> dt.datetime:
@@ -145,13 +114,12 @@ def test_a_daily_run_triggered_from_the_cli_runs_on_celery_workers(topology):
     assert {t["queue"] for t in ran} == {topology.env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"]}
     assert {t["task_id"] for t in ran} >= {"ingest", "transform", "validate", "publish", "predict"}
 
-    rows = _warehouse(
-        topology,
+    rows = topology.warehouse(
         "select count(*) as n, count(distinct flight_id) as ids, min(p_delayed) as lo, "
         "max(p_delayed) as hi from latest_predictions where flight_date = ?",
         [FIRST],
     )
-    assert rows["n"][0] == rows["ids"][0] == _scheduled(topology, FIRST)
+    assert rows["n"][0] == rows["ids"][0] == topology.scheduled_flights(FIRST)
     assert 0 <= rows["lo"][0] <= rows["hi"][0] <= 1
     shown = json.loads(
         run([ML, "predictions", "show", "--date", FIRST.isoformat(), "--json"], topology.env)
@@ -160,6 +128,7 @@ def test_a_daily_run_triggered_from_the_cli_runs_on_celery_workers(topology):
 
 
 def test_two_daily_runs_at_once_share_the_warehouse_pool_and_leave_it_whole(topology):
+    taken_before = {w: topology.tasks_run_by(w) for w in ("worker-1", "worker-2")}
     run(
         [AIRFLOW, "backfill", "create", "--dag-id", DAG, "--max-active-runs", "2",
          "--from-date", f"{AT_ONCE[0]}T00:00:00-04:00",
@@ -169,29 +138,37 @@ def test_two_daily_runs_at_once_share_the_warehouse_pool_and_leave_it_whole(topo
     runs = topology.wait_for_runs(DAG, count=3, timeout=1200)
     backfilled = [r for r in runs if r["run_type"] == "backfill"]
     assert sorted(r["logical_date"][:10] for r in backfilled) == [d.isoformat() for d in AT_ONCE]
-
-    # The two runs were in flight at the same time, on both workers ...
-    (a_start, a_end), (b_start, b_end) = [
-        (_moment(r["start_date"]), _moment(r["end_date"])) for r in backfilled
-    ]
-    assert a_start < b_end and b_start < a_end, "the two runs did not overlap"
-    for worker in ("worker-1", "worker-2"):
-        assert topology.log_contains(worker, "Executing workload in Celery"), worker
-
-    # ... and the tasks that write the warehouse ran one at a time.
-    writers = sorted(
-        (_moment(t["start_date"]), _moment(t["end_date"]), t["dag_run_id"], t["task_id"])
+    tasks = [
+        (_moment(t["start_date"]), _moment(t["end_date"]), r["dag_run_id"], t["task_id"], t["pool"])
         for r in runs
         for t in topology.task_instances(DAG, r["dag_run_id"])
-        if t["pool"] == "warehouse" and t["start_date"] and t["end_date"]
-    )
-    assert len(writers) >= 3 * 3, writers
-    for earlier, later in zip(writers, writers[1:], strict=False):
-        assert later[0] >= earlier[1], f"{earlier[2:]} and {later[2:]} wrote the warehouse at once"
+        if t["start_date"] and t["end_date"]
+    ]
 
-    # The warehouse is whole: every view opens, each day has one row per flight and role.
+    # The two days really ran at once: both workers took tasks, and two tasks outside the
+    # pool, one of each run, were running at the same moment ...
+    for worker, before in taken_before.items():
+        assert topology.tasks_run_by(worker) > before, f"{worker} took no task of the backfill"
+    a, b = (r["dag_run_id"] for r in backfilled)
+    free = [t for t in tasks if t[4] != "warehouse"]
+    assert any(
+        s1 < e2 and s2 < e1
+        for s1, e1, run1, *_ in free
+        for s2, e2, run2, *_ in free
+        if (run1, run2) == (a, b)
+    ), "no two tasks of the two runs overlapped"
+
+    # ... while the tasks that write the warehouse ran one at a time.
+    writers = sorted(t for t in tasks if t[4] == "warehouse")
+    assert sorted(t[3] for t in writers) == sorted(list(WAREHOUSE_WRITERS) * 3)
+    for earlier, later in itertools.pairwise(writers):
+        assert later[0] >= earlier[1], (
+            f"{earlier[2:4]} and {later[2:4]} wrote the warehouse at once"
+        )
+
+    # The warehouse is whole: every view opens, each day has one row per flight.
     views = set(
-        _warehouse(topology, "select view_name from duckdb_views() where not internal")["view_name"]
+        topology.warehouse("select view_name from duckdb_views() where not internal")["view_name"]
     )
     assert {
         "predictions",
@@ -200,15 +177,16 @@ def test_two_daily_runs_at_once_share_the_warehouse_pool_and_leave_it_whole(topo
         "flight_features",
         "monitoring_drift",
     } <= views
-    per_day = _warehouse(
-        topology,
+    for view in views:
+        topology.warehouse(f"select count(*) from {view}")
+    per_day = topology.warehouse(
         "select cast(flight_date as varchar) as day, count(*) as n, "
-        "count(distinct flight_id) as ids from latest_predictions group by 1 order by 1",
+        "count(distinct flight_id) as ids from latest_predictions group by 1 order by 1"
     )
     assert list(per_day["day"]) == [d.isoformat() for d in (FIRST, *AT_ONCE)]
     for day, n, ids in per_day.itertuples(index=False):
-        assert n == ids == _scheduled(topology, dt.date.fromisoformat(day))
-    drift_days = _warehouse(
-        topology, "select distinct cast(flight_date as varchar) as day from monitoring_drift"
+        assert n == ids == topology.scheduled_flights(dt.date.fromisoformat(day))
+    drift_days = topology.warehouse(
+        "select distinct cast(flight_date as varchar) as day from monitoring_drift"
     )
     assert set(drift_days["day"]) >= {d.isoformat() for d in (FIRST, *AT_ONCE)}
