@@ -224,9 +224,9 @@ def cmd_predictions(settings: Settings, args: argparse.Namespace) -> None:
     if args.json:
         print(frame.to_json(orient="records", date_format="iso"))
         return
-    frame["top_reasons"] = frame["top_reasons"].map(
-        lambda reasons: ", ".join(f"{r['feature']} {r['contribution']:+.2f}" for r in reasons)
-    )
+    from ml.reports import format_reasons
+
+    frame["top_reasons"] = frame["top_reasons"].map(format_reasons)
     frame["p_delayed"] = frame["p_delayed"].round(3)
     import pandas as pd
 

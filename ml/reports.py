@@ -127,6 +127,11 @@ def number(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def format_reasons(reasons: list[dict] | None) -> str:
+    """A prediction's ``top_reasons`` as text: ``feature +0.12, ...`` (log-odds)."""
+    return ", ".join(f"{r['feature']} {r['contribution']:+.2f}" for r in reasons or [])
+
+
 class Html(str):
     """Markup built from escaped parts (a link, say): :func:`table` inserts it as it is."""
 

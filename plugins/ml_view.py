@@ -194,20 +194,15 @@ def _prediction_dates(cfg) -> list[str]:
     folder = cfg.paths.predictions
     if not folder.exists():
         return []
-    days = (p.name.partition("=")[2] for p in folder.iterdir())
-    return sorted(
-        day
-        for day in days
-        if _is_date(day) and cfg.paths.predictions_partition(dt.date.fromisoformat(day)).exists()
-    )
-
-
-def _is_date(text: str) -> bool:
-    try:
-        dt.date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
+    dates = []
+    for partition in folder.iterdir():
+        try:
+            day = dt.date.fromisoformat(partition.name.partition("=")[2])
+        except ValueError:
+            continue
+        if cfg.paths.predictions_partition(day).exists():
+            dates.append(day.isoformat())
+    return sorted(dates)
 
 
 @app.get("/", response_class=HTMLResponse)
@@ -267,7 +262,7 @@ def predictions(
     """The riskiest flights of a date, and the count of each risk band."""
     import duckdb
 
-    from ml.reports import table
+    from ml.reports import format_reasons, table
 
     path = cfg.paths.predictions_partition(date)
     if not path.exists():
@@ -294,7 +289,7 @@ def predictions(
             departs,
             p,
             band,
-            ", ".join(f"{r['feature']} {r['contribution']:+.2f}" for r in reasons or []),
+            format_reasons(reasons),
             version,
         ]
         for flight_id, carrier, flight, origin, dest, departs, p, band, version, reasons in frame

@@ -8,6 +8,7 @@ logs to its own file; a failed wait shows the tail of each log.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -16,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,17 @@ def postgres(sql: str) -> None:
         con.close()
 
 
+@contextlib.contextmanager
+def scratch_database(name: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one stack; dropped afterwards."""
+    postgres(f"drop database if exists {name} with (force)")
+    postgres(f"create database {name}")
+    try:
+        yield name
+    finally:
+        postgres(f"drop database if exists {name} with (force)")
+
+
 def celery_env(database: str) -> dict[str, str]:
     """CeleryExecutor on the local Redis, metadata and results in the local PostgreSQL's
     ``database``, and a Celery queue of the same name (other users of Redis are left alone)."""
@@ -163,24 +175,31 @@ class Stack:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
 
-    def start_celery_workers(self, count: int) -> list[str]:
-        """``count`` Celery workers (concurrency 1 each) on the stack's queue; their names."""
+    def start_celery(self, workers: int) -> None:
+        """The production topology: API server, scheduler, DAG processor, and ``workers``
+        Celery workers (``worker-1``...; concurrency 1 each) on the stack's queue."""
+        for component in ("api-server", "scheduler", "dag-processor"):
+            self.start(component, component)
         queue = self.env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"]
-        names = [f"worker-{n}" for n in range(1, count + 1)]
-        for name in names:
+        for n in range(1, workers + 1):
             self.start(
-                name,
+                f"worker-{n}",
                 "celery", "worker", "--queues", queue, "--concurrency", "1",
-                "--celery-hostname", f"{name}@%h",
+                "--celery-hostname", f"worker-{n}@%h",
                 AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
             )  # fmt: skip
-        return names
 
-    def wait_for_workers(self, names: list[str], timeout: float = 180) -> None:
-        for name in names:
-            self.wait_for(
-                f"{name} to join", lambda n=name: self.log_contains(n, " ready."), timeout
-            )
+    def wait_until_ready(self, dag_id: str) -> None:
+        """Until the metadata database, scheduler and DAG processor report healthy, every
+        Celery worker started has joined, and ``dag_id`` is parsed."""
+        self.wait_for(
+            "the metadata database, scheduler and DAG processor",
+            lambda: self.healthy("metadatabase", "scheduler", "dag_processor"),
+            timeout=300,
+        )
+        for name in (n for n in self.processes if n.startswith("worker-")):
+            self.wait_for(f"{name} to join", lambda n=name: self.log_contains(n, " ready."), 180)
+        self.wait_for(f"{dag_id} to be parsed", lambda: self.api(f"dags/{dag_id}"), timeout=300)
 
     def tasks_run_by(self, worker: str) -> int:
         """How many task workloads a Celery worker has taken so far."""
@@ -202,8 +221,9 @@ class Stack:
         """Flights of ``day`` in the landing zone."""
         import pyarrow.parquet as pq
 
-        part = self.data / "raw" / "flights" / f"flight_date={day}" / "part-0.parquet"
-        return pq.read_metadata(part).num_rows
+        from ml.io import Paths
+
+        return pq.read_metadata(Paths(self.data).raw_partition("flights", day)).num_rows
 
     def log_tails(self, lines: int = 15) -> str:
         parts = []

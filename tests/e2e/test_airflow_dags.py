@@ -7,7 +7,6 @@ exactly as `make demo` does, then reads the predictions back from the warehouse.
 import datetime as dt
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -15,12 +14,12 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO
+from tests.e2e.airflow_stack import AIRFLOW, init_metadata
 
 pytestmark = pytest.mark.e2e
 
 AS_OF = dt.date(2013, 3, 15)
 DAY = dt.date(2013, 3, 15)
-AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +38,7 @@ def airflow_env(tmp_path_factory) -> dict[str, str]:
             "ML_VALIDATION_DAYS": "7",
         }
     )
-    _run([AIRFLOW, "db", "migrate"], env)
-    _run([AIRFLOW, "pools", "set", "warehouse", "1", "DuckDB single writer"], env)
+    init_metadata(env)
     return env
 
 

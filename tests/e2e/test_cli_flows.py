@@ -71,12 +71,7 @@ def standalone(trained_data, tmp_path_factory):
     stack = Stack(root, env)
     stack.start("standalone", "standalone")
     try:
-        stack.wait_for(
-            "the scheduler and DAG processor of airflow standalone",
-            lambda: stack.healthy("scheduler", "dag_processor"),
-            timeout=300,
-        )
-        stack.wait_for(f"{DAG} to be parsed", lambda: stack.api(f"dags/{DAG}"), timeout=300)
+        stack.wait_until_ready(DAG)
         yield stack
     finally:
         stack.stop()

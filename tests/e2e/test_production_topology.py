@@ -32,9 +32,9 @@ from tests.e2e.airflow_stack import (
     celery_env,
     free_port,
     init_metadata,
-    postgres,
     run,
     run_json,
+    scratch_database,
 )
 
 pytestmark = pytest.mark.e2e
@@ -73,26 +73,16 @@ def topology(trained_data, tmp_path_factory):
     data = root / "data"
     shutil.copytree(trained_data, data)
     database = re.sub(r"\W", "_", f"ml_e2e_{socket.gethostname()}_{os.getpid()}").lower()[:60]
-    postgres(f"drop database if exists {database} with (force)")
-    postgres(f"create database {database}")
-    env = {**base_env(root, data, free_port()), **celery_env(database)}
-    stack = Stack(root, env)
-    try:
+    with scratch_database(database):
+        env = {**base_env(root, data, free_port()), **celery_env(database)}
         init_metadata(env)
-        for component in ("api-server", "scheduler", "dag-processor"):
-            stack.start(component, component)
-        workers = stack.start_celery_workers(2)
-        stack.wait_for(
-            "the API server, scheduler and DAG processor",
-            lambda: stack.healthy("metadatabase", "scheduler", "dag_processor"),
-            timeout=300,
-        )
-        stack.wait_for_workers(workers)
-        stack.wait_for(f"{DAG} to be parsed", lambda: stack.api(f"dags/{DAG}"), timeout=300)
-        yield stack
-    finally:
-        stack.stop()
-        postgres(f"drop database if exists {database} with (force)")
+        stack = Stack(root, env)
+        stack.start_celery(workers=2)
+        try:
+            stack.wait_until_ready(DAG)
+            yield stack
+        finally:
+            stack.stop()
 
 
 def _moment(value: str) -> dt.datetime:
