@@ -29,32 +29,29 @@ import datetime as dt
 
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
-from pipeline_defaults import DEFAULT_ARGS, REPLAY_START, WAREHOUSE_POOL
+from pipeline_defaults import DEFAULT_ARGS, REPLAY_START, WAREHOUSE_POOL, failing_fast
 
 ALGORITHMS = ["heuristic", "logistic", "lightgbm", "xgboost"]  # ml.config.ALGORITHMS
 CADENCES = ["daily", "weekly", "monthly", "once"]  # ml.config.CADENCES
 
 
 def _spec():
-    """The run's spec from its params (raises AirflowFailException on a bad one)."""
+    """The run's spec from its params (a bad one raises ConfigError)."""
     from ml.backtest import make_spec
-    from ml.config import ConfigError, load_settings
+    from ml.config import load_settings
     from ml.io import parse_date
 
     params = get_current_context()["params"]
     settings = load_settings()
-    try:
-        spec = make_spec(
-            settings,
-            parse_date(params["start"]),
-            parse_date(params["end"]),
-            params["cadence"],
-            params["window_days"],
-            params["candidates"],
-            params["oracle"],
-        )
-    except (ConfigError, ValueError) as exc:
-        raise AirflowFailException(str(exc)) from exc
+    spec = make_spec(
+        settings,
+        parse_date(params["start"]),
+        parse_date(params["end"]),
+        params["cadence"],
+        params["window_days"],
+        params["candidates"],
+        params["oracle"],
+    )
     return settings, spec
 
 
@@ -121,42 +118,37 @@ def _spec():
 )
 def backtest():
     @task(pool=WAREHOUSE_POOL)
+    @failing_fast()
     def prepare() -> str:
         """Land and publish the history the run needs; returns the run id."""
         from ml.ingest import ingest
-        from ml.io import DataError
-        from ml.transform import TransformError, transform
+        from ml.transform import transform
 
         settings, spec = _spec()
         first = spec.start - dt.timedelta(days=spec.window_days)
-        try:
-            ingest(
-                settings,
-                first - dt.timedelta(days=settings.feature_lookback_days),
-                spec.end,
-                history=True,
-            )
-            transform(settings, first, spec.end)
-        except (DataError, TransformError) as exc:
-            raise AirflowFailException(str(exc)) from exc
+        ingest(
+            settings,
+            first - dt.timedelta(days=settings.feature_lookback_days),
+            spec.end,
+            history=True,
+        )
+        transform(settings, first, spec.end)
         return spec.run_id
 
     @task
+    @failing_fast()
     def run(backtest_id: str) -> dict:
         """Retrain and score fold by fold for the run ``prepare`` readied; returns its row."""
         from ml.backtest import run_backtest
-        from ml.io import DataError
 
         settings, spec = _spec()
         if spec.run_id != backtest_id:
             raise AirflowFailException(f"params changed: prepared {backtest_id}, now {spec.run_id}")
-        try:
-            result = run_backtest(settings, spec, progress=False, refresh_catalog=False)
-        except DataError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        result = run_backtest(settings, spec, progress=False, refresh_catalog=False)
         return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in result.run.items()}
 
     @task(pool=WAREHOUSE_POOL)
+    @failing_fast()
     def report(run: dict) -> str:
         """Refresh the warehouse views and write the run's HTML report; returns its path."""
         from ml.backtest_report import write_run_report

@@ -25,8 +25,9 @@ param), at the prediction cutoff 00:00 America/New_York on D:
 7. **request_retraining**: when the policy fired, an event on the `retraining_requested`
    asset (as-of D) starts the `flights_training` DAG; otherwise the task is skipped.
 
-Data errors (a malformed file, a failed expectation) fail their task without retries:
-bad data does not heal, and nothing already published changes.
+Errors that a retry cannot heal (a malformed file, a failed expectation or dbt test, an
+unreadable model) fail their task at once, without retries, and nothing already
+published changes; a held lock or a full disk is retried.
 
 Every task is idempotent for D: re-running it replaces D's partitions. Tasks that write
 the DuckDB catalog share the one-slot `warehouse` pool. Backfill a range with
@@ -36,13 +37,14 @@ the DuckDB catalog share the one-slot `warehouse` pool. Backfill a range with
 from __future__ import annotations
 
 from airflow.sdk import Asset, Metadata, dag, get_current_context, task
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowSkipException
 from pipeline_defaults import (
     DEFAULT_ARGS,
     REPLAY_END,
     REPLAY_START,
     RETRAINING_REQUESTED,
     WAREHOUSE_POOL,
+    failing_fast,
     optional_date_param,
 )
 
@@ -66,22 +68,20 @@ PREDICTIONS = Asset("flight_predictions")
 )
 def flights_daily():
     @task
+    @failing_fast()
     def ingest() -> str:
         """Land the day's raw files and the feature history; returns the day (ISO)."""
         from ml.config import load_settings
         from ml.ingest import ingest_for_day
-        from ml.io import DataError
         from ml.orchestration import run_day
 
         day = run_day(get_current_context())
-        try:
-            result = ingest_for_day(load_settings(), day)
-        except DataError as exc:  # a malformed file or a failed expectation does not heal on retry
-            raise AirflowFailException(str(exc)) from exc
+        result = ingest_for_day(load_settings(), day)
         print(f"ingested {day}: {result.rows}")
         return day.isoformat()
 
     @task(pool=WAREHOUSE_POOL)
+    @failing_fast()
     def transform(day: str) -> str:
         """dbt build of the day's marts (reading the trailing month it needs) into a build folder."""
         from ml.config import load_settings
@@ -92,19 +92,18 @@ def flights_daily():
         return day
 
     @task
+    @failing_fast()
     def validate(day: str) -> str:
         """Expectation suite on the built features; a failure quarantines the build, unretried."""
         from ml.config import load_settings
         from ml.io import parse_date
-        from ml.validate import ValidationError, validate_features
+        from ml.validate import validate_features
 
-        try:
-            validate_features(load_settings(), parse_date(day), parse_date(day), built=True)
-        except ValidationError as exc:  # bad data does not heal on retry
-            raise AirflowFailException(str(exc)) from exc
+        validate_features(load_settings(), parse_date(day), parse_date(day), built=True)
         return day
 
     @task(pool=WAREHOUSE_POOL)
+    @failing_fast()
     def publish(day: str) -> str:
         """Write the validated build into the marts' date partitions and refresh the catalog."""
         from ml.config import load_settings
@@ -115,6 +114,7 @@ def flights_daily():
         return day
 
     @task(pool=WAREHOUSE_POOL, outlets=[PREDICTIONS])
+    @failing_fast()
     def predict(day: str) -> dict:
         """Score the day's flights and publish the partition."""
         from ml.config import load_settings
@@ -125,6 +125,7 @@ def flights_daily():
         return {"day": day, "rows": result.rows, "versions": result.versions, "path": result.path}
 
     @task(pool=WAREHOUSE_POOL)
+    @failing_fast()
     def monitor(prediction: dict) -> dict:
         """Drift of the day against the champion's training reference."""
         from ml.config import load_settings

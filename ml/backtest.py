@@ -37,12 +37,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ml.config import CADENCES, ConfigError, Settings, check_algorithms
+from ml.config import CADENCES, Settings, check_algorithms
+from ml.errors import ConfigError, DataError, LeakageError
 from ml.evaluate import EPS, binary_metrics, slice_columns
 from ml.features import LABEL, ORACLE_LABEL, load_features, rows_between
-from ml.io import DataError, write_parquet
+from ml.io import write_parquet
 from ml.models import HeuristicClassifier
-from ml.train import LeakageError, select_model, split_window
+from ml.train import select_model, split_window
 
 log = logging.getLogger(__name__)
 

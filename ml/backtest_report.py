@@ -25,6 +25,7 @@ import pandas as pd
 
 from ml.backtest import grouped_metrics
 from ml.config import CADENCES, Settings
+from ml.errors import DataError
 from ml.evaluate import expected_calibration_error
 from ml.features import LABEL, ORACLE_LABEL
 from ml.io import write_json, write_text
@@ -65,7 +66,7 @@ def load_runs(settings: Settings) -> pd.DataFrame:
 def load_table(settings: Settings, table: str, run_id: str) -> pd.DataFrame:
     path = settings.paths.backtest_table(table, run_id)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no backtest run {run_id!r} (see `ml backtest --help`)")
+        raise DataError(f"{path}: no backtest run {run_id!r} (see `ml backtest --help`)")
     return pd.read_parquet(path)
 
 
@@ -140,7 +141,7 @@ def paired_difference(settings: Settings, run_a: str, run_b: str) -> dict[str, f
     if both.empty:
         return None
     if not (both["rows_a"] == both["rows_b"]).all():
-        raise ValueError(
+        raise DataError(
             f"backtests {run_a} and {run_b} scored different flights on the same days "
             "(were they run on different marts?); re-run one with `--rerun`"
         )
@@ -471,7 +472,7 @@ def run_summary(settings: Settings, run_id: str) -> dict[str, Any]:
     """Everything a run's page shows, as data (also written as JSON)."""
     runs = load_runs(settings)
     if runs.empty or run_id not in set(runs["run_id"]):
-        raise FileNotFoundError(f"{settings.paths.backtests}: no completed backtest run {run_id!r}")
+        raise DataError(f"{settings.paths.backtests}: no completed backtest run {run_id!r}")
     run = runs[runs["run_id"] == run_id].iloc[0]
     predictions = load_table(settings, "predictions", run_id)
     metrics = load_table(settings, "metrics", run_id)
@@ -638,7 +639,7 @@ def write_grid_report(settings: Settings, start: dt.date, end: dt.date, candidat
     """Write ``reports/backtest/grid-<start>-<end>.html`` and ``.json`` for the grid's runs."""
     runs = load_runs(settings)
     if runs.empty:
-        raise FileNotFoundError(f"{settings.paths.backtests}: no backtest runs yet")
+        raise DataError(f"{settings.paths.backtests}: no backtest runs yet")
     grid = grid_summary(
         settings, grid_runs(runs, {"start": start, "end": end, "candidates": candidates})
     )

@@ -13,8 +13,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ml.config import CADENCES, ConfigError, Settings, load_settings
-from ml.io import DataError, parse_date
+from ml.config import CADENCES, Settings, load_settings
+from ml.errors import ConfigError, DataError, MLError
+from ml.io import parse_date
 
 log = logging.getLogger("ml")
 
@@ -42,7 +43,7 @@ def cmd_transform(settings: Settings, args: argparse.Namespace) -> None:
     from ml.transform import transform
 
     if (args.start is None) != (args.end is None):
-        raise ValueError("give both --start and --end, or neither (every landed day)")
+        raise ConfigError("give both --start and --end, or neither (every landed day)")
     published = transform(settings, args.start, args.end)
     days = published["flight_features"]
     print(
@@ -450,22 +451,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from ml.registry import RegistryError
-    from ml.transform import TransformError
-
     try:
         settings = load_settings()
         args.func(settings, args)
-    except (
-        DataError,
-        ConfigError,
-        RegistryError,
-        TransformError,
-        ValueError,
-        FileNotFoundError,
-    ) as exc:
+    except MLError as exc:  # anything else is a bug, and keeps its traceback
         message = str(exc).replace("\n", " ")
-        print(f"ml {args.command}: error: {message}", file=sys.stderr)
+        hint = " (retryable: run it again)" if exc.retryable else ""
+        print(f"ml {args.command}: error: {message}{hint}", file=sys.stderr)
         return 1
     return 0
 

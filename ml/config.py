@@ -7,6 +7,7 @@ once and returns a frozen :class:`Settings`, which every stage receives explicit
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from ml.errors import ConfigError
 from ml.io import Paths
 
 ENV_PREFIX = "ML_"
@@ -25,16 +27,14 @@ ALGORITHMS = ("heuristic", "logistic", "lightgbm", "xgboost")
 CADENCES = ("daily", "weekly", "monthly", "once")
 
 
-class ConfigError(ValueError):
-    """A setting is missing, unknown or of the wrong type."""
-
-
 @dataclass(frozen=True)
 class Settings:
     """Every tunable of the system. Defaults live in ``ml/defaults.yaml``."""
 
     data_dir: Path
     raw_source: str = ""
+    source_first_day: str = "2013-01-01"
+    source_last_day: str = "2013-12-31"
     feature_lookback_days: int = 31
     use_oracle_forecast: bool = False
     train_window_days: int = 90
@@ -61,6 +61,14 @@ class Settings:
     def operating_threshold(self) -> float:
         """The probability from which a flight is flagged: the start of the high-risk band."""
         return self.risk_band_high_min
+
+    @property
+    def source_period(self) -> tuple[dt.date | None, dt.date | None]:
+        """The first and last day the raw source may hold (None: unbounded)."""
+        return tuple(
+            dt.date.fromisoformat(str(v)) if v else None
+            for v in (self.source_first_day, self.source_last_day)
+        )
 
     @property
     def paths(self) -> Paths:
@@ -138,6 +146,12 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         raise ConfigError("drift_family_alpha must be between 0 and 1")
     if values["drift_window_days"] < 1:
         raise ConfigError("drift_window_days must be at least 1")
+    for key in ("source_first_day", "source_last_day"):
+        if values[key]:
+            try:
+                dt.date.fromisoformat(str(values[key]))
+            except ValueError as exc:
+                raise ConfigError(f"{key} {values[key]!r}: expected an ISO date or empty") from exc
     if values["validation_days"] >= values["train_window_days"]:
         raise ConfigError("validation_days must be smaller than train_window_days")
     return Settings(**values)

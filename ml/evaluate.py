@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ml.config import Settings
+from ml.errors import ConfigError
 
 EPS = 1e-6
 CALIBRATION_BINS = 10
@@ -206,7 +207,7 @@ def evaluate(settings: Settings, version: str, start: dt.date, end: dt.date) -> 
     model, metadata = registry.load_model(settings, version)
     as_of = dt.date.fromisoformat(metadata["as_of"])
     if start < as_of:
-        raise ValueError(
+        raise ConfigError(
             f"evaluation starts {start}, before {version}'s as-of date {as_of}: it would score its own training data"
         )
     oracle = bool(metadata.get("uses_oracle_forecast"))
@@ -234,13 +235,13 @@ def learning_curve(
     from ml.train import fit_candidate, split_window
 
     if start < as_of:
-        raise ValueError(f"the curve's range starts {start}, before the as-of date {as_of}")
+        raise ConfigError(f"the curve's range starts {start}, before the as-of date {as_of}")
     scored = load_features(settings, start, end)
     y = scored[LABEL].astype(int).to_numpy()
     rows = []
     for days in sorted(windows):
         if days <= settings.validation_days:
-            raise ValueError(f"window of {days} days: not longer than validation_days")
+            raise ConfigError(f"window of {days} days: not longer than validation_days")
         window, fit, validation = split_window(settings, as_of, days)
         candidate = fit_candidate(settings, algorithm, fit, validation)
         rows.append(

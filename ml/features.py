@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ml.config import Settings
-from ml.io import DataError, window_label
+from ml.errors import DataError
+from ml.io import window_label
 
 LABEL = "is_delayed"
 # Identify and describe a flight; never fed to a model (flight and tail numbers are

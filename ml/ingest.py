@@ -8,18 +8,21 @@ here, so a malformed file fails with its name, the column and the check.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import importlib.util
 import io
 import logging
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from ml.config import Settings
-from ml.io import DataError, date_range, write_parquet
+from ml.errors import DataError, ValidationError
+from ml.io import date_range, window_label, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -126,29 +129,82 @@ def source_file(folder: Path, table: str) -> Path:
 
 
 def _read_bytes(path: Path) -> bytes:
-    if path.suffix != ".zip":
-        return path.read_bytes()
     try:
+        if path.suffix != ".zip":
+            return path.read_bytes()
         with zipfile.ZipFile(path) as archive:
             members = [n for n in archive.namelist() if n.endswith(".csv")]
             if len(members) != 1:
                 raise DataError(f"{path}: expected one .csv inside the zip, found {members}")
             return archive.read(members[0])
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise DataError(f"{path}: not a valid zip file ({exc})") from exc
+    except OSError as exc:
+        raise DataError(f"{path}: unreadable ({exc.strerror or exc})") from exc
+
+
+UTF8_BOM = b"\xef\xbb\xbf"
+# The first data line of a file is line 2 (after the header).
+FIRST_DATA_LINE = 2
+# time_hour, as the package writes it: the scheduled hour in UTC.
+TIME_HOUR_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+DATE_COLUMNS = "year, month, day"
+
+
+def check_text(path: Path, data: bytes) -> bytes:
+    """The file's bytes without a byte-order mark, once they are UTF-8 text with a
+    comma-separated header and every line has the header's number of fields.
+
+    Raises:
+        DataError: naming the file, the line, the column where there is one, and the check.
+    """
+    if data.startswith(UTF8_BOM):
+        data = data[len(UTF8_BOM) :]
+    if not data.strip():
+        raise DataError(f"{path}: empty file (check: header line)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        header = data.split(b"\n", 1)[0].decode("utf-8", "replace").strip().split(",")
+        field = data[line_start : exc.start].count(b",")
+        column = header[field] if field < len(header) else f"field {field + 1}"
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            f"{path}: line {line}, column {column!r}: byte 0x{data[exc.start]:02x} is not "
+            "UTF-8 (check: encoding; save the file as UTF-8)"
+        ) from exc
+    rows = csv.reader(io.StringIO(text, newline=""))
+    width = len(next(rows))
+    if width < 2:
+        raise DataError(
+            f"{path}: the header {text.splitlines()[0][:80]!r} has one field "
+            "(check: comma-separated header)"
+        )
+    try:
+        for row in rows:
+            if row and len(row) != width:
+                raise DataError(
+                    f"{path}: line {rows.line_num} has {len(row)} field(s), the header {width} "
+                    "(check: complete rows; a truncated or hand-edited file?)"
+                )
+    except csv.Error as exc:  # an unterminated quote swallows the rest of the file
+        raise DataError(
+            f"{path}: malformed CSV from line {rows.line_num} ({exc}; check: quoting)"
+        ) from exc
+    return data
 
 
 def read_source_table(path: Path, table: str) -> pl.DataFrame:
     """Read one raw CSV with every expected column present and of the expected type.
 
     Raises:
-        DataError: naming the file, the column and the failed check.
+        DataError: naming the file, the column (and the first line at fault) and the check.
     """
     schema = SCHEMAS[table]
+    data = check_text(path, _read_bytes(path))
     try:
-        frame = pl.read_csv(
-            io.BytesIO(_read_bytes(path)), infer_schema=False, null_values=NULL_VALUES
-        )
+        frame = pl.read_csv(io.BytesIO(data), infer_schema=False, null_values=NULL_VALUES)
     except pl.exceptions.PolarsError as exc:
         raise DataError(f"{path}: malformed CSV ({str(exc).splitlines()[0]})") from exc
     missing = [c for c in schema if c not in frame.columns]
@@ -157,30 +213,81 @@ def read_source_table(path: Path, table: str) -> pl.DataFrame:
             f"{path}: column {missing[0]!r} is missing (check: required columns; "
             f"missing {missing}, found {frame.columns})"
         )
-    casts = []
-    for column, dtype in schema.items():
-        casts.append(pl.col(column).str.strip_chars().cast(dtype, strict=False).alias(column))
-    typed = frame.select(casts)
+    typed = frame.select(
+        pl.col(column).str.strip_chars().cast(dtype, strict=False).alias(column)
+        for column, dtype in schema.items()
+    )
     for column, dtype in schema.items():
         bad = frame[column].is_not_null() & typed[column].is_null()
-        if bad.any():
-            example = frame.filter(bad)[column][0]
-            raise DataError(
-                f"{path}: column {column!r} has {int(bad.sum())} value(s) that are not "
-                f"{dtype} (check: type; first bad value {example!r})"
-            )
+        _refuse(path, frame[column], bad, f"not {dtype}", "type")
+    if "time_hour" in schema:
+        parsed = typed["time_hour"].str.to_datetime(TIME_HOUR_FORMAT, time_zone="UTC", strict=False)
+        bad = typed["time_hour"].is_not_null() & parsed.is_null()
+        _refuse(
+            path, frame["time_hour"], bad, "not a UTC time like 2013-01-01T05:00:00Z", "timestamp"
+        )
     return typed
 
 
-def _day_of() -> pl.Expr:
-    """The local calendar day of a row, from its year, month and day columns."""
-    return pl.date(pl.col("year"), pl.col("month"), pl.col("day"))
+def _refuse(path: Path, values: pl.Series, bad: pl.Series, what: str, check: str) -> None:
+    """Raise a DataError if any row is ``bad``: file, column, check, count, first line."""
+    if not bad.any():
+        return
+    first = int(bad.arg_true()[0])
+    raise DataError(
+        f"{path}: column {values.name!r} has {int(bad.sum())} value(s) that are {what} "
+        f"(check: {check}; first at line {first + FIRST_DATA_LINE}: {values[first]!r})"
+    )
+
+
+def with_flight_date(path: Path, frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
+    """Add ``flight_date``, the local calendar day of each row from its year, month and
+    day, refusing missing and impossible dates and dates outside the source's period.
+
+    Raises:
+        DataError: naming the file, the columns, the check and the first line at fault.
+    """
+    shown = frame.select(
+        pl.format("{}-{}-{}", "year", "month", "day").alias(DATE_COLUMNS)
+    ).to_series()
+    missing = frame["year"].is_null() | frame["month"].is_null() | frame["day"].is_null()
+    _refuse(path, shown, missing, "missing", "date not null")
+    iso = pl.format(
+        "{}-{}-{}",
+        *(
+            frame[c].cast(pl.String).str.zfill(w)
+            for c, w in (("year", 4), ("month", 2), ("day", 2))
+        ),
+    )
+    day = pl.select(iso.str.to_date("%Y-%m-%d", strict=False)).to_series()
+    _refuse(path, shown, day.is_null(), "not a calendar date", "date")
+    first, last = settings.source_period
+    outside = pl.Series([False] * frame.height)
+    if first is not None:
+        outside = outside | (day < first)
+    if last is not None:
+        outside = outside | (day > last)
+    _refuse(
+        path,
+        shown,
+        outside,
+        f"outside the source's period {first or '...'}..{last or '...'}",
+        "valid period; see ML_SOURCE_FIRST_DAY and ML_SOURCE_LAST_DAY",
+    )
+    return frame.with_columns(day.alias("flight_date"))
+
+
+SORT_KEYS = {"flights": ["hour", "minute", "carrier", "flight"], "weather": ["origin", "hour"]}
 
 
 def ingest(
     settings: Settings, start: dt.date, end: dt.date, *, history: bool = False
 ) -> IngestResult:
     """Land the raw files for every day from ``start`` to ``end``.
+
+    A run is all or nothing: every file it needs is parsed and checked, and every day
+    passes its expectation suites, before anything is written. A failure leaves the
+    landing zone as it was; the days that failed go to ``quarantine/<date>/``.
 
     Args:
         settings: Paths and the raw source.
@@ -195,64 +302,75 @@ def ingest(
 
     Raises:
         DataError: A file is malformed, or a day in the range has no flights.
+        ValidationError: A day failed an expectation suite.
     """
-    from ml.validate import ValidationError, check_raw, quarantine
+    from ml.validate import check_raw, quarantine, write_raw_report
 
     paths = settings.paths
     folder = source_dir(settings)
-    result = IngestResult()
     days = date_range(start, end)
+    # 1. Read and check every file the run needs.
+    batches: dict[str, tuple[Path, list[dt.date], pl.DataFrame]] = {}
     for table in DAILY_TABLES:
-        path = source_file(folder, table)
         wanted = [d for d in days if not (history and paths.raw_partition(table, d).exists())]
         if not wanted:
-            result.partitions[table] = []
             continue
-        frame = read_source_table(path, table).with_columns(_day_of().alias("flight_date"))
-        frame = frame.filter(pl.col("flight_date").is_between(min(wanted), max(wanted)))
+        path = source_file(folder, table)
+        frame = with_flight_date(path, read_source_table(path, table), settings)
+        frame = frame.filter(pl.col("flight_date").is_in(wanted))
+        if table == "flights" and not history:
+            landed = set(frame["flight_date"].unique().to_list())
+            for day in wanted:
+                if day not in landed:
+                    raise DataError(f"{path}: no flights scheduled on {day} (check: non-empty day)")
+        batches[table] = (path, wanted, frame)
+    references = {
+        table: read_source_table(source_file(folder, table), table)
+        for table in REFERENCE_TABLES
+        if not (history and paths.raw_reference(table).exists())
+    }
+    # 2. Validate every day; if any failed, quarantine it and land nothing.
+    outcomes = []
+    for table, (path, wanted, frame) in batches.items():
+        if frame.height == 0:  # e.g. history before the source begins
+            log.warning("%s: no %s rows between %s and %s", path, table, min(wanted), max(wanted))
+            continue
+        outcomes.append(check_raw(settings, table, frame.to_pandas(), str(path)))
+    write_raw_report(settings, window_label(start, end), outcomes)
+    failed = [o for o in outcomes if not o.success]
+    if failed:
+        bad_days = sorted({day for o in failed for day in o.bad_days})
+        for outcome in failed:
+            table = outcome.suite.removeprefix("raw_")
+            frame = batches[table][2]
+            for day in outcome.bad_days:
+                rows = frame.filter(pl.col("flight_date") == dt.date.fromisoformat(day))
+                quarantine(settings, day, outcome, {f"{table}.parquet": rows.to_pandas()})
+        raise ValidationError(
+            "; ".join(o.describe() for o in failed)
+            + f" -> nothing landed; {len(bad_days)} day(s) quarantined in {paths.quarantine}: "
+            f"{bad_days}"
+        )
+    # 3. Publish: one atomic write per partition.
+    result = IngestResult()
+    for table in DAILY_TABLES:
+        result.partitions[table] = []
+    for table, (path, wanted, frame) in batches.items():
         by_day = {
             key[0]: part for key, part in frame.partition_by("flight_date", as_dict=True).items()
         }
         for day in wanted:
-            if by_day.get(day) is None and table == "flights" and not history:
-                raise DataError(f"{path}: no flights scheduled on {day} (check: non-empty day)")
-        checked = frame.filter(pl.col("flight_date").is_in(wanted))
-        if checked.height == 0:  # e.g. history before the source begins, or no weather that day
-            result.partitions[table] = []
-            log.warning("%s: no %s rows between %s and %s", path, table, min(wanted), max(wanted))
-            continue
-        outcome = check_raw(settings, table, checked.to_pandas(), str(path))
-        bad_days = set(outcome.bad_days)
-        written: list[str] = []
-        for day in wanted:
             part = by_day.get(day)
-            if part is None or part.height == 0:
+            if part is None:
                 log.warning("%s: no %s rows on %s", path, table, day)
                 continue
-            if day.isoformat() in bad_days:
-                quarantine(
-                    settings, day.isoformat(), outcome, {f"{table}.parquet": part.to_pandas()}
-                )
-                continue
-            sort_keys = (
-                ["hour", "minute", "carrier", "flight"]
-                if table == "flights"
-                else ["origin", "hour"]
-            )
             write_parquet(
-                part.drop("flight_date").sort(sort_keys).to_arrow(), paths.raw_partition(table, day)
+                part.drop("flight_date").sort(SORT_KEYS[table]).to_arrow(),
+                paths.raw_partition(table, day),
             )
-            written.append(day.isoformat())
+            result.partitions[table].append(day.isoformat())
             result.rows[table] = result.rows.get(table, 0) + part.height
-        result.partitions[table] = written
-        if not outcome.success:
-            raise ValidationError(
-                f"{outcome.describe()} -> {len(bad_days)} day(s) quarantined in {paths.quarantine}: {sorted(bad_days)}"
-            )
-    for table in REFERENCE_TABLES:
-        if history and paths.raw_reference(table).exists():
-            continue
-        frame = read_source_table(source_file(folder, table), table)
+    for table, frame in references.items():
         write_parquet(frame.to_arrow(), paths.raw_reference(table))
         result.reference_tables.append(table)
         result.rows[table] = frame.height

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import json
+import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,12 +24,14 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ml.errors import ConfigError, DataError, MLError, StorageError
+
+log = logging.getLogger(__name__)
+
 LOCAL_TZ = ZoneInfo("America/New_York")
 PART_FILE = "part-0.parquet"
-
-
-class DataError(ValueError):
-    """Input data is missing or malformed; the message names the file, column and check."""
+# Every temporary file a writer of ours makes ends so (see remove_stale_temporaries).
+TMP_SUFFIX = ".tmp"
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,7 @@ def parse_date(value: str | dt.date) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError as exc:
-        raise ValueError(f"{value!r} is not an ISO date (YYYY-MM-DD)") from exc
+        raise ConfigError(f"{value!r} is not an ISO date (YYYY-MM-DD)") from exc
 
 
 def window_label(start: dt.date | None, end: dt.date | None) -> str:
@@ -136,7 +141,7 @@ def window_label(start: dt.date | None, end: dt.date | None) -> str:
 def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
     """Every date from ``start`` to ``end``, both included."""
     if end < start:
-        raise ValueError(f"end {end} is before start {start}")
+        raise ConfigError(f"end {end} is before start {start}")
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
@@ -145,18 +150,175 @@ def cutoff_at(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(0, 0), tzinfo=LOCAL_TZ)
 
 
+def _umask() -> int:
+    """The process's umask (read without changing it where /proc tells it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a published file gets: 0666 minus the umask (0644 under the usual 0022).
+
+    ``mkstemp`` and ``mkdtemp`` create 0600 files and 0700 folders whatever the umask, so
+    without this another user or a container reading the tables could open none of them.
+    """
+    return 0o666 & ~_umask()
+
+
+def dir_mode() -> int:
+    """The mode a published folder gets: 0777 minus the umask (0755 under 0022)."""
+    return 0o777 & ~_umask()
+
+
+def storage_error(path: Path, action: str, exc: OSError) -> StorageError:
+    """One line for a failed read or write of ``path``: what failed and what to do."""
+    hint = {
+        errno.ENOSPC: "free space on that disk and run the step again",
+        errno.EDQUOT: "free space on that disk and run the step again",
+        errno.EACCES: "check the folder's owner and permissions",
+        errno.EPERM: "check the folder's owner and permissions",
+        errno.EROFS: "the disk is read-only; point ML_DATA_DIR at a writable folder",
+    }.get(exc.errno, "run the step again")
+    return StorageError(f"{path}: could not {action} ({exc.strerror or exc}); {hint}")
+
+
 @contextlib.contextmanager
 def atomic_path(dest: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; rename it over ``dest`` if the block succeeds."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
+    """Yield a temporary path beside ``dest``; rename it over ``dest`` if the block succeeds.
+
+    The temporary is named ``.<name>.<random>.tmp`` (see :func:`remove_stale_temporaries`)
+    and gets the umask's mode before the rename. An ``OSError`` (disk full, permissions)
+    becomes a :class:`StorageError` naming ``dest``; ``dest`` is then unchanged.
+    """
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=TMP_SUFFIX, dir=dest.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise storage_error(dest, "write", exc) from exc
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, file_mode())
         os.replace(tmp, dest)
+    except StorageError:
+        raise
+    except OSError as exc:  # pyarrow's and duckdb's IO errors are OSErrors too
+        raise storage_error(dest, "write", exc) from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(
+    folder: Path, *, prefix: str = ".", recursive: bool = True
+) -> list[Path]:
+    """Delete the temporaries a killed writer left under ``folder``; returns them.
+
+    Only names :func:`atomic_path` makes (``.<name>.<random>.tmp``, and DuckDB's
+    ``.wal`` beside one) are touched. Call it from the step that owns the folder, while
+    no other writer of that folder runs (the step's own lock or pool).
+    """
+    if not folder.is_dir():
+        return []
+    pattern = f"**/{prefix}*.tmp*" if recursive else f"{prefix}*.tmp*"
+    removed = []
+    for path in folder.glob(pattern):
+        name = path.name
+        if not (name.endswith(TMP_SUFFIX) or name.endswith(TMP_SUFFIX + ".wal")):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    if removed:
+        log.info("removed %d stale temporary file(s) under %s", len(removed), folder)
+    return removed
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, *, blocking: bool = True, timeout: float | None = None) -> Iterator[bool]:
+    """Hold an exclusive advisory lock on ``path`` (created if missing) during the block.
+
+    Yields whether the lock is held: always True when blocking without a timeout; False
+    when ``blocking=False`` and another process holds it. With a timeout, waits that long
+    and then raises a retryable :class:`StorageError` naming the file. The lock dies with
+    its process, so a killed writer never leaves it held.
+    """
+    import fcntl
+    import time
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        flags = fcntl.LOCK_EX if blocking and timeout is None else fcntl.LOCK_EX | fcntl.LOCK_NB
+        while True:
+            try:
+                fcntl.flock(fd, flags)
+                held = True
+                break
+            except BlockingIOError:
+                if deadline is None:
+                    held = False
+                    break
+                if time.monotonic() >= deadline:
+                    raise StorageError(
+                        f"{path}: still locked by another process after {timeout:.0f} s "
+                        "(another run of this step?); run it again when that one is done"
+                    ) from None
+                time.sleep(0.1)
+        yield held
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def exchange_dirs(new: Path, current: Path) -> None:
+    """Atomically swap two folders: ``current`` gets ``new``'s content and ``new`` the old.
+
+    One ``renameat2(RENAME_EXCHANGE)`` on Linux, so at no moment is ``current`` missing.
+    Where the call does not exist, falls back to two renames (a moment without
+    ``current``, which the caller's recovery repairs).
+    """
+    if _renameat2_exchange(new, current):
+        return
+    old = current.with_name(f".{current.name}.swap{TMP_SUFFIX}")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(current, old)
+    os.replace(new, current)
+    os.replace(old, new)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _renameat2_exchange(a: Path, b: Path) -> bool:
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    func = getattr(libc, "renameat2", None)
+    if func is None:
+        return False
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    result = func(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):  # old kernel or filesystem
+        return False
+    raise OSError(err, os.strerror(err), str(b))
 
 
 def write_parquet(table: pa.Table, dest: Path) -> Path:
@@ -178,6 +340,17 @@ def write_json(obj: Any, dest: Path) -> Path:
     return write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", dest)
 
 
-def read_json(path: Path) -> Any:
-    """Read a JSON file."""
-    return json.loads(path.read_text(encoding="utf-8"))
+def read_json(path: Path, error: type[MLError] = DataError) -> Any:
+    """Read a JSON file; a missing or unparsable one raises ``error`` naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise error(f"{path}: file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: unreadable ({exc})") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(
+            f"{path}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})"
+        ) from exc

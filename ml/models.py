@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from ml.config import ALGORITHMS
+from ml.errors import ConfigError, RegistryError
 from ml.features import HEURISTIC_COLUMN, FeatureSpec, monotone_direction
 
 log = logging.getLogger(__name__)
@@ -292,7 +293,7 @@ class BoostedClassifier(_Base):
         random_state: int = 13,
     ) -> None:
         if algorithm not in ("lightgbm", "xgboost"):
-            raise ValueError(f"unknown algorithm {algorithm!r} (expected lightgbm or xgboost)")
+            raise ConfigError(f"unknown algorithm {algorithm!r} (expected lightgbm or xgboost)")
         self.algorithm = algorithm
         super().__init__(spec, params, random_state)
 
@@ -456,7 +457,7 @@ def make_classifier(
         return LogisticClassifier(spec, params, random_state)
     if algorithm in ("lightgbm", "xgboost"):
         return BoostedClassifier(algorithm, spec, params, random_state)
-    raise ValueError(f"unknown algorithm {algorithm!r} (expected one of {', '.join(ALGORITHMS)})")
+    raise ConfigError(f"unknown algorithm {algorithm!r} (expected one of {', '.join(ALGORITHMS)})")
 
 
 class CalibratedClassifier:
@@ -530,7 +531,7 @@ class CalibratedClassifier:
             "xgboost": BoostedClassifier,
         }
         if state["algorithm"] not in kinds:
-            raise ValueError(f"{folder}: unknown algorithm {state['algorithm']!r}")
+            raise RegistryError(f"{folder}: unknown algorithm {state['algorithm']!r}")
         base = kinds[state["algorithm"]].load(folder, state)
         calibration = json.loads((folder / "calibration.json").read_text(encoding="utf-8"))
         return cls(base, calibration["slope"], calibration["intercept"])

@@ -26,7 +26,8 @@ import pandas as pd
 import pyarrow as pa
 
 from ml.config import Settings
-from ml.io import PART_FILE, DataError, write_json, write_parquet, write_text
+from ml.errors import DataError
+from ml.io import PART_FILE, write_json, write_parquet, write_text
 from ml.retraining import RetrainingDecision, as_dates, consecutive_days, decide
 from ml.warehouse import query_partitions
 

@@ -9,6 +9,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from ml.errors import ConfigError
 from ml.io import parse_date
 
 
@@ -29,7 +30,7 @@ def run_day(context: Mapping[str, Any], param: str = "flight_date") -> dt.date:
         return requested
     moment = context.get("logical_date") or context.get("run_after")
     if moment is None:
-        raise ValueError(
+        raise ConfigError(
             f"the run has no logical date and no {param!r} param: say which day to run"
         )
     return moment.astimezone(dt.UTC).date()

@@ -1,9 +1,10 @@
 """Predict: score every flight scheduled on a day and publish that day's partition.
 
 Rows come from the champion and, in shadow, the challenger (``model_role``). If the
-champion cannot be loaded, the heuristic baseline scores the day instead, its rows marked
-``model_version = 'heuristic-fallback'``, and a warning is logged: a day is never left
-without predictions. The partition is written whole and atomically, so re-running a day
+champion cannot be loaded (none registered; unreadable aliases or metadata; an artifact
+that fails its SHA-256 check or its parser), the heuristic baseline scores the day
+instead, its rows marked ``model_version = 'heuristic-fallback'``, and a warning naming
+the file is logged: a day is never left without predictions. The partition is written whole and atomically, so re-running a day
 replaces its rows and never duplicates them.
 """
 
@@ -145,15 +146,17 @@ def predict(settings: Settings, day: dt.date) -> PredictionResult:
     from ml import registry
     from ml.warehouse import refresh_catalog
 
-    aliases = registry.read_aliases(settings)
+    try:
+        aliases = registry.read_aliases(settings)
+        unusable = "no champion model is registered (run `ml train --as-of D`)"
+    except registry.RegistryError as exc:  # no alias can be trusted: score with the heuristic
+        aliases, unusable = {}, str(exc)
     frame = load_features(settings, day, day, oracle=_any_uses_oracle(settings, aliases.values()))
     parts, versions = [], {}
     champion = aliases.get("champion")
     try:
         if champion is None:
-            raise registry.RegistryError(
-                "no champion model is registered (run `ml train --as-of D`)"
-            )
+            raise registry.RegistryError(unusable)
         parts.append(_score(settings, frame, "champion", champion))
         versions["champion"] = champion
     except registry.RegistryError as exc:

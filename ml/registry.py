@@ -7,12 +7,21 @@ input fingerprint, features and types, parameters, library versions, git commit)
 importance, the gate's checks), ``reference_profile.json`` (for drift) and the model
 card, ``model_card.md`` and ``model_card.html``. ``models/aliases.json`` maps an alias
 (``champion``, ``challenger``) to a version; ``models/audit.jsonl`` records every alias
-change with its reason. A version folder is written beside its final place and renamed.
+change with its reason.
+
+A version folder is written beside its final place and renamed into it; re-registering
+a version swaps the two folders in one call (:func:`ml.io.exchange_dirs`), so the version
+is never missing. Leftovers of a killed registration are removed, or restored, on the
+next write (:func:`recover`). Every file the model's native library parses has its SHA-256
+in ``metadata.json`` (``artifacts``) and is checked before it is loaded: a truncated or
+altered file is a :class:`RegistryError`, never a crash inside the library. Every JSON
+file that cannot be read is reported with its path.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -25,11 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from ml.config import Settings
-from ml.io import read_json, write_json
+from ml.errors import RegistryError
+from ml.io import dir_mode, exchange_dirs, file_lock, read_json, write_json, write_text
 
 log = logging.getLogger(__name__)
 
 ALIASES = ("champion", "challenger")
+# Suffix of the folder a version is written into before it is renamed into place.
+STAGING_SUFFIX = ".staging"
 TRACKED_LIBRARIES = (
     "lightgbm",
     "xgboost-cpu",
@@ -41,8 +53,12 @@ TRACKED_LIBRARIES = (
 )
 
 
-class RegistryError(LookupError):
-    """A version or alias does not exist, or its files are unreadable."""
+def _read(path: Path) -> Any:
+    return read_json(path, RegistryError)
+
+
+def _lock_path(settings: Settings) -> Path:
+    return settings.paths.models / ".lock"
 
 
 def _aliases_path(settings: Settings) -> Path:
@@ -96,35 +112,121 @@ def register(
     Re-registering a version (same as-of date, data and parameters) replaces its folder.
     Aliases are not touched: see :func:`apply_gate`.
     """
-    from ml.model_card import render_html, render_markdown
-
     version = metadata["version"]
     final = version_dir(settings, version)
     final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=final.parent))
-    try:
-        model.save(staging)
-        full_metadata = {**metadata, "libraries": _library_versions(), "git_commit": _git_commit()}
-        write_json(full_metadata, staging / "metadata.json")
-        write_json(metrics, staging / "metrics.json")
-        write_json(profile, staging / "reference_profile.json")
-        (staging / "model_card.md").write_text(
-            render_markdown(full_metadata, metrics), encoding="utf-8"
+    with file_lock(_lock_path(settings)):
+        _recover(settings)
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{version}.", suffix=STAGING_SUFFIX, dir=final.parent)
         )
-        (staging / "model_card.html").write_text(
-            render_html(full_metadata, metrics), encoding="utf-8"
-        )
-        if final.exists():
-            trash = final.with_name(f".{version}.old")
-            shutil.rmtree(trash, ignore_errors=True)
-            os.replace(final, trash)
-            os.replace(staging, final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            _write_version(staging, model, metadata, metrics, profile)
+            if final.exists():
+                exchange_dirs(staging, final)  # staging now holds the replaced version
+            else:
+                os.replace(staging, final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     log.info("registered model %s", version)
+
+
+def _write_version(
+    folder: Path,
+    model: Any,
+    metadata: dict[str, Any],
+    metrics: dict[str, Any],
+    profile: dict[str, Any],
+) -> None:
+    """Fill a new version folder; the model's own files get their SHA-256 in the metadata."""
+    from ml.model_card import render_html, render_markdown
+
+    os.chmod(folder, dir_mode())  # mkdtemp makes it 0700
+    model.save(folder)
+    artifacts = {f.name: file_sha256(f) for f in sorted(folder.iterdir()) if f.is_file()}
+    full_metadata = {
+        **metadata,
+        "artifacts": artifacts,
+        "libraries": _library_versions(),
+        "git_commit": _git_commit(),
+    }
+    write_json(full_metadata, folder / "metadata.json")
+    write_json(metrics, folder / "metrics.json")
+    write_json(profile, folder / "reference_profile.json")
+    write_text(render_markdown(full_metadata, metrics), folder / "model_card.md")
+    write_text(render_html(full_metadata, metrics), folder / "model_card.html")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_artifacts(folder: Path, metadata: dict[str, Any]) -> None:
+    """Check every file the model's libraries will parse against its recorded SHA-256.
+
+    Raises:
+        RegistryError: A file is missing, altered or truncated, or the version was
+            registered without checksums; the message names the file.
+    """
+    artifacts = metadata.get("artifacts")
+    if not isinstance(artifacts, dict) or not artifacts:
+        raise RegistryError(
+            f"{folder / 'metadata.json'}: no artifact checksums recorded "
+            "(registered by an older version; retrain with `ml train --as-of D`)"
+        )
+    for name, expected in sorted(artifacts.items()):
+        path = folder / name
+        try:
+            actual = file_sha256(path)
+        except OSError as exc:
+            raise RegistryError(f"{path}: artifact unreadable ({exc.strerror or exc})") from exc
+        if actual != expected:
+            raise RegistryError(
+                f"{path}: SHA-256 {actual[:12]}... does not match the registered "
+                f"{str(expected)[:12]}... (check: artifact checksum; the file was altered "
+                "or truncated; re-register the version with `ml train`)"
+            )
+
+
+def recover(settings: Settings) -> list[str]:
+    """Repair what a killed registration left, if no registration is running.
+
+    Returns what it did, one line each (see :func:`_recover`).
+    """
+    if not settings.paths.models.is_dir():
+        return []
+    with file_lock(_lock_path(settings), blocking=False) as held:
+        return _recover(settings) if held else []
+
+
+def _recover(settings: Settings) -> list[str]:
+    """Under the registry's lock: remove staging folders (``.<version>.<random>.staging``)
+    and move back a version that an older registration moved aside (``.<version>.old``)
+    and never replaced."""
+    root = settings.paths.models
+    done = []
+    for folder in sorted(root.iterdir()):
+        name = folder.name
+        if not (name.startswith(".") and folder.is_dir()):
+            continue
+        if name.endswith(STAGING_SUFFIX):
+            shutil.rmtree(folder, ignore_errors=True)
+            done.append(f"removed the unfinished registration {folder}")
+        elif name.endswith(".old"):
+            version = name[1 : -len(".old")]
+            if (root / version).exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                done.append(f"removed the replaced copy {folder}")
+            else:
+                os.replace(folder, root / version)
+                done.append(f"restored {root / version} from {folder}")
+    for line in done:
+        log.warning("registry: %s", line)
+    return done
 
 
 def apply_gate(settings: Settings, version: str, decision) -> bool:
@@ -143,11 +245,20 @@ def apply_gate(settings: Settings, version: str, decision) -> bool:
 
 
 def list_versions(settings: Settings) -> list[dict[str, Any]]:
-    """Every version's metadata, newest as-of first, with its aliases."""
+    """Every readable version's metadata, newest as-of first, with its aliases.
+
+    A version whose ``metadata.json`` cannot be read is left out with a warning naming
+    the file; unreadable aliases leave every version without aliases, with a warning.
+    """
     root = settings.paths.models
     if not root.exists():
         return []
-    aliases = read_aliases(settings)
+    recover(settings)
+    try:
+        aliases = read_aliases(settings)
+    except RegistryError as exc:
+        log.warning("%s", exc)
+        aliases = {}
     rows = []
     for folder in root.iterdir():
         if (
@@ -155,15 +266,31 @@ def list_versions(settings: Settings) -> list[dict[str, Any]]:
             and not folder.name.startswith(".")
             and (folder / "metadata.json").exists()
         ):
-            meta = read_json(folder / "metadata.json")
+            try:
+                meta = load_metadata(settings, folder.name)
+            except RegistryError as exc:
+                log.warning("skipped version %s: %s", folder.name, exc)
+                continue
             meta["aliases"] = [a for a, v in aliases.items() if v == folder.name]
             rows.append(meta)
-    return sorted(rows, key=lambda m: (m["as_of"], m["version"]), reverse=True)
+    return sorted(rows, key=lambda m: (str(m["as_of"]), str(m["version"])), reverse=True)
 
 
 def read_aliases(settings: Settings) -> dict[str, str]:
+    """The aliases (``champion``, ``challenger``) and their versions.
+
+    Raises:
+        RegistryError: ``aliases.json`` exists but is not a JSON object of strings.
+    """
     path = _aliases_path(settings)
-    return read_json(path) if path.exists() else {}
+    if not path.exists():
+        return {}
+    aliases = _read(path)
+    if not isinstance(aliases, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
+    ):
+        raise RegistryError(f"{path}: not a JSON object of alias to version")
+    return aliases
 
 
 def get_alias(settings: Settings, alias: str) -> str | None:
@@ -171,7 +298,10 @@ def get_alias(settings: Settings, alias: str) -> str | None:
 
 
 def set_alias(settings: Settings, alias: str, version: str, reason: str) -> None:
-    """Point ``alias`` at ``version`` and append the change to the audit log."""
+    """Point ``alias`` at ``version`` and append the change to the audit log.
+
+    An unreadable ``aliases.json`` is rebuilt from the audit log, with a warning.
+    """
     if alias not in ALIASES:
         raise RegistryError(f"unknown alias {alias!r} (expected one of {ALIASES})")
     if not (version_dir(settings, version) / "metadata.json").exists():
@@ -181,13 +311,27 @@ def set_alias(settings: Settings, alias: str, version: str, reason: str) -> None
             f"{version} uses the oracle-forecast group (weather observed after the cutoff): "
             "an upper bound, never champion; it can run in shadow as challenger"
         )
-    aliases = read_aliases(settings)
-    previous = aliases.get(alias)
-    if previous == version:
-        return
-    aliases[alias] = version
-    write_json(aliases, _aliases_path(settings))
-    _append_audit(settings, {"alias": alias, "from": previous, "to": version, "reason": reason})
+    with file_lock(_lock_path(settings)):
+        try:
+            aliases = read_aliases(settings)
+        except RegistryError as exc:
+            aliases = aliases_from_audit(settings)
+            log.warning("%s; rebuilt from the audit log as %s", exc, aliases)
+        previous = aliases.get(alias)
+        if previous == version:
+            return
+        aliases[alias] = version
+        write_json(aliases, _aliases_path(settings))
+        _append_audit(settings, {"alias": alias, "from": previous, "to": version, "reason": reason})
+
+
+def aliases_from_audit(settings: Settings) -> dict[str, str]:
+    """The aliases as the audit log's last readable change of each left them."""
+    aliases: dict[str, str] = {}
+    for entry in audit_log(settings):
+        if entry.get("to"):
+            aliases[entry["alias"]] = entry["to"]
+    return aliases
 
 
 def _append_audit(settings: Settings, entry: dict[str, Any]) -> None:
@@ -196,34 +340,77 @@ def _append_audit(settings: Settings, entry: dict[str, Any]) -> None:
     entry = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **entry}
     path = _audit_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(entry, sort_keys=True) + "\n")
+    with path.open("a+b") as handle:
+        # A line cut short by a kill stays a line of its own: the next entry starts anew.
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() > 0:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+        handle.write((json.dumps(entry, sort_keys=True) + "\n").encode("utf-8"))
         handle.flush()
         os.fsync(handle.fileno())
 
 
+AUDIT_KEYS = ("at", "alias", "from", "to", "reason")
+
+
 def audit_log(settings: Settings) -> list[dict[str, Any]]:
+    """Every readable entry of the audit log, oldest first.
+
+    A line that is not an entry (cut short by a kill, edited by hand) is left out with a
+    warning that names the file and the line.
+    """
     path = _audit_path(settings)
     if not path.exists():
         return []
-    return [
-        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
+    entries = []
+    for number, line in enumerate(path.read_bytes().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            if not isinstance(entry, dict) or any(key not in entry for key in AUDIT_KEYS):
+                raise ValueError("not an audit entry")
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            log.warning("%s line %d: unreadable audit entry skipped (%s)", path, number, exc)
+            continue
+        entries.append(entry)
+    return entries
 
 
 def promote(settings: Settings, version: str, reason: str) -> None:
     """Make ``version`` champion; the previous champion becomes challenger."""
-    previous = get_alias(settings, "champion")
+    try:
+        previous = get_alias(settings, "champion")
+    except RegistryError:
+        previous = aliases_from_audit(settings).get("champion")
     set_alias(settings, "champion", version, reason=reason)
     if previous and previous != version:
         set_alias(settings, "challenger", previous, reason=f"replaced as champion by {version}")
 
 
 def rollback(settings: Settings, reason: str) -> str:
-    """Point champion back at the version it held before its last change."""
+    """Point champion back at the version it held before its last change.
+
+    Raises:
+        RegistryError: There is no earlier champion, or the audit log's last champion
+            change does not lead to the current champion (the log lost an entry): then
+            say which version to promote instead.
+    """
     history = [e for e in audit_log(settings) if e["alias"] == "champion"]
     if not history or not history[-1].get("from"):
-        raise RegistryError("no earlier champion to roll back to")
+        raise RegistryError(f"{_audit_path(settings)}: no earlier champion to roll back to")
+    try:
+        current = get_alias(settings, "champion")
+    except RegistryError:
+        current = history[-1]["to"]
+    if current != history[-1]["to"]:
+        raise RegistryError(
+            f"{_audit_path(settings)}: the last champion change recorded is to "
+            f"{history[-1]['to']}, but the champion is {current}; pick the version with "
+            "`ml models promote VERSION`"
+        )
     target = history[-1]["from"]
     set_alias(settings, "champion", target, reason=f"rollback: {reason}")
     return target
@@ -233,11 +420,14 @@ def load_metadata(settings: Settings, version: str) -> dict[str, Any]:
     path = version_dir(settings, version) / "metadata.json"
     if not path.exists():
         raise RegistryError(f"model version {version!r} not found in {settings.paths.models}")
-    return read_json(path)
+    metadata = _read(path)
+    if not isinstance(metadata, dict) or not {"version", "as_of", "algorithm"} <= metadata.keys():
+        raise RegistryError(f"{path}: not a version's metadata (check: version, as_of, algorithm)")
+    return metadata
 
 
 def load_metrics(settings: Settings, version: str) -> dict[str, Any]:
-    return read_json(version_dir(settings, version) / "metrics.json")
+    return _read(version_dir(settings, version) / "metrics.json")
 
 
 def load_profile(settings: Settings, version: str) -> dict[str, Any]:
@@ -245,10 +435,11 @@ def load_profile(settings: Settings, version: str) -> dict[str, Any]:
     from ml.drift import PROFILE_FORMAT
 
     path = version_dir(settings, version) / "reference_profile.json"
-    profile = read_json(path)
-    if profile.get("format") != PROFILE_FORMAT:
+    profile = _read(path)
+    if not isinstance(profile, dict) or profile.get("format") != PROFILE_FORMAT:
+        found = profile.get("format", 1) if isinstance(profile, dict) else "none"
         raise RegistryError(
-            f"{path}: reference profile format {profile.get('format', 1)}, expected "
+            f"{path}: reference profile format {found}, expected "
             f"{PROFILE_FORMAT} (retrain the model with `ml train --as-of D`)"
         )
     return profile
@@ -258,15 +449,16 @@ def load_model(settings: Settings, version: str):
     """Load a version's classifier and metadata.
 
     Raises:
-        RegistryError: The version is missing or its artifact cannot be read.
+        RegistryError: The version is missing, a file fails its checksum, or its
+            artifact cannot be read.
     """
     from ml.models import CalibratedClassifier
 
+    folder = version_dir(settings, version)
     metadata = load_metadata(settings, version)
+    verify_artifacts(folder, metadata)  # no native parser ever sees an unverified file
     try:
-        model = CalibratedClassifier.load(version_dir(settings, version))
+        model = CalibratedClassifier.load(folder)
     except Exception as exc:  # any library's parse error means the same thing here
-        raise RegistryError(
-            f"{version_dir(settings, version)}: model artifact unreadable ({exc})"
-        ) from exc
+        raise RegistryError(f"{folder}: model artifact unreadable ({exc})") from exc
     return model, metadata

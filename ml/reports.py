@@ -129,7 +129,9 @@ def number(value: Any, digits: int = 3) -> str:
 
 def format_reasons(reasons: list[dict] | None) -> str:
     """A prediction's ``top_reasons`` as text: ``feature +0.12, ...`` (log-odds)."""
-    return ", ".join(f"{r['feature']} {r['contribution']:+.2f}" for r in reasons or [])
+    if reasons is None:  # DuckDB returns a list as a NumPy array: no truth value
+        return ""
+    return ", ".join(f"{r['feature']} {r['contribution']:+.2f}" for r in reasons)
 
 
 class Html(str):

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from ml.config import Settings
+from ml.errors import DataError, LeakageError
 from ml.evaluate import assess, binary_metrics, gain_importance, permutation_importance
 from ml.features import (
     LABEL,
@@ -33,7 +34,6 @@ from ml.features import (
     load_features,
     rows_between,
 )
-from ml.io import DataError
 from ml.models import CalibratedClassifier, make_classifier
 
 log = logging.getLogger(__name__)
@@ -80,10 +80,6 @@ class Candidate:
     scores: dict[str, float]
     uncalibrated: dict[str, float]
     seconds: float
-
-
-class LeakageError(DataError):
-    """Training data would see what it is evaluated on, or what came after the cutoff."""
 
 
 def check_splits(window: TrainingWindow, fit: pd.DataFrame, validation: pd.DataFrame) -> None:

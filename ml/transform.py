@@ -20,15 +20,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ml.config import Settings
+from ml.errors import ConfigError, TransformError
 from ml.io import window_label
 
 log = logging.getLogger(__name__)
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
-
-
-class TransformError(RuntimeError):
-    """dbt failed; the message carries the failing models and tests."""
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
@@ -101,7 +98,7 @@ def build(settings: Settings, start: dt.date | None = None, end: dt.date | None 
     window: dict[str, object] = {"build_dir": str(build_dir)}
     if start is not None and end is not None:
         if end < start:
-            raise ValueError(f"end {end} is before start {start}")
+            raise ConfigError(f"end {end} is before start {start}")
         window |= {
             "start_date": start.isoformat(),
             "end_date": end.isoformat(),

@@ -8,7 +8,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from ml.transform import TransformError, transform
+from ml.errors import TransformError
+from ml.transform import transform
 from tests.conftest import SLICE_END, SLICE_START, make_settings
 
 DAY = dt.date(2013, 3, 5)

@@ -12,8 +12,7 @@ import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
 from ml.backtest import grouped_metrics, make_folds, make_spec, retrain_dates, run_backtest
-from ml.config import ConfigError
-from ml.io import DataError
+from ml.errors import ConfigError, DataError
 from tests.conftest import AS_OF, make_settings, raw_labels
 
 D = dt.date

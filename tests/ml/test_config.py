@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from ml.config import ConfigError, load_settings
+from ml.config import load_settings
+from ml.errors import ConfigError
 
 
 def test_defaults_come_from_the_yaml_file():

@@ -7,9 +7,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from ml.errors import DataError, ValidationError
 from ml.ingest import ingest, ingest_for_day
-from ml.io import DataError
-from ml.validate import ValidationError
 from tests.conftest import make_settings
 
 DAYS = [dt.date(2013, 1, 1), dt.date(2013, 1, 2), dt.date(2013, 1, 3)]
@@ -149,7 +148,9 @@ def test_duplicated_rows_are_quarantined_with_the_key_that_repeats(tmp_path, sma
     )
     assert reason["bad_days"] == ["2013-01-01"]
     assert not settings.paths.raw_partition("flights", DAYS[0]).exists()
-    assert settings.paths.raw_partition("flights", DAYS[1]).exists()  # the clean day still lands
+    # A run is all or nothing: the clean day waits for the run that lands the whole range.
+    assert not settings.paths.raw_partition("flights", DAYS[1]).exists()
+    assert not (settings.paths.quarantine / "2013-01-02").exists()
 
 
 def test_out_of_range_values_are_quarantined_and_published_days_kept(tmp_path, small_source):

@@ -215,7 +215,8 @@ def test_reference_profile_is_stored_and_flags_shifted_data(trained_data):
 
 
 def test_leakage_checks_refuse_overlapping_splits_and_late_features(trained_data):
-    from ml.train import LeakageError, check_splits, split_window
+    from ml.errors import LeakageError
+    from ml.train import check_splits, split_window
 
     settings = make_settings(trained_data)
     window = TrainingWindow.before(AS_OF, 30, 7)

@@ -5,8 +5,9 @@ import shutil
 import pandas as pd
 import pytest
 
+from ml.errors import ValidationError
 from ml.transform import build, publish
-from ml.validate import ValidationError, run_suite, validate_day, validate_features
+from ml.validate import run_suite, validate_day, validate_features
 from tests.conftest import make_settings
 
 DAY = dt.date(2013, 2, 12)  # includes the source's 1048 mph wind-speed glitch at EWR

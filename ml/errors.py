@@ -1,0 +1,60 @@
+"""The errors of the pipeline: one hierarchy, so that callers catch one base.
+
+Every error the package raises on purpose is an :class:`MLError`. Its message is one
+line that names what is wrong, where (the file, column and check) and what to do. The
+``retryable`` flag says whether running the same step again can succeed without anyone
+changing anything: a held lock or a busy disk can clear, a malformed file cannot. The
+CLI prints the message of an ``MLError`` and exits 1; the DAGs turn a non-retryable one
+into a failure without retries (``dags/pipeline_defaults.py``). Anything that is not an
+``MLError`` is a bug and keeps its traceback.
+
+The concrete classes also derive from the built-in exception they refine (``ValueError``,
+``LookupError``, ``RuntimeError``, ``OSError``), so code written against those still works.
+"""
+
+from __future__ import annotations
+
+
+class MLError(Exception):
+    """Base of every error the package raises on purpose."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class ConfigError(MLError, ValueError):
+    """A setting, argument or option is missing, unknown or of the wrong type."""
+
+
+class DataError(MLError, ValueError):
+    """Input data is missing or malformed; the message names the file, column and check."""
+
+
+class ValidationError(DataError):
+    """A batch failed its expectation suite."""
+
+
+class LeakageError(DataError):
+    """A training or scoring split would use information from after its cutoff."""
+
+
+class RegistryError(MLError, LookupError):
+    """A model version or alias does not exist, or one of its files is unreadable."""
+
+
+class TransformError(MLError, RuntimeError):
+    """dbt failed; the message carries the failing models and tests."""
+
+
+class StorageError(MLError, OSError):
+    """A file of ours could not be read or written (disk full, lock held, corrupt file).
+
+    Retryable unless said otherwise: a lock is released and space freed without a change
+    to the code or the data.
+    """
+
+    retryable = True
