@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ml.config import CADENCES, Settings, load_settings
 from ml.errors import ConfigError, DataError, MLError
-from ml.io import parse_date
+from ml.io import parse_date, reading
 
 log = logging.getLogger("ml")
 
@@ -215,7 +216,8 @@ def cmd_predictions(settings: Settings, args: argparse.Namespace) -> None:
             f"{path}: no predictions for {args.date} (run `ml predict --date {args.date}`)"
         )
     role = "" if args.all_roles else "where model_role = 'champion'"
-    with duckdb.connect() as con:
+    hint = f"predict the day again with `ml predict --date {args.date}`"
+    with reading(path, hint), duckdb.connect() as con:
         frame = con.execute(
             f"select flight_id, carrier, flight, origin, dest, sched_dep_at, p_delayed, risk_band, "
             f"model_version, model_role, top_reasons from read_parquet(?) {role} "
@@ -459,6 +461,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = " (retryable: run it again)" if exc.retryable else ""
         print(f"ml {args.command}: error: {message}{hint}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader of our output left (`ml predictions show ... | head`): not an error
+        # of ours. Point stdout at nothing so that the interpreter's final flush is quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # what a shell reports for a command ended by SIGPIPE
     return 0
 
 

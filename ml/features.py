@@ -16,7 +16,7 @@ import pandas as pd
 
 from ml.config import Settings
 from ml.errors import DataError
-from ml.io import window_label
+from ml.io import reading, window_label
 
 LABEL = "is_delayed"
 # Identify and describe a flight; never fed to a model (flight and tail numbers are
@@ -142,7 +142,8 @@ def load_features(
             f"left join (select * exclude (flight_date) from read_parquet('{paths.mart_glob('flight_oracle_weather')}', "
             "hive_partitioning = true)) as oracle using (flight_id)"
         )
-    with duckdb.connect() as con:
+    hint = "rebuild those days with `ml transform --start D --end D`"
+    with reading(source, hint), duckdb.connect() as con:
         frame = con.execute(
             f"select * from {relation} {join} where flight_date between ? and ? "
             "order by flight_date, sched_dep_at, flight_id",

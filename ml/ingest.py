@@ -22,7 +22,13 @@ import polars as pl
 
 from ml.config import Settings
 from ml.errors import DataError, ValidationError
-from ml.io import date_range, window_label, write_parquet
+from ml.io import (
+    STALE_SECONDS,
+    date_range,
+    remove_stale_temporaries,
+    window_label,
+    write_parquet,
+)
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +181,14 @@ def check_text(path: Path, data: bytes) -> bytes:
             "UTF-8 (check: encoding; save the file as UTF-8)"
         ) from exc
     rows = csv.reader(io.StringIO(text, newline=""))
-    width = len(next(rows))
+    names = [name.strip() for name in next(rows)]
+    width = len(names)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(
+            f"{path}: column {repeated[0]!r} appears more than once in the header "
+            "(check: unique column names)"
+        )
     if width < 2:
         raise DataError(
             f"{path}: the header {text.splitlines()[0][:80]!r} has one field "
@@ -262,7 +275,7 @@ def with_flight_date(path: Path, frame: pl.DataFrame, settings: Settings) -> pl.
     day = pl.select(iso.str.to_date("%Y-%m-%d", strict=False)).to_series()
     _refuse(path, shown, day.is_null(), "not a calendar date", "date")
     first, last = settings.source_period
-    outside = pl.Series([False] * frame.height)
+    outside = pl.Series("outside", [False] * frame.height, dtype=pl.Boolean)
     if first is not None:
         outside = outside | (day < first)
     if last is not None:
@@ -352,6 +365,8 @@ def ingest(
             f"{bad_days}"
         )
     # 3. Publish: one atomic write per partition.
+    for table in (*batches, *references):
+        remove_stale_temporaries(paths.raw_table(table), older_than=STALE_SECONDS)
     result = IngestResult()
     for table in DAILY_TABLES:
         result.partitions[table] = []

@@ -32,6 +32,8 @@ LOCAL_TZ = ZoneInfo("America/New_York")
 PART_FILE = "part-0.parquet"
 # Every temporary file a writer of ours makes ends so (see remove_stale_temporaries).
 TMP_SUFFIX = ".tmp"
+# A temporary this old in a folder that several writers share is a killed writer's.
+STALE_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,19 @@ class Paths:
         return str(self.marts / name / "*" / "*.parquet")
 
     @property
+    def mart_dates(self) -> Path:
+        """Where the published marts' files live, one generation folder per date.
+
+        ``marts/<name>/flight_date=D`` is a link to ``_dates/D/<name>``, and ``_dates/D``
+        a link to the date's current generation ``_dates/.D.<id>/``: replacing that one
+        link switches every mart of the date at once (see ``transform.publish``).
+        """
+        return self.marts / "_dates"
+
+    def mart_date_link(self, day: dt.date) -> Path:
+        return self.mart_dates / day.isoformat()
+
+    @property
     def mart_builds(self) -> Path:
         return self.marts / "_build"
 
@@ -77,6 +92,11 @@ class Paths:
 
     def mart_build(self, name: str, label: str) -> Path:
         return self.mart_build_dir(label) / f"{name}.parquet"
+
+    def mart_published_record(self, label: str) -> Path:
+        """What the publish of a window's build published, kept after the build is dropped
+        so that publishing it again is a no-op rather than an error."""
+        return self.mart_builds / f"{label}.published.json"
 
     @property
     def dbt(self) -> Path:
@@ -217,14 +237,18 @@ def atomic_path(dest: Path) -> Iterator[Path]:
 
 
 def remove_stale_temporaries(
-    folder: Path, *, prefix: str = ".", recursive: bool = True
+    folder: Path, *, prefix: str = ".", recursive: bool = True, older_than: float = 0
 ) -> list[Path]:
     """Delete the temporaries a killed writer left under ``folder``; returns them.
 
     Only names :func:`atomic_path` makes (``.<name>.<random>.tmp``, and DuckDB's
-    ``.wal`` beside one) are touched. Call it from the step that owns the folder, while
-    no other writer of that folder runs (the step's own lock or pool).
+    ``.wal`` beside one) are touched. Call it from the step that owns the folder, under
+    the step's lock; where writers of the folder may run at once without one, pass
+    ``older_than`` (seconds): a live writer's temporary is younger than its step.
     """
+    import time
+
+    now = time.time()
     if not folder.is_dir():
         return []
     pattern = f"**/{prefix}*.tmp*" if recursive else f"{prefix}*.tmp*"
@@ -232,6 +256,8 @@ def remove_stale_temporaries(
     for path in folder.glob(pattern):
         name = path.name
         if not (name.endswith(TMP_SUFFIX) or name.endswith(TMP_SUFFIX + ".wal")):
+            continue
+        if older_than and now - path.lstat().st_mtime < older_than:
             continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
@@ -241,6 +267,26 @@ def remove_stale_temporaries(
     if removed:
         log.info("removed %d stale temporary file(s) under %s", len(removed), folder)
     return removed
+
+
+@contextlib.contextmanager
+def reading(source: Path | str, hint: str) -> Iterator[None]:
+    """Turn a failed read of our own files (DuckDB, Arrow or the OS) into one line.
+
+    A truncated Parquet file, say, raises deep inside DuckDB; the step then fails with a
+    :class:`DataError` that names ``source`` and says what to do (``hint``), instead of a
+    traceback. Errors of ours pass through unchanged.
+    """
+    import duckdb
+    import pyarrow
+
+    try:
+        yield
+    except MLError:
+        raise
+    except (duckdb.Error, pyarrow.ArrowException, OSError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{source}: unreadable ({detail}); {hint}") from exc
 
 
 @contextlib.contextmanager
@@ -278,6 +324,25 @@ def file_lock(path: Path, *, blocking: bool = True, timeout: float | None = None
         yield held
     finally:
         os.close(fd)  # releases the lock
+
+
+def replace_link(link: Path, target: str, scratch: Path | None = None) -> None:
+    """Point the symbolic link ``link`` at ``target`` in one rename (readers see the old
+    target or the new one).
+
+    The new link is made in ``scratch`` (default: beside ``link``; pass a folder on the
+    same disk that no reader's glob covers: DuckDB's ``*`` matches hidden names too). A
+    real folder at ``link`` (a copy of the data made without links, or an older layout)
+    is swapped for the link in one exchange, then deleted.
+    """
+    temporary = (scratch or link.parent) / f".{link.name}.{os.getpid()}.link{TMP_SUFFIX}"
+    temporary.unlink(missing_ok=True)
+    os.symlink(target, temporary)
+    if link.is_dir() and not link.is_symlink():
+        exchange_dirs(temporary, link)
+        shutil.rmtree(temporary, ignore_errors=True)
+    else:
+        os.replace(temporary, link)
 
 
 def exchange_dirs(new: Path, current: Path) -> None:

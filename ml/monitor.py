@@ -27,7 +27,15 @@ import pyarrow as pa
 
 from ml.config import Settings
 from ml.errors import DataError
-from ml.io import PART_FILE, write_json, write_parquet, write_text
+from ml.io import (
+    PART_FILE,
+    STALE_SECONDS,
+    reading,
+    remove_stale_temporaries,
+    write_json,
+    write_parquet,
+    write_text,
+)
 from ml.retraining import RetrainingDecision, as_dates, consecutive_days, decide
 from ml.warehouse import query_partitions
 
@@ -68,7 +76,8 @@ def _performance(
         return None
     from ml import registry
 
-    predictions = pd.read_parquet(path)
+    with reading(path, f"predict the day again with `ml predict --date {day}`"):
+        predictions = pd.read_parquet(path)
     priors = {}
     for version in predictions["model_version"].unique():
         try:
@@ -150,6 +159,8 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
     from ml.reports import drift_report_html
     from ml.warehouse import refresh_catalog
 
+    for folder in (settings.paths.monitoring, settings.paths.reports):
+        remove_stale_temporaries(folder, older_than=STALE_SECONDS)
     version = registry.get_alias(settings, "champion")
     if version is None:
         raise DataError("no champion model: train one first (`ml train --as-of D`)")

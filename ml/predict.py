@@ -26,7 +26,7 @@ from ml.features import (
     load_features,
     row_fingerprints,
 )
-from ml.io import cutoff_at, write_parquet
+from ml.io import STALE_SECONDS, cutoff_at, remove_stale_temporaries, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,9 @@ def predict(settings: Settings, day: dt.date) -> PredictionResult:
             log.warning("challenger %s skipped: %s", challenger, exc)
     rows = pd.concat(parts, ignore_index=True)
     table = pa.Table.from_pandas(rows, schema=PREDICTIONS_SCHEMA, preserve_index=False)
-    path = write_parquet(table, settings.paths.predictions_partition(day))
+    destination = settings.paths.predictions_partition(day)
+    remove_stale_temporaries(destination.parent, recursive=False, older_than=STALE_SECONDS)
+    path = write_parquet(table, destination)
     refresh_catalog(settings)
     log.info("predictions for %s: %d rows (%s) -> %s", day, len(rows), versions, path)
     return PredictionResult(day=day, rows=len(rows), versions=versions, path=str(path))

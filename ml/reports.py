@@ -13,6 +13,7 @@ h1{font-size:1.5rem;margin-bottom:.2rem} h2{font-size:1.15rem;margin-top:2rem}
 th,td{text-align:left;padding:.3rem .6rem;border-bottom:1px solid #e3e6ec} th{background:#f5f7fa}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .bad{color:#b42318;font-weight:600} .ok{color:#067647}
+.error{color:#b42318;background:#fef3f2;border:1px solid #fecdca;border-radius:6px;padding:.4rem .6rem}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:1rem}
 .card{border:1px solid #e3e6ec;border-radius:8px;padding:.6rem .8rem}
 .card h3{font-size:.95rem;margin:.1rem 0 .4rem}
@@ -342,3 +343,72 @@ def hbar_svg(labels: list[str], values: list[float], width: int = 520, unit: str
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def validation_html(report: dict[str, Any]) -> str:
+    """One validation run: every suite, every expectation with its outcome, the warnings."""
+    verdict = "passed" if report["success"] else "failed"
+    body = [
+        f"<h1>Validation {escape(report['batch'])}: "
+        f"<span class='{'ok' if report['success'] else 'bad'}'>{verdict}</span></h1>",
+        "<p class='muted'><a href='index.html'>every validation run</a></p>",
+    ]
+    if report.get("warnings"):
+        body.append("<h2>Warnings</h2><ul>")
+        body.extend(f"<li>{escape(w)}</li>" for w in report["warnings"])
+        body.append("</ul>")
+    for suite in report["suites"]:
+        failed = sum(not r["success"] for r in suite.get("results", []))
+        body.append(
+            f"<h2>{escape(suite['suite'])}</h2><p class='muted'>{escape(suite['source'])}: "
+            f"{suite['evaluated']} expectations, {failed} failed"
+            + (
+                f"; days refused: {escape(', '.join(suite['bad_days']))}"
+                if suite["bad_days"]
+                else ""
+            )
+            + "</p>"
+        )
+        rows = [
+            [
+                Html(
+                    "<span class='ok'>pass</span>"
+                    if r["success"]
+                    else "<span class='bad'>FAIL</span>"
+                ),
+                r["expectation"],
+                ", ".join(r["column"]) if isinstance(r["column"], list) else r["column"] or "",
+                r["checked"],
+                r["observed"],
+            ]
+            for r in suite.get("results", [])
+        ]
+        body.append(table(["", "expectation", "column", "checks", "observed"], rows))
+        for failure in suite["failures"]:
+            body.append(
+                f"<p class='error'>{escape(failure['expectation'])}: {escape(failure['detail'])}</p>"
+            )
+    return page(f"Validation {report['batch']}", "".join(body))
+
+
+def validation_index_html(rows: list[dict[str, Any]]) -> str:
+    """Every validation run on file, newest first, linked to its page."""
+    cells = [
+        [
+            Html(f"<a href='{escape(r['page'])}'>{escape(r['batch'])}</a>")
+            if r["page"]
+            else r["batch"],
+            Html("<span class='ok'>passed</span>")
+            if r["success"]
+            else Html("<span class='bad'>failed</span>" if r["success"] is False else "unreadable"),
+            ", ".join(s for s in r["suites"] if s),
+            r.get("warnings", 0),
+        ]
+        for r in rows
+    ]
+    body = (
+        "<h1>Data validation</h1><p class='muted'>Every run of the expectation suites "
+        "(raw files at ingest, the feature mart before it is published), newest first.</p>"
+        + table(["batch", "result", "suites", "warnings"], cells)
+    )
+    return page("Data validation", body)

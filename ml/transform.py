@@ -7,6 +7,7 @@ folder live under the data folder, so runs for different data folders never coll
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -14,14 +15,27 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ml.config import Settings
-from ml.errors import ConfigError, TransformError
-from ml.io import window_label
+from ml.errors import ConfigError, StorageError, TransformError
+from ml.io import (
+    PART_FILE,
+    TMP_SUFFIX,
+    dir_mode,
+    file_lock,
+    read_json,
+    reading,
+    remove_stale_temporaries,
+    replace_link,
+    window_label,
+    write_json,
+    write_parquet,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +79,23 @@ def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT
         str(dbt_dir / "logs"),
     ]
     log.info("running dbt %s", " ".join(args))
-    proc = subprocess.run(
-        command, env=dbt_env(settings), capture_output=True, text=True, check=False
-    )
+    with file_lock(dbt_dir / ".dbt.lock", timeout=DBT_LOCK_TIMEOUT_SECONDS):
+        proc = subprocess.run(
+            command,
+            env=dbt_env(settings),
+            capture_output=True,
+            text=True,
+            check=False,
+            preexec_fn=_die_with_parent,
+        )
     output = proc.stdout + proc.stderr
     for line in output.splitlines():
         log.info("dbt | %s", line)
+    if proc.returncode != 0 and "Could not set lock on file" in output:
+        raise StorageError(
+            f"{dbt_dir / 'transform.duckdb'}: held by another process (a dbt run of another "
+            "data folder user?); run the step again once it is done"
+        )
     if proc.returncode != 0:
         failures = [
             line.split(" ", 1)[-1].strip()
@@ -82,7 +107,26 @@ def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT
     return output
 
 
+# One dbt at a time per data folder (dbt's own DuckDB file allows one writer): a second
+# run waits this long for the first, then fails with a line that says so.
+DBT_LOCK_TIMEOUT_SECONDS = 600
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the dbt child, before it starts: be killed when the parent dies, so a killed
+    step never leaves dbt holding its DuckDB lock against the retry (Linux only)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError):  # not Linux: the lock's timeout still bounds the wait
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 PUBLISHED_MARTS = ("flights", "flight_features", "flight_oracle_weather")
+# A build folder left this long by a killed run is debris (a live one is published or
+# quarantined within minutes).
+STALE_BUILD_SECONDS = 6 * 3600
 
 
 def build(settings: Settings, start: dt.date | None = None, end: dt.date | None = None) -> Path:
@@ -105,11 +149,28 @@ def build(settings: Settings, start: dt.date | None = None, end: dt.date | None 
             "lookback_days": settings.feature_lookback_days,
         }
     args = ["build", "--vars", json.dumps(window)]
-    # A stale build must never be published as this run's.
+    _remove_stale_builds(settings.paths.mart_builds)
+    # A stale build must never be published as this run's, nor an older publish of the
+    # same window be taken for this build's.
     shutil.rmtree(build_dir, ignore_errors=True)
+    settings.paths.mart_published_record(window_label(start, end)).unlink(missing_ok=True)
     build_dir.mkdir(parents=True)
     run_dbt(settings, args)
     return build_dir
+
+
+def _remove_stale_builds(builds: Path) -> None:
+    import time
+
+    if not builds.is_dir():
+        return
+    for entry in builds.iterdir():
+        if time.time() - entry.lstat().st_mtime > STALE_BUILD_SECONDS:
+            log.info("removing the stale build %s", entry)
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
 
 def publish(
@@ -117,43 +178,107 @@ def publish(
 ) -> dict[str, list[str]]:
     """Write the window's validated build into the marts' date partitions, then drop the build.
 
-    One atomic write per date: a date's partition is replaced whole; dates outside the
-    build are not touched.
+    Publishing a window again after its build was dropped returns what was published
+    (``marts/_build/<window>.published.json``); a new build of the window clears that.
+
+    All or nothing per date: a date's partitions of every mart are written into a new
+    generation folder, then one link is replaced to switch them together
+    (:func:`switch_date`). A reader sees the date's old build or its new one, never a
+    mix; a kill leaves the old one published. Dates outside the build are not touched.
 
     Returns:
         The dates published per mart.
     """
     import pyarrow.parquet as pq
 
-    from ml.io import write_parquet
     from ml.warehouse import refresh_catalog
 
+    paths = settings.paths
     label = window_label(start, end)
-    published: dict[str, list[str]] = {}
+    record = paths.mart_published_record(label)
+    if not paths.mart_build_dir(label).exists() and record.exists():
+        # A retry after the build was published and dropped: nothing left to do.
+        log.info("the build %s was already published (%s)", label, record)
+        refresh_catalog(settings)
+        return read_json(record, TransformError)
+    tables = {}
     for mart in PUBLISHED_MARTS:
-        path = settings.paths.mart_build(mart, label)
+        path = paths.mart_build(mart, label)
         if not path.exists():
             raise TransformError(
                 f"{path}: no build of mart {mart!r} to publish (run the build first)"
             )
-        table = pq.read_table(path).sort_by(
-            [("flight_date", "ascending"), ("flight_id", "ascending")]
-        )
-        days = sorted(set(table.column("flight_date").to_pylist()))
+        with reading(path, "build the window again with `ml transform`"):
+            table = pq.read_table(path)
+        tables[mart] = table.sort_by([("flight_date", "ascending"), ("flight_id", "ascending")])
+    published: dict[str, list[str]] = {mart: [] for mart in PUBLISHED_MARTS}
+    with file_lock(paths.marts / ".publish.lock"):
+        remove_stale_temporaries(paths.mart_dates, recursive=False)
+
+        days = sorted({d for t in tables.values() for d in t.column("flight_date").to_pylist()})
         for day in days:
-            mask = pc.equal(
-                table.column("flight_date"),
-                pa.scalar(day, type=table.schema.field("flight_date").type),
-            )
-            write_parquet(
-                table.filter(mask).drop_columns(["flight_date"]),
-                settings.paths.mart_partition(mart, day),
-            )
-        published[mart] = [d.isoformat() for d in days]
-    shutil.rmtree(settings.paths.mart_build_dir(label), ignore_errors=True)
+            parts = {}
+            for mart, table in tables.items():
+                mask = pc.equal(
+                    table.column("flight_date"),
+                    pa.scalar(day, type=table.schema.field("flight_date").type),
+                )
+                part = table.filter(mask)
+                if part.num_rows:
+                    parts[mart] = part.drop_columns(["flight_date"])
+                    published[mart].append(day.isoformat())
+            switch_date(paths, day, parts)
     refresh_catalog(settings)
+    # Record what was published, then drop the build in one rename: a kill at any point
+    # leaves either the build (publishing it again gives the same bytes) or the record.
+    write_json(published, record)
+    dropped = paths.mart_builds / f".{label}.{os.getpid()}{TMP_SUFFIX}"
+    os.replace(paths.mart_build_dir(label), dropped)
+    shutil.rmtree(dropped, ignore_errors=True)
     log.info("published %s", {m: f"{len(d)} dates" for m, d in published.items()})
     return published
+
+
+def switch_date(paths, day: dt.date, parts: dict[str, pa.Table]) -> None:
+    """Publish ``parts`` (mart to the rows of ``day``) as the date's new generation.
+
+    1. write every mart's file into ``_dates/.D.<id>.tmp/`` and rename the folder to
+       ``_dates/.D.<id>/`` (a kill before this leaves only a temporary behind);
+    2. make sure each ``marts/<mart>/flight_date=D`` is a link to ``_dates/D/<mart>``
+       (dangling until step 3 for a new date, so a new date appears in every mart at once);
+    3. replace the link ``_dates/D`` by one to the new generation: one rename;
+    4. delete generations older than the one just replaced (a reader that resolved the
+       previous one a moment ago can still open its files).
+    """
+    dates = paths.mart_dates
+    dates.mkdir(parents=True, exist_ok=True)
+    tag = f".{day.isoformat()}."
+    staging = Path(tempfile.mkdtemp(prefix=tag, suffix=TMP_SUFFIX, dir=dates))
+    os.chmod(staging, dir_mode())
+    try:
+        for mart, part in parts.items():
+            write_parquet(part, staging / mart / PART_FILE)
+        generation = staging.with_name(staging.name.removesuffix(TMP_SUFFIX))
+        os.replace(staging, generation)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for mart in PUBLISHED_MARTS:
+        _link_partition(paths, mart, day)
+    link = paths.mart_date_link(day)
+    previous = os.readlink(link) if link.is_symlink() else None
+    replace_link(link, generation.name)
+    for old in dates.glob(f"{tag}*"):
+        if old.name not in (generation.name, previous) and not old.name.endswith(TMP_SUFFIX):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _link_partition(paths, mart: str, day: dt.date) -> None:
+    """``marts/<mart>/flight_date=D`` as a link to ``../_dates/D/<mart>``."""
+    folder = paths.mart(mart) / f"flight_date={day.isoformat()}"
+    target = os.path.join("..", paths.mart_dates.name, day.isoformat(), mart)
+    if not (folder.is_symlink() and os.readlink(folder) == target):
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        replace_link(folder, target, scratch=paths.mart_dates)
 
 
 def transform(

@@ -9,10 +9,11 @@ Expectations context on pandas frames:
 - ``flight_features`` runs on dbt's build of the feature mart, before it is published:
   a failed build is quarantined the same way and nothing published changes.
 
-Every failure names the file, the expectation and the column. Each run's summary is
-written to ``reports/validation/`` and its full result rendered into Great Expectations'
-Data Docs, ``reports/data_docs/index.html`` (offline the pages render unstyled: their CSS
-comes from a CDN).
+Every failure names the file, the expectation and the column. Each run's result, every
+expectation with its outcome, is written to ``reports/validation/`` as JSON and as a
+self-contained page, listed in ``reports/validation/index.html``. (Great Expectations'
+own Data Docs load their scripts and styles from five CDNs, so offline their index is
+empty; these pages reference nothing outside themselves.)
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import pandas as pd
 
 from ml.config import Settings
 from ml.errors import ConfigError, ValidationError
-from ml.io import atomic_path, window_label, write_json
+from ml.io import atomic_path, window_label, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class SuiteOutcome:
     bad_days: list[str] = field(default_factory=list)
     # What is worth knowing but not a reason to refuse the batch (e.g. missing hours).
     warnings: list[str] = field(default_factory=list)
+    # Every expectation: type, column, what it checks, success, what was observed.
+    results: list[dict[str, Any]] = field(default_factory=list)
 
     def describe(self) -> str:
         lines = []
@@ -91,67 +94,6 @@ def _context():
 
 
 RESULT_FORMAT = {"result_format": "COMPLETE", "partial_unexpected_count": 3}
-DOCS_SITE = "reports"
-
-
-def _file_context(settings: Settings):
-    """A file context under ``<data>/gx`` that keeps every result and builds Data Docs.
-
-    The suites' source of truth stays ``expectations/`` in the repository: each run loads
-    them from there, so the context only holds copies, results and the rendered docs
-    (``reports/data_docs/index.html``).
-    """
-    _quiet_gx()
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="file", project_root_dir=str(settings.paths.root / "gx"))
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    if DOCS_SITE not in (context.get_config().data_docs_sites or {}):
-        context.add_data_docs_site(
-            site_name=DOCS_SITE,
-            site_config={
-                "class_name": "SiteBuilder",
-                "store_backend": {
-                    "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(settings.paths.reports / "data_docs"),
-                },
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            },
-        )
-    return context
-
-
-def _validate_with_docs(
-    settings: Settings, frame: pd.DataFrame, suite_name: str, parameters: dict[str, Any]
-):
-    """Run the suite through a checkpoint that stores the result and updates Data Docs."""
-    context = _file_context(settings)
-    import great_expectations as gx
-
-    suite = context.suites.add_or_update(load_suite(suite_name))
-    source = context.data_sources.add_or_update_pandas("pipeline_frames")
-    try:
-        asset = source.get_asset(suite_name)
-    except LookupError:
-        asset = source.add_dataframe_asset(suite_name)
-    try:
-        batch_definition = asset.get_batch_definition("whole_frame")
-    except (KeyError, LookupError):
-        batch_definition = asset.add_batch_definition_whole_dataframe("whole_frame")
-    definition = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(data=batch_definition, suite=suite, name=suite_name)
-    )
-    checkpoint = context.checkpoints.add_or_update(
-        gx.Checkpoint(
-            name=suite_name,
-            validation_definitions=[definition],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])],
-            result_format=RESULT_FORMAT,
-        )
-    )
-    run = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
-    return next(iter(run.run_results.values()))
 
 
 def run_suite(
@@ -159,42 +101,44 @@ def run_suite(
     suite_name: str,
     source: str,
     parameters: dict[str, Any] | None = None,
-    settings: Settings | None = None,
 ) -> SuiteOutcome:
-    """Validate ``frame`` against a suite and summarise every failed expectation.
+    """Validate ``frame`` against a suite and summarise every expectation's outcome.
 
-    With ``settings``, the result is kept in the data folder's Great Expectations context
-    and rendered into Data Docs (``reports/data_docs/``); without, it runs ephemeral.
     If the frame has a ``flight_date`` column, the days of the offending rows are
     reported in ``bad_days`` (so one bad day does not condemn a whole range).
     """
     frame = frame.reset_index(drop=True)
-    if settings is not None:
-        result = _validate_with_docs(settings, frame, suite_name, parameters or {})
-    else:
-        asset = (
-            _context()
-            .data_sources.add_pandas(f"{suite_name}_source")
-            .add_dataframe_asset(suite_name)
-        )
-        batch = asset.add_batch_definition_whole_dataframe("batch").get_batch(
-            batch_parameters={"dataframe": frame}
-        )
-        result = batch.validate(
-            load_suite(suite_name),
-            expectation_parameters=parameters or {},
-            result_format=RESULT_FORMAT,
-        )
+    asset = (
+        _context().data_sources.add_pandas(f"{suite_name}_source").add_dataframe_asset(suite_name)
+    )
+    batch = asset.add_batch_definition_whole_dataframe("batch").get_batch(
+        batch_parameters={"dataframe": frame}
+    )
+    result = batch.validate(
+        load_suite(suite_name),
+        expectation_parameters=parameters or {},
+        result_format=RESULT_FORMAT,
+    )
     outcome = SuiteOutcome(
         suite=suite_name, source=source, success=bool(result.success), evaluated=len(result.results)
     )
     bad_days: set[str] = set()
     whole_batch_failed = False
     for item in result.results:
-        if item.success:
-            continue
         config = item.expectation_config
         res = item.result or {}
+        column = _column_of(config.kwargs)
+        outcome.results.append(
+            {
+                "expectation": config.type,
+                "column": column,
+                "success": bool(item.success),
+                "checked": _checked(config.kwargs),
+                "observed": _observed(res),
+            }
+        )
+        if item.success:
+            continue
         if "unexpected_count" in res:
             sample = res.get("partial_unexpected_list", [])[:3]
             detail = (
@@ -213,23 +157,40 @@ def run_suite(
             bad_days.update(_iso_days(frame.iloc[rows][DAY_COLUMN]))
         else:
             whole_batch_failed = True
-        outcome.failures.append(
-            {
-                "expectation": config.type,
-                "column": config.kwargs.get("column")
-                or config.kwargs.get("column_list")
-                or (
-                    [config.kwargs["column_A"], config.kwargs["column_B"]]
-                    if "column_A" in config.kwargs
-                    else None
-                ),
-                "detail": detail,
-            }
-        )
+        outcome.failures.append({"expectation": config.type, "column": column, "detail": detail})
     if whole_batch_failed and DAY_COLUMN in frame.columns:
         bad_days.update(_iso_days(frame[DAY_COLUMN]))
     outcome.bad_days = sorted(bad_days)
     return outcome
+
+
+def _column_of(kwargs: dict[str, Any]) -> str | list[str] | None:
+    if "column_A" in kwargs:
+        return [kwargs["column_A"], kwargs["column_B"]]
+    return kwargs.get("column") or kwargs.get("column_list")
+
+
+SHOWN_KWARGS = ("min_value", "max_value", "value_set", "regex", "mostly", "value")
+
+
+def _checked(kwargs: dict[str, Any]) -> str:
+    """The expectation's parameters, in words a page can show."""
+    parts = []
+    for key in SHOWN_KWARGS:
+        if key in kwargs and kwargs[key] is not None:
+            value = kwargs[key]
+            parts.append(
+                f"{key} {value.get('$PARAMETER', value) if isinstance(value, dict) else value}"
+            )
+    return ", ".join(parts)
+
+
+def _observed(res: dict[str, Any]) -> str:
+    if "unexpected_count" in res:
+        return f"{res['unexpected_count']} unexpected of {res.get('element_count')}"
+    if "observed_value" in res:
+        return f"observed {res['observed_value']}"
+    return ""
 
 
 def _iso_days(values: pd.Series) -> set[str]:
@@ -271,13 +232,42 @@ def quarantine(
 
 
 def _report(settings: Settings, label: str, outcomes: list[SuiteOutcome]) -> None:
+    """The run's result as JSON and as a page, and the index of every run's page."""
+    from ml.reports import validation_html, validation_index_html
+
     report = {
         "batch": label,
         "success": all(o.success for o in outcomes),
         "warnings": [w for o in outcomes for w in o.warnings],
         "suites": [asdict(o) for o in outcomes],
     }
-    write_json(report, settings.paths.reports / "validation" / f"validation_{label}.json")
+    folder = settings.paths.reports / "validation"
+    write_json(report, folder / f"validation_{label}.json")
+    write_text(validation_html(report), folder / f"validation_{label}.html")
+    write_text(validation_index_html(_index_rows(folder)), folder / "index.html")
+
+
+def _index_rows(folder: Path) -> list[dict[str, Any]]:
+    """One row per validation run on file, newest first (by file time)."""
+    rows = []
+    for path in sorted(
+        folder.glob("validation_*.json"), key=lambda p: p.stat().st_mtime, reverse=True
+    ):
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            rows.append({"page": None, "batch": path.name, "success": None, "suites": []})
+            continue
+        rows.append(
+            {
+                "page": path.with_suffix(".html").name,
+                "batch": report.get("batch", path.stem),
+                "success": report.get("success"),
+                "warnings": len(report.get("warnings", [])),
+                "suites": [s.get("suite") for s in report.get("suites", [])],
+            }
+        )
+    return rows
 
 
 def check_raw(settings: Settings, table: str, frame: pd.DataFrame, source: str) -> SuiteOutcome:
@@ -287,7 +277,7 @@ def check_raw(settings: Settings, table: str, frame: pd.DataFrame, source: str) 
     Weather hours missing for an airport are recorded as warnings, not failures: the real
     2013 record misses a few.
     """
-    outcome = run_suite(frame, f"raw_{table}", source, settings=settings)
+    outcome = run_suite(frame, f"raw_{table}", source)
     if table == "weather":
         outcome.warnings.extend(missing_weather_hours(frame, source))
     for warning in outcome.warnings:
@@ -390,7 +380,6 @@ def validate_features(
         "flight_features",
         source,
         parameters={"scheduled_flights": scheduled, "last_day": end.isoformat()},
-        settings=settings,
     )
     _report(settings, f"features_{label}", [outcome])
     if not outcome.success:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ml.config import Settings
 from ml.errors import StorageError
-from ml.io import atomic_path, file_lock, remove_stale_temporaries
+from ml.io import atomic_path, file_lock, reading, remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,8 @@ def query_partitions(
         f"read_parquet('{files}', hive_partitioning = true, union_by_name = true, "
         f"hive_types = {{'{partition}': {PARTITION_TYPES[partition]}}})"
     )
-    with duckdb.connect() as con:
+    hint = "re-run the step that writes it for the days concerned"
+    with reading(files, hint), duckdb.connect() as con:
         return con.execute(sql.replace("{files}", relation), params).df()
 
 

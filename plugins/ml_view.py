@@ -12,14 +12,20 @@ menu entry, inside the Airflow page. It reads what the pipeline has published un
 - ``/ml/reports/<path>``: a file from the reports folder, and from nowhere else.
 
 Every route requires the login of the rest of the UI (the ``_token`` cookie the UI sets,
-or a bearer token from ``POST /auth/token``), and every value shown is HTML-escaped.
+or a bearer token from ``POST /auth/token``); a browser without it is sent to the login
+page. Every value shown is HTML-escaped, and every page may be framed only by the UI
+itself, is never cached and sends no referrer elsewhere. Each section of a page reads its
+own files and degrades on its own: one unreadable file shows as a line naming it, not as
+an error for the whole page. Errors are pages with a way back, not JSON.
 Nothing heavy is imported here: the API server, scheduler and workers all load plugins.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import mimetypes
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,8 +34,12 @@ from urllib.parse import quote
 from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
 from airflow.api_fastapi.core_api.security import requires_access_view
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import Depends, FastAPI, HTTPException, Query
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
 
 URL_PREFIX = "/ml"
 PREVIEW_ROWS = 50
@@ -37,15 +47,18 @@ AUDIT_ROWS = 30
 BACKTEST_REPORTS = 10
 # The view's pages and the pipeline's reports are self-contained (inline style and SVG):
 # no script may run in them, and nothing may be fetched from elsewhere.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:",
+# Framed only by the Airflow UI itself; never cached (the pages show what the login
+# allows); no referrer sent to other sites.
+PRIVATE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "SAMEORIGIN",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
 }
-# Great Expectations' Data Docs need their scripts. They run sandboxed, in an origin of
-# their own: no access to the session cookie, nor to the API as the logged-in user.
-DATA_DOCS_HEADERS = {
-    "Content-Security-Policy": "sandbox allow-scripts allow-popups",
-    "X-Content-Type-Options": "nosniff",
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'self'",
+    **PRIVATE_HEADERS,
 }
 
 
@@ -69,14 +82,63 @@ app = FastAPI(
 )
 
 
-def _html(title: str, body: str) -> HTMLResponse:
+def _html(title: str, body: str, status_code: int = 200) -> HTMLResponse:
     from ml.reports import page
 
     nav = (
-        "<p class='muted'><a href='./'>ML overview</a> &middot; "
-        "<a href='./#predictions'>predictions</a> &middot; <a href='./#reports'>reports</a></p>"
+        f"<p class='muted'><a href='{URL_PREFIX}/'>ML overview</a> &middot; "
+        f"<a href='{URL_PREFIX}/#predictions'>predictions</a> &middot; "
+        f"<a href='{URL_PREFIX}/#reports'>reports</a></p>"
     )
-    return HTMLResponse(page(title, nav + body), headers=SECURITY_HEADERS)
+    return HTMLResponse(page(title, nav + body), status_code=status_code, headers=SECURITY_HEADERS)
+
+
+@app.exception_handler(StarletteHTTPException)
+def _error_page(request: Request, exc: StarletteHTTPException):
+    """Errors as pages with a way back; a browser that is not logged in goes to the login."""
+    if exc.status_code == 401 and "text/html" in request.headers.get("accept", ""):
+        return RedirectResponse(_login_url(request), status_code=303, headers=PRIVATE_HEADERS)
+    title = {401: "Not logged in", 403: "Not allowed", 404: "Not found"}.get(
+        exc.status_code, "Error"
+    )
+    detail = exc.detail if isinstance(exc.detail, str) else title
+    return _html(title, f"<h1>{escape(title)}</h1><p>{escape(detail)}</p>", exc.status_code)
+
+
+@app.exception_handler(RequestValidationError)
+def _bad_request_page(request: Request, exc: RequestValidationError) -> HTMLResponse:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in error.get('loc', ())[1:])}: {error.get('msg', '')}"
+        for error in exc.errors()
+    )
+    return _html("Bad request", f"<h1>Bad request</h1><p>{escape(problems)}</p>", 422)
+
+
+def _login_url(request: Request) -> str:
+    """The auth manager's login page, coming back here afterwards."""
+    try:
+        from airflow.api_fastapi.app import get_auth_manager
+
+        return get_auth_manager().get_url_login(next_url=str(request.url))
+    except Exception:  # no auth manager in this process (tests): the simple one's page
+        return f"/auth/login?next={quote(str(request.url), safe='')}"
+
+
+SECTION_ERRORS = (LookupError, OSError, ValueError, TypeError, KeyError)
+
+
+def _section(render: Callable[..., str], *args: Any) -> str:
+    """A section of a page, or one line naming what it could not read."""
+    try:
+        return render(*args)
+    except SECTION_ERRORS as exc:  # the package's errors derive from these too
+        log.warning("ML view: %s unavailable: %s", render.__name__, exc)
+        return f"<p class='error'>Unavailable: {escape(_one_line(exc))}</p>"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if "/" in text else f"{type(exc).__name__}: {text}"
 
 
 def _metric(metrics: dict[str, Any], name: str) -> float | None:
@@ -96,8 +158,14 @@ def _role_card(cfg, role: str, version: str | None) -> str:
 
     if version is None:
         return f"<div class='card'><h3>{escape(role)}</h3><p class='muted'>none</p></div>"
-    metadata = registry.load_metadata(cfg, version)
-    holdout = registry.load_metrics(cfg, version)["holdout"]
+    try:
+        metadata = registry.load_metadata(cfg, version)
+        holdout = registry.load_metrics(cfg, version)["holdout"]
+    except SECTION_ERRORS as exc:
+        return (
+            f"<div class='card'><h3>{escape(role)}: {escape(version)}</h3>"
+            f"<p class='error'>Unavailable: {escape(_one_line(exc))}</p></div>"
+        )
     model, baselines = holdout["model"], holdout["baselines"]
     rows = [
         [name, _metric(m, "log_loss"), _metric(m, "auc"), _metric(m, "ece")]
@@ -115,14 +183,34 @@ def _role_card(cfg, role: str, version: str | None) -> str:
     )
 
 
+def _serving(cfg) -> str:
+    from ml import registry
+
+    aliases = registry.read_aliases(cfg)
+    return (
+        "<div class='grid'>"
+        + _role_card(cfg, "champion", aliases.get("champion"))
+        + _role_card(cfg, "challenger", aliases.get("challenger"))
+        + "</div>"
+    )
+
+
 def _versions_table(cfg) -> str:
     from ml import registry
     from ml.reports import table
 
     rows = []
     for meta in registry.list_versions(cfg):
-        holdout = registry.load_metrics(cfg, meta["version"])["holdout"]
-        heuristic = holdout["baselines"].get("heuristic", {})
+        try:
+            holdout = registry.load_metrics(cfg, meta["version"])["holdout"]
+            heuristic = holdout["baselines"].get("heuristic", {})
+        except SECTION_ERRORS as exc:
+            rows.append(
+                [meta["version"], meta["algorithm"], meta["as_of"], _one_line(exc)]
+                + [None] * 3
+                + [", ".join(meta["aliases"])]
+            )
+            continue
         rows.append(
             [
                 _model_link(meta["version"]),
@@ -179,10 +267,10 @@ def _reports_list(cfg) -> str:
     )
     for path in backtests[:BACKTEST_REPORTS]:
         items.append(f"<li>backtest: {_report_link(root, path)}</li>")
-    if (root / "data_docs" / "index.html").exists():
+    if (root / "validation" / "index.html").exists():
         items.append(
-            f"<li>data validation: {_report_link(root, root / 'data_docs' / 'index.html')} "
-            "(Great Expectations Data Docs)</li>"
+            f"<li>data validation: {_report_link(root, root / 'validation' / 'index.html')} "
+            "(every run of the expectation suites)</li>"
         )
     if not items:
         return "<p class='muted'>No report yet.</p>"
@@ -208,9 +296,6 @@ def _prediction_dates(cfg) -> list[str]:
 @app.get("/", response_class=HTMLResponse)
 def overview(cfg: SettingsDep) -> HTMLResponse:
     """Champion, challenger, versions, audit log, reports and the predictions picker."""
-    from ml import registry
-
-    aliases = registry.read_aliases(cfg)
     dates = _prediction_dates(cfg)
     picker = (
         "<form action='predictions' method='get'>"
@@ -223,18 +308,17 @@ def overview(cfg: SettingsDep) -> HTMLResponse:
     )
     body = (
         "<h1>ML: flight-delay risk</h1>"
-        "<h2>Serving</h2><div class='grid'>"
-        + _role_card(cfg, "champion", aliases.get("champion"))
-        + _role_card(cfg, "challenger", aliases.get("challenger"))
-        + "</div><h2 id='predictions'>Predictions</h2>"
+        "<h2>Serving</h2>"
+        + _section(_serving, cfg)
+        + "<h2 id='predictions'>Predictions</h2>"
         + picker
         + "<h2 id='reports'>Reports</h2>"
-        + _reports_list(cfg)
+        + _section(_reports_list, cfg)
         + "<h2>Model versions</h2><p class='muted'>Holdout metrics of each version beside "
         "the heuristic baseline on the same flights.</p>"
-        + _versions_table(cfg)
+        + _section(_versions_table, cfg)
         + "<h2>Audit log</h2><p class='muted'>Every change of an alias, newest first.</p>"
-        + _audit_table(cfg)
+        + _section(_audit_table, cfg)
     )
     return _html("ML", body)
 
@@ -248,7 +332,14 @@ def model_card(version: str, cfg: SettingsDep) -> HTMLResponse:
     known = {meta["version"] for meta in registry.list_versions(cfg)}
     if version not in known:
         raise HTTPException(status_code=404, detail=f"no model version {version!r}")
-    html = render_html(registry.load_metadata(cfg, version), registry.load_metrics(cfg, version))
+    try:
+        html = render_html(
+            registry.load_metadata(cfg, version), registry.load_metrics(cfg, version)
+        )
+    except SECTION_ERRORS as exc:
+        problem = escape(_one_line(exc))
+        body = f"<h1>Model card {escape(version)}</h1><p class='error'>Unavailable: {problem}</p>"
+        return _html(f"Model card {version}", body, status_code=500)
     return HTMLResponse(html, headers=SECURITY_HEADERS)
 
 
@@ -265,21 +356,27 @@ def predictions(
     from ml.reports import format_reasons, table
 
     path = cfg.paths.predictions_partition(date)
+    title = f"Predictions for {date.isoformat()} ({role})"
     if not path.exists():
         raise HTTPException(status_code=404, detail=f"no predictions for {date.isoformat()}")
-    with duckdb.connect() as con:
-        bands = con.execute(
-            "select risk_band, count(*), avg(p_delayed) from read_parquet(?) "
-            "where model_role = ? group by 1 order by 3 desc",
-            [str(path), role],
-        ).fetchall()
-        frame = con.execute(
-            "select flight_id, carrier, flight, origin, dest, "
-            "strftime(timezone('America/New_York', sched_dep_at), '%H:%M'), p_delayed, risk_band, "
-            "model_version, top_reasons from read_parquet(?) where model_role = ? "
-            "order by p_delayed desc, flight_id limit ?",
-            [str(path), role, limit],
-        ).fetchall()
+    try:
+        with duckdb.connect() as con:
+            bands = con.execute(
+                "select risk_band, count(*), avg(p_delayed) from read_parquet(?) "
+                "where model_role = ? group by 1 order by 3 desc",
+                [str(path), role],
+            ).fetchall()
+            frame = con.execute(
+                "select flight_id, carrier, flight, origin, dest, "
+                "strftime(timezone('America/New_York', sched_dep_at), '%H:%M'), p_delayed, "
+                "risk_band, model_version, top_reasons from read_parquet(?) "
+                "where model_role = ? order by p_delayed desc, flight_id limit ?",
+                [str(path), role, limit],
+            ).fetchall()
+    except duckdb.Error as exc:
+        problem = f"{path}: unreadable ({_one_line(exc)})"
+        body = f"<h1>{escape(title)}</h1><p class='error'>Unavailable: {escape(problem)}</p>"
+        return _html(title, body, status_code=500)
     band_rows = [[band, f"{n:,}", mean] for band, n, mean in bands]
     rows = [
         [
@@ -297,7 +394,7 @@ def predictions(
     other = "challenger" if role == "champion" else "champion"
     header = ["flight_id", "flight", "route", "departs (New York)", "p_delayed", "band"]
     body = (
-        f"<h1>Predictions for {escape(date.isoformat())} ({escape(role)})</h1>"
+        f"<h1>{escape(title)}</h1>"
         f"<p class='muted'><a href='predictions?date={escape(date.isoformat())}"
         f"&amp;role={other}'>the {other}'s rows</a></p>"
         + table(["risk band", "flights", "mean p_delayed"], band_rows, digits=3)
@@ -319,8 +416,7 @@ def report_file(relative: str, cfg: SettingsDep) -> FileResponse:
     if not target.is_relative_to(root) or not target.is_file():
         raise HTTPException(status_code=404, detail="no such report")
     media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-    headers = DATA_DOCS_HEADERS if target.is_relative_to(root / "data_docs") else SECURITY_HEADERS
-    return FileResponse(target, media_type=media_type, headers=headers)
+    return FileResponse(target, media_type=media_type, headers=SECURITY_HEADERS)
 
 
 class MLViewPlugin(AirflowPlugin):

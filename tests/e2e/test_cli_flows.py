@@ -145,6 +145,11 @@ def test_the_ml_view_needs_the_ui_login_and_shows_models_reports_and_predictions
     base = f"{standalone.base_url}/ml"
     assert httpx.get(f"{base}/").status_code == 401
     assert httpx.get(f"{base}/", cookies={"_token": "forged"}).status_code in (401, 403)
+    # A browser without the login is sent to the auth manager's login page, and back after.
+    browser = httpx.get(f"{base}/", headers={"accept": "text/html"})
+    assert browser.status_code == 303, browser.text
+    assert browser.headers["location"].startswith("/auth/login")
+    assert "next=" in browser.headers["location"]
 
     # The UI keeps the user's token in the `_token` cookie; the view accepts it as the
     # rest of the API server does.

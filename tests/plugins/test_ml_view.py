@@ -89,3 +89,94 @@ def test_files_are_served_from_the_reports_folder_only(view):
     assert client.get(f"/models/{champion}").status_code == 200
     assert client.get("/models/aliases.json").status_code == 404
     assert client.get("/models/..%2Faliases.json").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        ("truncated audit line", "audit.jsonl"),
+        ("missing challenger folder", "challenger"),
+        ("truncated aliases", "aliases.json"),
+        ("corrupt metrics", "metrics.json"),
+        ("garbage metadata", "metadata.json"),
+    ],
+)
+def test_one_bad_registry_file_degrades_its_section_not_the_page(view, damage, named):
+    import json
+    import shutil
+
+    from ml import registry
+
+    client, settings, champion = view
+    models = settings.paths.models
+    if damage == "truncated audit line":
+        with (models / "audit.jsonl").open("a") as handle:
+            handle.write('{"at": "2013-03-16", "ali')
+    elif damage == "missing challenger folder":
+        other = f"{champion}-copy"
+        shutil.copytree(models / champion, models / other)
+        meta = json.loads((models / other / "metadata.json").read_text())
+        (models / other / "metadata.json").write_text(json.dumps({**meta, "version": other}))
+        registry.set_alias(settings, "challenger", other, reason="test")
+        shutil.rmtree(models / other)
+    elif damage == "truncated aliases":
+        text = (models / "aliases.json").read_text()
+        (models / "aliases.json").write_text(text[: len(text) // 2])
+    elif damage == "corrupt metrics":
+        (models / champion / "metrics.json").write_text('{"holdout": ')
+    else:
+        (models / champion / "metadata.json").write_text("<<garbage>>")
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "Unavailable: " in page.text or damage == "truncated audit line"
+    assert named in page.text or damage == "truncated audit line"
+    for section in ("Serving", "Predictions", "Reports", "Model versions", "Audit log"):
+        assert f">{section}</h2>" in page.text  # every other section still renders
+    assert "value='2013-03-16'" in page.text
+
+
+def test_errors_are_pages_with_a_way_back_and_pages_are_not_framed_or_cached(view):
+    client, _, _ = view
+    for path, status in (
+        ("/predictions?date=2013-03-17", 404),
+        ("/predictions?date=3/16/2013", 422),
+        ("/models/nothing", 404),
+        ("/reports/none.html", 404),
+    ):
+        page = client.get(path)
+        assert page.status_code == status, path
+        assert page.headers["content-type"].startswith("text/html"), path
+        assert "href='/ml/'" in page.text, path
+    page = client.get("/")
+    assert "frame-ancestors 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "SAMEORIGIN"
+    assert page.headers["referrer-policy"] == "same-origin"
+    assert page.headers["cache-control"] == "no-store"
+    assert client.get("/reports/backtest/run.html").headers["cache-control"] == "no-store"
+
+
+def test_a_browser_that_is_not_logged_in_is_sent_to_the_login_page(view):
+    import ml_view
+    from fastapi import HTTPException
+
+    client, settings, _ = view
+
+    def refuse():
+        raise HTTPException(status_code=401, detail="Not authenticated")
+
+    access_check = ml_view.app.router.dependencies[0].dependency
+    ml_view.app.dependency_overrides[access_check] = refuse
+    browser = client.get("/", headers={"accept": "text/html"}, follow_redirects=False)
+    assert browser.status_code == 303
+    assert "login" in browser.headers["location"] and "next=" in browser.headers["location"]
+    script = client.get("/", headers={"accept": "application/json"}, follow_redirects=False)
+    assert script.status_code == 401
+
+
+def test_a_corrupt_prediction_partition_is_an_error_page_naming_the_file(view):
+    client, settings, _ = view
+    path = settings.paths.predictions_partition(DAY)
+    path.write_bytes(path.read_bytes()[:100])
+    page = client.get("/predictions", params={"date": DAY.isoformat()})
+    assert page.status_code == 500
+    assert str(path) in page.text and "href='/ml/'" in page.text

@@ -9,7 +9,9 @@ fallback, and nothing published changed.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,17 +47,69 @@ def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
     return [line for line in proc.stderr.splitlines() if line.startswith("ml ")]
 
 
+# src=, href=, url(...), @import and srcset pointing at a scheme or a protocol-relative
+# host; the SVG namespace is a name, never fetched.
+EXTERNAL = re.compile(
+    r"""(?:src|href|srcset|action|data)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?(?:https?:)?//|@import\s+["']?(?:https?:)?//""",
+    re.IGNORECASE,
+)
+
+
+def external_references(html: str) -> list[str]:
+    return [m.group(0) for m in EXTERNAL.finditer(html)]
+
+
 def digests(data_dir: Path, roots: tuple[str, ...] = PUBLISHED) -> dict[str, str]:
-    """SHA-256 of every published file under ``data_dir`` (temporaries and locks aside)."""
+    """SHA-256 of every file a reader finds under ``data_dir``, following links as readers
+    do, and leaving out hidden names (temporaries, locks, generations behind links)."""
     out = {}
     for root in roots:
         base = data_dir / root
-        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
-        for path in files:
-            if path.name.startswith(".") or "/." in str(path.relative_to(data_dir)):
-                continue
-            out[str(path.relative_to(data_dir))] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
+        if base.is_file():
+            out[root] = hashlib.sha256(base.read_bytes()).hexdigest()
+            continue
+        for folder, dirs, files in os.walk(base, followlinks=True):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for name in files:
+                if not name.startswith("."):
+                    path = Path(folder) / name
+                    key = str(path.relative_to(data_dir))
+                    out[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return dict(sorted(out.items()))
+
+
+READER = """
+import json, sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+print("ready", flush=True)
+for sql in sys.stdin:
+    try:
+        print(json.dumps({"rows": con.execute(sql).fetchall()}, default=str), flush=True)
+    except Exception as exc:
+        print(json.dumps({"error": str(exc)}), flush=True)
+"""
+
+
+class Reader:
+    """Another process holding the catalog open read-only, answering queries on stdin."""
+
+    def __init__(self, path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", READER, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def query(self, sql: str):
+        self.proc.stdin.write(sql.replace("\n", " ") + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

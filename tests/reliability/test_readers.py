@@ -4,52 +4,16 @@ open read-only while predict, monitor and the catalog refresh run."""
 from __future__ import annotations
 
 import datetime as dt
-import json
-import subprocess
-import sys
 
 import duckdb
 import pytest
 
 from ml.warehouse import catalog_views, refresh_catalog
 from tests.conftest import make_settings
-from tests.reliability.conftest import error_lines, run_ml
+from tests.reliability.conftest import Reader, error_lines, run_ml
 
 DAY = dt.date(2013, 3, 20)
 NEXT_DAY = dt.date(2013, 3, 21)
-
-READER = """
-import json, sys, duckdb
-con = duckdb.connect(sys.argv[1], read_only=True)
-print("ready", flush=True)
-for sql in sys.stdin:
-    try:
-        print(json.dumps({"rows": con.execute(sql).fetchall()}, default=str), flush=True)
-    except Exception as exc:
-        print(json.dumps({"error": str(exc)}), flush=True)
-"""
-
-
-class Reader:
-    """Another process holding the catalog open read-only, answering queries on stdin."""
-
-    def __init__(self, path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", READER, str(path)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout.readline().strip() == "ready"
-
-    def query(self, sql: str):
-        self.proc.stdin.write(sql.replace("\n", " ") + "\n")
-        self.proc.stdin.flush()
-        return json.loads(self.proc.stdout.readline())
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(timeout=30)
 
 
 @pytest.fixture

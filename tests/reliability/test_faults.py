@@ -1,0 +1,377 @@
+"""A kill at every write boundary of ingest, publish, predict, register and the catalog
+refresh.
+
+Every write of ours ends in a rename (``os.replace``, or one ``renameat2`` exchange of
+two folders). A child process runs the step with those calls counted and exits hard
+(``os._exit``: no handler, no cleanup, like ``kill -9``) just before the N-th one, for
+every N the step makes. After each kill the published state must be the old one or the
+new one, never a mix (per file, and per date across the marts); then a clean re-run
+must leave exactly the bytes of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ml.transform import PUBLISHED_MARTS
+from tests.conftest import REPO, make_settings
+from tests.reliability.conftest import digests
+
+KILLED = 137
+CHILD = """
+import os, sys
+from ml import io as ml_io
+
+kill_at, calls = int(sys.argv[1]), [0]
+
+def counted(real):
+    def call(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == kill_at:
+            os._exit(137)
+        return real(*args, **kwargs)
+    return call
+
+os.replace = counted(os.replace)
+ml_io._renameat2_exchange = counted(ml_io._renameat2_exchange)
+from tests.conftest import make_settings
+settings = make_settings(sys.argv[2], raw_source=sys.argv[3])
+step = sys.argv[4]
+import datetime as dt
+days = [dt.date.fromisoformat(d) for d in sys.argv[5:]]
+if step == "publish":
+    from ml.transform import publish
+    publish(settings, days[0], days[-1])
+elif step == "predict":
+    from ml.predict import predict
+    predict(settings, days[0])
+elif step == "ingest":
+    from ml.ingest import ingest
+    ingest(settings, days[0], days[-1])
+elif step == "register":
+    # Register the champion's version again, from its own files, as a retrain of the
+    # same as-of date with the same data does.
+    from ml import registry
+    version = registry.get_alias(settings, "champion")
+    model, metadata = registry.load_model(settings, version)
+    kept = {k: v for k, v in metadata.items() if k not in ("artifacts", "libraries", "git_commit")}
+    registry.register(
+        settings, model, kept, registry.load_metrics(settings, version),
+        registry.load_profile(settings, version),
+    )
+elif step == "refresh":
+    from ml.warehouse import refresh_catalog
+    refresh_catalog(settings)
+print(f"RENAMES {calls[0]}", file=sys.stderr)
+"""
+
+
+def _step(data_dir: Path, step: str, days: list[dt.date], kill_at: int = 0, source: str = ""):
+    return subprocess.run(
+        [sys.executable, "-c", CHILD, str(kill_at), str(data_dir), source, step, *map(str, days)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+
+
+def _renames(proc) -> int:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return int(proc.stderr.rsplit("RENAMES ", 1)[1].split()[0])
+
+
+def _sha(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+def _date_state(data_dir: Path, day: dt.date) -> tuple:
+    paths = make_settings(data_dir).paths
+    return tuple(_sha(paths.mart_partition(mart, day)) for mart in PUBLISHED_MARTS)
+
+
+def _catalog_readable(data_dir: Path) -> None:
+    path = make_settings(data_dir).paths.warehouse
+    if path.exists():
+        with duckdb.connect(str(path), read_only=True) as con:
+            names = [row[0] for row in con.execute("select name from catalog_views").fetchall()]
+            assert names
+            for name in names:  # every view answers: no dangling link, no half file
+                con.execute(f"select count(*) from {name}").fetchall()
+
+
+def _published(data_dir: Path) -> tuple[dict[str, str], dict[str, str] | None]:
+    """The published files' digests, and the catalog's views with the folder's own path
+    taken out (a DuckDB file's bytes depend on where its views point and when it was
+    written, so the catalog is compared by what it holds)."""
+    from ml.warehouse import catalog_views
+
+    files = digests(data_dir)
+    files.pop("warehouse.duckdb", None)
+    views = catalog_views(make_settings(data_dir).paths.warehouse)
+    if views is not None:
+        views = {name: sql.replace(str(data_dir), "<data>") for name, sql in views.items()}
+    return files, views
+
+
+@pytest.fixture
+def kill_everywhere(tmp_path, record_property):
+    """``_kill_everywhere`` in the test's folder; the number of kill points is recorded
+    as the test's ``kill_points`` property (RELIABILITY.md's figures come from it)."""
+
+    def run(prepare, step: str, days: list[dt.date], check_between, source: str = "") -> int:
+        total = _kill_everywhere(prepare, step, days, check_between, tmp_path, source)
+        record_property("kill_points", total)
+        return total
+
+    return run
+
+
+def _kill_everywhere(
+    prepare, step: str, days: list[dt.date], check_between, tmp_path: Path, source: str = ""
+) -> int:
+    """Run ``step`` once through, then killed before each of its renames; returns the
+    number of kill points."""
+    clean = tmp_path / "clean"
+    prepare(clean)
+    old = clean.with_name("old")
+    shutil.copytree(clean, old, symlinks=True)
+    total = _renames(_step(clean, step, days, source=source))
+    assert total >= 1
+    finished = _published(clean)
+    for kill_at in range(1, total + 1):
+        data_dir = tmp_path / f"kill-{kill_at}"
+        shutil.copytree(old, data_dir, symlinks=True)
+        proc = _step(data_dir, step, days, kill_at, source=source)
+        assert proc.returncode == KILLED, (kill_at, proc.stderr[-2000:])
+        check_between(old, data_dir, clean)
+        _catalog_readable(data_dir)
+        _renames(_step(data_dir, step, days, source=source))  # the retry
+        assert _published(data_dir) == finished, kill_at
+        shutil.rmtree(data_dir)
+    return total
+
+
+D1, D2 = dt.date(2013, 3, 20), dt.date(2013, 3, 21)
+
+
+def test_a_publish_killed_at_any_rename_leaves_each_date_whole(built_data, kill_everywhere):
+    from ml.transform import build
+    from ml.validate import validate_features
+
+    def prepare(data_dir: Path) -> None:
+        shutil.copytree(built_data, data_dir, symlinks=True)
+        settings = make_settings(data_dir)
+        # New raw data for D1, so that the new build differs from the published one.
+        raw = settings.paths.raw_partition("flights", D1)
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(raw)
+        delays = pc.add(table.column("arr_delay"), 30)
+        pq.write_table(
+            table.set_column(table.schema.get_field_index("arr_delay"), "arr_delay", delays), raw
+        )
+        build(settings, D1, D2)
+        validate_features(settings, D1, D2, built=True)
+
+    def between(old: Path, killed: Path, new: Path) -> None:
+        for day in (D1, D2):
+            assert _date_state(killed, day) in (_date_state(old, day), _date_state(new, day)), day
+
+    kill_points = kill_everywhere(prepare, "publish", [D1, D2], between)
+    assert kill_points >= 2 * (len(PUBLISHED_MARTS) + 1)
+
+
+def test_a_predict_killed_at_any_rename_leaves_the_old_or_the_new_partition(
+    trained_data, kill_everywhere
+):
+    from ml import registry
+
+    def prepare(data_dir: Path) -> None:
+        shutil.copytree(trained_data, data_dir, symlinks=True)
+        settings = make_settings(data_dir)
+        aliases = settings.paths.models / "aliases.json"
+        saved = aliases.read_bytes()
+        aliases.unlink()  # the published partition: yesterday's heuristic fallback
+        proc = _step(data_dir, "predict", [D1])
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        aliases.write_bytes(saved)
+        assert registry.get_alias(settings, "champion")
+
+    def between(old: Path, killed: Path, new: Path) -> None:
+        path = make_settings(killed).paths.predictions_partition(D1)
+        relative = path.relative_to(killed)
+        assert _sha(path) in (_sha(old / relative), _sha(new / relative))
+
+    kill_everywhere(prepare, "predict", [D1], between)
+
+
+def test_an_ingest_killed_at_any_rename_leaves_every_file_old_or_new(
+    tmp_path, package_source, kill_everywhere
+):
+    days = [dt.date(2013, 1, 1), dt.date(2013, 1, 2)]
+    source = tmp_path / "source"
+
+    def prepare(data_dir: Path) -> None:
+        source.mkdir(exist_ok=True)
+        for name in ("weather", "planes", "airports", "airlines"):
+            shutil.copy(package_source / f"{name}.csv", source / f"{name}.csv")
+        shutil.copy(package_source / "flights.csv.zip", source / "flights.csv.zip")
+        settings = make_settings(data_dir, raw_source=str(source))
+        from ml.ingest import ingest
+
+        ingest(settings, days[0], days[-1])
+        text = (source / "weather.csv").read_text()
+        (source / "weather.csv").write_text(text.replace(",1012,10,", ",1012,9,", 5))
+
+    def between(old: Path, killed: Path, new: Path) -> None:
+        for relative in digests(new):
+            assert _sha(killed / relative) in (_sha(old / relative), _sha(new / relative))
+
+    kill_everywhere(prepare, "ingest", days, between, source=str(source))
+
+
+def _stale(path: Path) -> Path:
+    """A temporary as a writer killed two hours ago left it."""
+    import os
+    import time
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"half a file")
+    os.utime(path, (time.time() - 7200, time.time() - 7200))
+    return path
+
+
+def test_temporaries_of_killed_writers_do_not_survive_the_next_run(trained_copy):
+    """What a kill mid-write leaves (``.part-0.parquet.<random>.tmp``, a generation
+    folder never renamed) is removed by the next run of the step that owns the folder."""
+    settings = make_settings(trained_copy)
+    paths = settings.paths
+    prediction = _stale(paths.predictions_partition(D1).with_name(".part-0.parquet.k1.tmp"))
+    generation = _stale(paths.mart_dates / f".{D1}.k1.tmp" / "flights" / "part-0.parquet")
+    catalog = _stale(paths.warehouse.with_name(".warehouse.duckdb.k1.tmp"))
+    assert _renames(_step(trained_copy, "predict", [D1])) >= 1
+    assert not prediction.exists() and not catalog.exists()
+    from ml.transform import build, publish
+
+    build(settings, D1, D1)
+    publish(settings, D1, D1)
+    assert not generation.parent.parent.exists()
+    fresh = paths.predictions_partition(D1).with_name(".part-0.parquet.live.tmp")
+    fresh.write_bytes(b"a writer at work")  # young: another process may be writing it
+    _renames(_step(trained_copy, "predict", [D1]))
+    assert fresh.exists()
+
+
+def test_a_registration_killed_at_any_rename_leaves_the_version_old_or_new(
+    trained_data, kill_everywhere
+):
+    from ml import registry
+
+    def prepare(data_dir: Path) -> None:
+        shutil.copytree(trained_data, data_dir, symlinks=True)
+        # The version as an older registration left it: a model card written differently.
+        settings = make_settings(data_dir)
+        folder = registry.version_dir(settings, registry.get_alias(settings, "champion"))
+        card = folder / "model_card.md"
+        card.write_text(card.read_text() + "\nAn older card.\n")
+
+    def between(old: Path, killed: Path, new: Path) -> None:
+        models = make_settings(killed).paths.models
+        version = registry.get_alias(make_settings(killed), "champion")
+        state = {k: v for k, v in digests(killed, ("models",)).items() if f"/{version}/" in k}
+        choices = [
+            {k: v for k, v in digests(root, ("models",)).items() if f"/{version}/" in k}
+            for root in (old, new)
+        ]
+        assert state in choices
+        assert registry.version_dir(make_settings(killed), version).parent == models
+
+    kill_points = kill_everywhere(prepare, "register", [D1], between)
+    assert kill_points >= 3  # the version's files, then the swap
+
+
+def test_a_catalog_refresh_killed_at_its_rename_leaves_the_old_catalog(
+    trained_data, kill_everywhere
+):
+    from ml.warehouse import _build_catalog, _views, catalog_views
+
+    def prepare(data_dir: Path) -> None:
+        shutil.copytree(trained_data, data_dir, symlinks=True)
+        settings = make_settings(data_dir)
+        # A catalog that lacks a view of the datasets on disk: the refresh must add it.
+        views = _views(settings)
+        _build_catalog(settings.paths.warehouse, {"flights": views["flights"]})
+
+    def between(old: Path, killed: Path, new: Path) -> None:
+        def held(root: Path):
+            return _published(root)[1]
+
+        assert held(killed) in (held(old), held(new))
+        assert catalog_views(make_settings(killed).paths.warehouse) is not None
+
+    assert kill_everywhere(prepare, "refresh", [D1], between) == 1
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_killed_transform_takes_its_dbt_child_with_it_and_the_retry_runs_at_once(
+    built_data, tmp_path
+):
+    """``kill -9`` of ``ml transform`` while dbt runs: the dbt child dies too (it would
+    otherwise hold dbt's DuckDB lock), and the same command, run at once, succeeds."""
+    import os
+    import signal
+    import time
+
+    from tests.reliability.conftest import ML, run_ml
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(built_data, data_dir, symlinks=True)
+    window = ["--start", str(D1), "--end", str(D2)]
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "HOME": str(data_dir),
+        "ML_DATA_DIR": str(data_dir),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    step = subprocess.Popen([ML, "transform", *window], env=env, cwd=REPO)
+    deadline = time.monotonic() + 120
+    dbt = []
+    while not dbt and time.monotonic() < deadline:
+        dbt = _children(step.pid)
+        time.sleep(0.05)
+    assert dbt, "dbt never started"
+    time.sleep(0.5)  # dbt is starting (its imports alone take longer than the wait below)
+    assert Path(f"/proc/{dbt[0]}").exists()
+    os.kill(step.pid, signal.SIGKILL)
+    step.wait(timeout=30)
+    deadline = time.monotonic() + 1.0
+    while Path(f"/proc/{dbt[0]}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    state = Path(f"/proc/{dbt[0]}/stat")
+    assert not state.exists() or state.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    retry = run_ml("transform", *window, data_dir=data_dir)
+    assert retry.returncode == 0, retry.stderr[-2000:]
