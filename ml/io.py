@@ -284,7 +284,9 @@ def reading(source: Path | str, hint: str) -> Iterator[None]:
         yield
     except MLError:
         raise
-    except (duckdb.Error, pyarrow.ArrowException, OSError) as exc:
+    except OSError as exc:  # the disk, not the file's content: worth a retry
+        raise storage_error(Path(source), "read", exc) from exc
+    except (duckdb.Error, pyarrow.ArrowException) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{source}: unreadable ({detail}); {hint}") from exc
 

@@ -7,7 +7,6 @@ folder live under the data folder, so runs for different data folders never coll
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -86,7 +85,7 @@ def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT
             capture_output=True,
             text=True,
             check=False,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_dying_with(os.getpid()),
         )
     output = proc.stdout + proc.stderr
     for line in output.splitlines():
@@ -113,14 +112,27 @@ DBT_LOCK_TIMEOUT_SECONDS = 600
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """In the dbt child, before it starts: be killed when the parent dies, so a killed
-    step never leaves dbt holding its DuckDB lock against the retry (Linux only)."""
+def _dying_with(parent: int):
+    """A ``preexec_fn`` for a child to be killed when ``parent`` dies, so a killed step
+    never leaves dbt holding its DuckDB lock against the retry (Linux; elsewhere None,
+    and the lock's timeout bounds the wait).
+
+    libc is loaded here, in the parent: the child, between fork and exec, only calls it.
+    """
     import ctypes
     import signal
 
-    with contextlib.suppress(OSError):  # not Linux: the lock's timeout still bounds the wait
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    try:
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the call: follow it now
+            os._exit(1)
+
+    return preexec
 
 
 PUBLISHED_MARTS = ("flights", "flight_features", "flight_oracle_weather")
@@ -165,6 +177,8 @@ def _remove_stale_builds(builds: Path) -> None:
     if not builds.is_dir():
         return
     for entry in builds.iterdir():
+        if entry.name.endswith(".published.json"):
+            continue  # a window's record: publishing that window again must stay a no-op
         if time.time() - entry.lstat().st_mtime > STALE_BUILD_SECONDS:
             log.info("removing the stale build %s", entry)
             if entry.is_dir() and not entry.is_symlink():
@@ -196,25 +210,25 @@ def publish(
     paths = settings.paths
     label = window_label(start, end)
     record = paths.mart_published_record(label)
-    if not paths.mart_build_dir(label).exists() and record.exists():
-        # A retry after the build was published and dropped: nothing left to do.
-        log.info("the build %s was already published (%s)", label, record)
-        refresh_catalog(settings)
-        return read_json(record, TransformError)
-    tables = {}
-    for mart in PUBLISHED_MARTS:
-        path = paths.mart_build(mart, label)
-        if not path.exists():
-            raise TransformError(
-                f"{path}: no build of mart {mart!r} to publish (run the build first)"
-            )
-        with reading(path, "build the window again with `ml transform`"):
-            table = pq.read_table(path)
-        tables[mart] = table.sort_by([("flight_date", "ascending"), ("flight_id", "ascending")])
-    published: dict[str, list[str]] = {mart: [] for mart in PUBLISHED_MARTS}
+    # One publish at a time per data folder, from reading the build to dropping it.
     with file_lock(paths.marts / ".publish.lock"):
+        if not paths.mart_build_dir(label).exists() and record.exists():
+            # A retry after the build was published and dropped: nothing left to do.
+            log.info("the build %s was already published (%s)", label, record)
+            refresh_catalog(settings)
+            return read_json(record, TransformError)
+        tables = {}
+        for mart in PUBLISHED_MARTS:
+            path = paths.mart_build(mart, label)
+            if not path.exists():
+                raise TransformError(
+                    f"{path}: no build of mart {mart!r} to publish (run the build first)"
+                )
+            with reading(path, "build the window again with `ml transform`"):
+                table = pq.read_table(path)
+            tables[mart] = table.sort_by([("flight_date", "ascending"), ("flight_id", "ascending")])
         remove_stale_temporaries(paths.mart_dates, recursive=False)
-
+        published: dict[str, list[str]] = {mart: [] for mart in PUBLISHED_MARTS}
         days = sorted({d for t in tables.values() for d in t.column("flight_date").to_pylist()})
         for day in days:
             parts = {}
@@ -228,12 +242,13 @@ def publish(
                     parts[mart] = part.drop_columns(["flight_date"])
                     published[mart].append(day.isoformat())
             switch_date(paths, day, parts)
-    refresh_catalog(settings)
-    # Record what was published, then drop the build in one rename: a kill at any point
-    # leaves either the build (publishing it again gives the same bytes) or the record.
-    write_json(published, record)
-    dropped = paths.mart_builds / f".{label}.{os.getpid()}{TMP_SUFFIX}"
-    os.replace(paths.mart_build_dir(label), dropped)
+        refresh_catalog(settings)
+        # Record what was published, then drop the build in one rename: a kill at any
+        # point leaves either the build (publishing it again gives the same bytes) or
+        # the record.
+        write_json(published, record)
+        dropped = paths.mart_builds / f".{label}.{os.getpid()}{TMP_SUFFIX}"
+        os.replace(paths.mart_build_dir(label), dropped)
     shutil.rmtree(dropped, ignore_errors=True)
     log.info("published %s", {m: f"{len(d)} dates" for m, d in published.items()})
     return published
@@ -242,34 +257,55 @@ def publish(
 def switch_date(paths, day: dt.date, parts: dict[str, pa.Table]) -> None:
     """Publish ``parts`` (mart to the rows of ``day``) as the date's new generation.
 
-    1. write every mart's file into ``_dates/.D.<id>.tmp/`` and rename the folder to
-       ``_dates/.D.<id>/`` (a kill before this leaves only a temporary behind);
-    2. make sure each ``marts/<mart>/flight_date=D`` is a link to ``_dates/D/<mart>``
-       (dangling until step 3 for a new date, so a new date appears in every mart at once);
-    3. replace the link ``_dates/D`` by one to the new generation: one rename;
-    4. delete generations older than the one just replaced (a reader that resolved the
+    1. write every mart's file into ``_dates/.D.<id>.tmp/`` (a folder for every mart,
+       empty where the mart has no rows that day) and rename it to ``_dates/.D.<id>/``
+       (a kill before this leaves only a temporary behind);
+    2. the first time a date is published, point ``_dates/D`` at a generation of empty
+       folders, so that the links of step 3 never dangle and the date appears in every
+       mart at once in step 4 (if a mart still holds the date as a real folder, written
+       without links, point it at the new generation instead: that mart's folder is then
+       swapped for its link without the date ever going missing);
+    3. make sure each ``marts/<mart>/flight_date=D`` is a link to ``_dates/D/<mart>``;
+    4. replace the link ``_dates/D`` by one to the new generation: one rename;
+    5. delete generations older than the one just replaced (a reader that resolved the
        previous one a moment ago can still open its files).
     """
     dates = paths.mart_dates
     dates.mkdir(parents=True, exist_ok=True)
     tag = f".{day.isoformat()}."
-    staging = Path(tempfile.mkdtemp(prefix=tag, suffix=TMP_SUFFIX, dir=dates))
-    os.chmod(staging, dir_mode())
-    try:
-        for mart, part in parts.items():
-            write_parquet(part, staging / mart / PART_FILE)
-        generation = staging.with_name(staging.name.removesuffix(TMP_SUFFIX))
-        os.replace(staging, generation)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    generation = _generation(dates, tag, parts)
+    link = paths.mart_date_link(day)
+    if not link.is_symlink():
+        copied = any(
+            (paths.mart(mart) / f"flight_date={day.isoformat()}").is_dir()
+            and not (paths.mart(mart) / f"flight_date={day.isoformat()}").is_symlink()
+            for mart in PUBLISHED_MARTS
+        )
+        replace_link(link, (generation if copied else _generation(dates, tag, {})).name)
     for mart in PUBLISHED_MARTS:
         _link_partition(paths, mart, day)
-    link = paths.mart_date_link(day)
-    previous = os.readlink(link) if link.is_symlink() else None
+    previous = os.readlink(link)
     replace_link(link, generation.name)
     for old in dates.glob(f"{tag}*"):
         if old.name not in (generation.name, previous) and not old.name.endswith(TMP_SUFFIX):
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _generation(dates: Path, tag: str, parts: dict[str, pa.Table]) -> Path:
+    """A new generation folder ``_dates/.D.<id>/`` holding a folder per mart and the
+    file of each mart in ``parts``; written under a temporary name, then renamed."""
+    staging = Path(tempfile.mkdtemp(prefix=tag, suffix=TMP_SUFFIX, dir=dates))
+    os.chmod(staging, dir_mode())
+    try:
+        for mart in PUBLISHED_MARTS:
+            (staging / mart).mkdir(mode=dir_mode())
+            if mart in parts:
+                write_parquet(parts[mart], staging / mart / PART_FILE)
+        generation = staging.with_name(staging.name.removesuffix(TMP_SUFFIX))
+        os.replace(staging, generation)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return generation
 
 
 def _link_partition(paths, mart: str, day: dt.date) -> None:

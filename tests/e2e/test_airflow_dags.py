@@ -67,18 +67,21 @@ def test_training_then_daily_dag_publish_one_prediction_per_flight(airflow_env):
     # daily run: the run never waits for it, and it never sees an error.
     catalog = Path(airflow_env["ML_DATA_DIR"]) / "warehouse.duckdb"
     reader = Reader(catalog)
-    daily_run = subprocess.Popen(
-        [AIRFLOW, "dags", "test", "flights_daily", DAY.isoformat()],
-        env=airflow_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    answers = []
-    while daily_run.poll() is None:
-        answers.append(reader.query("select count(*) from flight_features"))
-        time.sleep(0.2)
-    daily = daily_run.stdout.read()
+    log = Path(airflow_env["ML_DATA_DIR"]).parent / "daily-with-a-reader.log"
+    with log.open("w") as output:
+        daily_run = subprocess.Popen(
+            [AIRFLOW, "dags", "test", "flights_daily", DAY.isoformat()],
+            env=airflow_env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        answers = []
+        deadline = time.monotonic() + 600
+        while daily_run.poll() is None and time.monotonic() < deadline:
+            answers.append(reader.query("select count(*) from flight_features"))
+            time.sleep(0.2)
+        daily_run.kill() if daily_run.poll() is None else None
+    daily = log.read_text()
     assert daily_run.returncode == 0 and "state=success" in daily, daily[-4000:]
     assert len(answers) > 10 and all("rows" in a for a in answers), answers[-3:]
     assert "rows" in reader.query(
