@@ -12,8 +12,8 @@ param), at the prediction cutoff 00:00 America/New_York on D:
    intermediate and the marts, with dbt's tests, into `marts/_build/D/`.
 3. **validate**: the `flight_features` suite on that build (row count against the
    schedule, ranges, nulls, the label, leakage). A failure quarantines the build.
-4. **publish**: D's partitions of `marts/flights` and `marts/flight_features` are
-   replaced, atomically.
+4. **publish**: D's partitions of every mart switch together, in one rename, to exactly
+   the bytes that passed validation (a build replaced since is refused).
 5. **predict**: score every flight of D with the champion (and the challenger, in shadow)
    into `predictions/flight_date=D/`, read through the `predictions` and
    `latest_predictions` views of `warehouse.duckdb`.

@@ -8,6 +8,7 @@ folder live under the data folder, so runs for different data folders never coll
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -187,6 +188,24 @@ def _remove_stale_builds(builds: Path) -> None:
                 entry.unlink(missing_ok=True)
 
 
+VALIDATED_FILE = "validated.json"
+
+
+def build_digests(settings: Settings, label: str) -> dict[str, str]:
+    """SHA-256 of each mart file of the window's build (what validation vouches for)."""
+    digests = {}
+    for mart in PUBLISHED_MARTS:
+        path = settings.paths.mart_build(mart, label)
+        with reading(path, "build the window again with `ml transform`"):
+            digests[mart] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
+
+
+def mark_validated(settings: Settings, label: str, digests: dict[str, str]) -> None:
+    """Record that the build's files with these digests passed validation."""
+    write_json(digests, settings.paths.mart_build_dir(label) / VALIDATED_FILE)
+
+
 def publish(
     settings: Settings, start: dt.date | None = None, end: dt.date | None = None
 ) -> dict[str, list[str]]:
@@ -218,14 +237,17 @@ def publish(
             refresh_catalog(settings)
             return read_json(record, TransformError)
         tables = {}
+        validated = _validated(paths, label)
         for mart in PUBLISHED_MARTS:
             path = paths.mart_build(mart, label)
-            if not path.exists():
-                raise TransformError(
-                    f"{path}: no build of mart {mart!r} to publish (run the build first)"
-                )
             with reading(path, "build the window again with `ml transform`"):
-                table = pq.read_table(path)
+                data = path.read_bytes()
+                if hashlib.sha256(data).hexdigest() != validated.get(mart):
+                    raise TransformError(
+                        f"{path}: not the file that passed validation (another run rebuilt "
+                        "the window since); validate the window again, then publish"
+                    )
+                table = pq.read_table(pa.BufferReader(data))
             tables[mart] = table.sort_by([("flight_date", "ascending"), ("flight_id", "ascending")])
         remove_stale_temporaries(paths.mart_dates, recursive=False)
         published: dict[str, list[str]] = {mart: [] for mart in PUBLISHED_MARTS}
@@ -252,6 +274,22 @@ def publish(
     shutil.rmtree(dropped, ignore_errors=True)
     log.info("published %s", {m: f"{len(d)} dates" for m, d in published.items()})
     return published
+
+
+def _validated(paths, label: str) -> dict[str, str]:
+    """The digests validation recorded for the window's build; refuses an unvalidated one."""
+    build_dir = paths.mart_build_dir(label)
+    if not build_dir.is_dir():
+        raise TransformError(
+            f"{build_dir}: no build of the window to publish (run the build first)"
+        )
+    record = build_dir / VALIDATED_FILE
+    if not record.exists():
+        raise TransformError(
+            f"{record}: the build was not validated; validate the window first "
+            "(`ml transform` builds, validates and publishes)"
+        )
+    return read_json(record, TransformError)
 
 
 def switch_date(paths, day: dt.date, parts: dict[str, pa.Table]) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from ml.config import Settings
-from ml.errors import ConfigError, ValidationError
+from ml.errors import ConfigError, TransformError, ValidationError
 from ml.io import atomic_path, window_label, write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -353,6 +353,11 @@ def validate_features(
     from ml.transform import PUBLISHED_MARTS
 
     requested_start, requested_end = start, end
+    build_label = window_label(requested_start, requested_end)
+    if built:
+        from ml.transform import build_digests, mark_validated
+
+        before = build_digests(settings, build_label)
     frame = load_features(settings, start, end, built=built)
     first, last = frame[DAY_COLUMN].min(), frame[DAY_COLUMN].max()
     start, end = start or first, end or last
@@ -368,7 +373,6 @@ def validate_features(
         label_known_date=frame["label_known_date"].astype(str),
     )
     label = window_label(start, end)
-    build_label = window_label(requested_start, requested_end)
     source = str(
         settings.paths.mart_build("flight_features", build_label)
         if built
@@ -395,6 +399,15 @@ def validate_features(
                 },
             )
         raise ValidationError(outcome.describe())
+    if built:
+        # Publish takes exactly the bytes that passed: a build replaced meanwhile by
+        # another run of the same window is not vouched for.
+        if build_digests(settings, build_label) != before:
+            raise TransformError(
+                f"{settings.paths.mart_build_dir(build_label)}: the build changed while it "
+                "was validated (another run rebuilt the window); validate it again"
+            )
+        mark_validated(settings, build_label, before)
     log.info("features %s: %d expectations passed", label, outcome.evaluated)
     return outcome
 

@@ -69,7 +69,8 @@ def digests(data_dir: Path, roots: tuple[str, ...] = PUBLISHED) -> dict[str, str
             out[root] = hashlib.sha256(base.read_bytes()).hexdigest()
             continue
         for folder, dirs, files in os.walk(base, followlinks=True):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            # Hidden names and dbt's unpublished builds are not what readers read.
+            dirs[:] = [d for d in dirs if not d.startswith(".") and d != "_build"]
             for name in files:
                 if not name.startswith("."):
                     path = Path(folder) / name

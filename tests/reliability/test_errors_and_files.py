@@ -170,3 +170,34 @@ def test_published_marts_and_raw_files_are_readable_by_others(trained_copy):
     ):
         assert stat.S_IMODE(path.stat().st_mode) & 0o044 == 0o044, path
     assert pd.read_parquet(paths.mart_partition("flight_features", DAY)).shape[0] > 0
+
+
+def test_only_the_bytes_that_passed_validation_are_published(trained_copy):
+    """Two runs of one window (a DAG run and `ml transform` by hand): a build replaced
+    after it was validated, or never validated, is refused and nothing published changes."""
+    import pyarrow.parquet as pq
+
+    from ml.errors import TransformError
+    from ml.transform import build, publish
+    from ml.validate import validate_features
+
+    settings = make_settings(trained_copy)
+    build(settings, DAY, DAY)
+    before = digests(trained_copy, ("marts",))
+    with pytest.raises(TransformError, match="the build was not validated"):
+        publish(settings, DAY, DAY)
+    validate_features(settings, DAY, DAY, built=True)
+    # Another run rebuilds the window (here: different bytes for one mart's file).
+    path = settings.paths.mart_build("flights", DAY.isoformat())
+    table = pq.read_table(path)
+    pq.write_table(table.slice(0, table.num_rows - 1), path)
+    with pytest.raises(TransformError, match="not the file that passed validation") as refused:
+        publish(settings, DAY, DAY)
+    assert str(path) in str(refused.value)
+    assert digests(trained_copy, ("marts",)) == before
+    build(settings, DAY, DAY)
+    validate_features(settings, DAY, DAY, built=True)
+    assert publish(settings, DAY, DAY)["flights"] == [DAY.isoformat()]
+    after = digests(trained_copy, ("marts",))
+    assert publish(settings, DAY, DAY)["flights"] == [DAY.isoformat()]  # again: a no-op
+    assert digests(trained_copy, ("marts",)) == after

@@ -314,8 +314,10 @@ def test_temporaries_of_killed_writers_do_not_survive_the_next_run(trained_copy)
     assert _renames(_step(trained_copy, "predict", [D1])) >= 1
     assert not prediction.exists() and not catalog.exists()
     from ml.transform import build, publish
+    from ml.validate import validate_features
 
     build(settings, D1, D1)
+    validate_features(settings, D1, D1, built=True)
     publish(settings, D1, D1)
     assert not generation.parent.parent.exists()
     fresh = paths.predictions_partition(D1).with_name(".part-0.parquet.live.tmp")
