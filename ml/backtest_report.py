@@ -43,7 +43,7 @@ SE_MULTIPLE = 2.0
 
 
 def report_dir(settings: Settings) -> Path:
-    return settings.paths.reports / "backtest"
+    return settings.paths.backtest_reports
 
 
 def load_runs(settings: Settings) -> pd.DataFrame:
@@ -51,7 +51,7 @@ def load_runs(settings: Settings) -> pd.DataFrame:
     from ml.warehouse import query_partitions
 
     runs = query_partitions(
-        settings.paths.backtests / "runs" / "*" / "*.parquet",
+        settings.paths.backtest_glob("runs"),
         "select * from {files} order by run_id",
         [],
         partition="run_id",

@@ -89,7 +89,8 @@ def _metric_table(rows: list[tuple[str, dict]]) -> str:
 
 def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> None:
     from ml import registry
-    from ml.evaluate import evaluate, learning_curve
+    from ml.evaluate import evaluate
+    from ml.train import learning_curve
 
     if args.learning_curve:
         metadata = registry.load_metadata(settings, args.model)

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from ml.errors import ConfigError
-from ml.io import Paths
+from ml.paths import Paths
 
 ENV_PREFIX = "ML_"
 # The candidate models ml.models knows how to train.

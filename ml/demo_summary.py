@@ -55,8 +55,8 @@ def main(argv: list[str]) -> int:
         "           monitoring_performance, retraining_decisions"
     )
     print(f"  prediction partitions (Parquet):    {paths.predictions}/flight_date=YYYY-MM-DD/")
-    print(f"  monitoring reports (HTML + JSON):   {paths.reports / 'drift'}")
-    print(f"  data validation (HTML + JSON):      {paths.reports / 'validation' / 'index.html'}")
+    print(f"  monitoring reports (HTML + JSON):   {paths.drift_reports}")
+    print(f"  data validation (HTML + JSON):      {paths.validation_index}")
     print(f"  quarantined batches (if any):       {paths.quarantine}")
     print(f"  model registry:                     {paths.models}")
     print()

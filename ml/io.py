@@ -1,4 +1,4 @@
-"""Paths and atomic writes: the one place that knows where files live and how they land.
+"""Atomic writes and reads of our own files: how files land (``ml.paths`` knows where).
 
 Every write goes to a temporary file in the destination's folder and is then renamed
 over the destination, so a reader sees the old file or the new one, never half of one.
@@ -16,7 +16,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,114 +28,10 @@ from ml.errors import ConfigError, DataError, MLError, StorageError
 log = logging.getLogger(__name__)
 
 LOCAL_TZ = ZoneInfo("America/New_York")
-PART_FILE = "part-0.parquet"
 # Every temporary file a writer of ours makes ends so (see remove_stale_temporaries).
 TMP_SUFFIX = ".tmp"
 # A temporary this old in a folder that several writers share is a killed writer's.
 STALE_SECONDS = 3600
-
-
-@dataclass(frozen=True)
-class Paths:
-    """Layout of the data folder (``ML_DATA_DIR``)."""
-
-    root: Path
-
-    @property
-    def raw(self) -> Path:
-        return self.root / "raw"
-
-    def raw_table(self, table: str) -> Path:
-        return self.raw / table
-
-    def raw_partition(self, table: str, day: dt.date) -> Path:
-        return self.raw / table / f"flight_date={day.isoformat()}" / PART_FILE
-
-    def raw_reference(self, table: str) -> Path:
-        return self.raw / table / PART_FILE
-
-    @property
-    def marts(self) -> Path:
-        return self.root / "marts"
-
-    def mart(self, name: str) -> Path:
-        """The published mart: ``marts/<name>/flight_date=D/part-0.parquet``."""
-        return self.marts / name
-
-    def mart_partition(self, name: str, day: dt.date) -> Path:
-        return self.marts / name / f"flight_date={day.isoformat()}" / PART_FILE
-
-    def mart_glob(self, name: str) -> str:
-        return str(self.marts / name / "*" / "*.parquet")
-
-    @property
-    def mart_dates(self) -> Path:
-        """Where the published marts' files live, one generation folder per date.
-
-        ``marts/<name>/flight_date=D`` is a link to ``_dates/D/<name>``, and ``_dates/D``
-        a link to the date's current generation ``_dates/.D.<id>/``: replacing that one
-        link switches every mart of the date at once (see ``transform.publish``).
-        """
-        return self.marts / "_dates"
-
-    def mart_date_link(self, day: dt.date) -> Path:
-        return self.mart_dates / day.isoformat()
-
-    @property
-    def mart_builds(self) -> Path:
-        return self.marts / "_build"
-
-    def mart_build_dir(self, label: str) -> Path:
-        """Where dbt writes one run's window of each mart, before validation and publication."""
-        return self.mart_builds / label
-
-    def mart_build(self, name: str, label: str) -> Path:
-        return self.mart_build_dir(label) / f"{name}.parquet"
-
-    def mart_published_record(self, label: str) -> Path:
-        """What the publish of a window's build published, kept after the build is dropped
-        so that publishing it again is a no-op rather than an error."""
-        return self.mart_builds / f"{label}.published.json"
-
-    @property
-    def dbt(self) -> Path:
-        """dbt's own DuckDB file (``transform.duckdb``, see profiles.yml), target and logs."""
-        return self.root / "dbt"
-
-    @property
-    def warehouse(self) -> Path:
-        return self.root / "warehouse.duckdb"
-
-    @property
-    def models(self) -> Path:
-        return self.root / "models"
-
-    @property
-    def predictions(self) -> Path:
-        return self.root / "predictions"
-
-    def predictions_partition(self, day: dt.date) -> Path:
-        return self.predictions / f"flight_date={day.isoformat()}" / PART_FILE
-
-    @property
-    def monitoring(self) -> Path:
-        return self.root / "monitoring"
-
-    @property
-    def reports(self) -> Path:
-        return self.root / "reports"
-
-    @property
-    def backtests(self) -> Path:
-        return self.root / "backtests"
-
-    def backtest_table(self, table: str, run_id: str) -> Path:
-        """One run's part of a backtest table: ``backtests/<table>/run_id=<id>/part-0.parquet``."""
-        return self.backtests / table / f"run_id={run_id}" / PART_FILE
-
-    @property
-    def quarantine(self) -> Path:
-        return self.root / "quarantine"
 
 
 def parse_date(value: str | dt.date) -> dt.date:

@@ -223,3 +223,11 @@ def render_html(metadata: dict[str, Any], metrics: dict[str, Any]) -> str:
             body.append(f"<h2>Importance: {escape(kind)}</h2><p class='muted'>{escape(text)}</p>")
             body.append(hbar_svg([n for n, _ in top], [v for _, v in top]))
     return page(f"Model card {metadata['version']}", "".join(body))
+
+
+def card_files(metadata: dict[str, Any], metrics: dict[str, Any]) -> dict[str, str]:
+    """The model card of a version in Markdown and HTML, as the registry stores them."""
+    return {
+        "model_card.md": render_markdown(metadata, metrics),
+        "model_card.html": render_html(metadata, metrics),
+    }

@@ -28,7 +28,6 @@ import pyarrow as pa
 from ml.config import Settings
 from ml.errors import DataError
 from ml.io import (
-    PART_FILE,
     STALE_SECONDS,
     reading,
     remove_stale_temporaries,
@@ -92,13 +91,10 @@ def _performance(
         priors=priors,
     )
     kind = "realized" if realized else "estimated"
-    folder = (
-        settings.paths.monitoring
-        / "performance"
-        / f"kind={kind}"
-        / f"flight_date={day.isoformat()}"
+    write_parquet(
+        pa.Table.from_pandas(table, preserve_index=False),
+        settings.paths.monitoring_partition("performance", day, kind=kind),
     )
-    write_parquet(pa.Table.from_pandas(table, preserve_index=False), folder / PART_FILE)
     return table
 
 
@@ -112,7 +108,7 @@ def _overall(table: pd.DataFrame | None, role: str = "champion") -> dict | None:
 def performance_history(settings: Settings, last: dt.date, days: int = 60) -> list[dict]:
     """The champion's overall estimated and realized metrics over the ``days`` before ``last``."""
     history = query_partitions(
-        settings.paths.monitoring / "performance" / "*" / "*" / "*.parquet",
+        settings.paths.monitoring_glob("performance"),
         "select kind, flight_date, model_version, auc, log_loss, rows, observed_rate, "
         "mean_prediction from {files} where dimension = 'all' and model_role = 'champion' "
         "and flight_date between ? and ? order by flight_date, kind",
@@ -135,7 +131,7 @@ def drifted_since(
     if not features:
         return since
     history = query_partitions(
-        settings.paths.monitoring / "drift" / "*" / "*.parquet",
+        settings.paths.monitoring_glob("drift"),
         "select distinct flight_date, feature from {files} "
         "where is_drifted and flight_date < ? and model_version = ?",
         [day, version],
@@ -186,8 +182,10 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
     ]
     table.insert(0, "model_version", version)
 
-    drift_dir = settings.paths.monitoring / "drift" / f"flight_date={day.isoformat()}"
-    write_parquet(pa.Table.from_pandas(table, preserve_index=False), drift_dir / PART_FILE)
+    write_parquet(
+        pa.Table.from_pandas(table, preserve_index=False),
+        settings.paths.monitoring_partition("drift", day),
+    )
     summary = {
         "flight_date": day.isoformat(),
         "model_version": version,
@@ -225,9 +223,8 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
     }
     decision = decide(settings, day)
     summary["retraining"] = decision.to_dict()
-    report_dir = settings.paths.reports / "drift"
-    json_path = write_json(summary, report_dir / f"drift_{day.isoformat()}.json")
-    html_path = write_text(drift_report_html(summary), report_dir / f"drift_{day.isoformat()}.html")
+    json_path = write_json(summary, settings.paths.drift_report(day, ".json"))
+    html_path = write_text(drift_report_html(summary), settings.paths.drift_report(day, ".html"))
     refresh_catalog(settings)
     log.info("drift %s vs %s: %d drifted %s -> %s", day, version, len(drifted), drifted, html_path)
     return MonitorResult(

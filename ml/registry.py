@@ -29,6 +29,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from typing import Any
 from ml.config import Settings
 from ml.errors import RegistryError
 from ml.io import dir_mode, exchange_dirs, file_lock, read_json, write_json, write_text
+from ml.paths import REPO_DIR
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ def _git_commit() -> str | None:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
+            cwd=REPO_DIR,
             capture_output=True,
             text=True,
             timeout=5,
@@ -100,14 +102,25 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
+# Renders a version's documents from its metadata and metrics: file name to text.
+Documents = Callable[[dict[str, Any], dict[str, Any]], dict[str, str]]
+
+
 def register(
     settings: Settings,
     model: Any,
     metadata: dict[str, Any],
     metrics: dict[str, Any],
     profile: dict[str, Any],
-) -> bool:
-    """Store a trained model as a version folder, with its model card.
+    documents: Documents | None = None,
+) -> None:
+    """Store a trained model as a version folder.
+
+    Args:
+        documents: Renders the version's documents (e.g. the model card) from its full
+            metadata (checksums included) and metrics, as file name to text; they are
+            written into the folder before it is published. The registry stores them
+            and knows nothing of how they are rendered.
 
     Re-registering a version (same as-of date, data and parameters) replaces its folder.
     Aliases are not touched: see :func:`apply_gate`.
@@ -121,7 +134,7 @@ def register(
             tempfile.mkdtemp(prefix=f".{version}.", suffix=STAGING_SUFFIX, dir=final.parent)
         )
         try:
-            _write_version(staging, model, metadata, metrics, profile)
+            _write_version(staging, model, metadata, metrics, profile, documents)
             if final.exists():
                 exchange_dirs(staging, final)  # staging now holds the replaced version
             else:
@@ -137,10 +150,9 @@ def _write_version(
     metadata: dict[str, Any],
     metrics: dict[str, Any],
     profile: dict[str, Any],
+    documents: Documents | None = None,
 ) -> None:
     """Fill a new version folder; the model's own files get their SHA-256 in the metadata."""
-    from ml.model_card import render_html, render_markdown
-
     os.chmod(folder, dir_mode())  # mkdtemp makes it 0700
     model.save(folder)
     artifacts = {f.name: file_sha256(f) for f in sorted(folder.iterdir()) if f.is_file()}
@@ -153,8 +165,8 @@ def _write_version(
     write_json(full_metadata, folder / "metadata.json")
     write_json(metrics, folder / "metrics.json")
     write_json(profile, folder / "reference_profile.json")
-    write_text(render_markdown(full_metadata, metrics), folder / "model_card.md")
-    write_text(render_html(full_metadata, metrics), folder / "model_card.html")
+    for name, text in (documents(full_metadata, metrics) if documents else {}).items():
+        write_text(text, folder / name)
 
 
 def file_sha256(path: Path) -> str:

@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ml.config import Settings
-from ml.io import PART_FILE, cutoff_at, write_parquet
+from ml.io import cutoff_at, write_parquet
 from ml.warehouse import query_partitions
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def as_dates(series: pd.Series) -> list[dt.date]:
 def drift_days(settings: Settings, version: str, last: dt.date) -> dict[dt.date, bool]:
     """Monitored days up to ``last`` against ``version``: did any feature drift?"""
     frame = query_partitions(
-        settings.paths.monitoring / "drift" / "*" / "*.parquet",
+        settings.paths.monitoring_glob("drift"),
         "select flight_date, bool_or(is_drifted and source = 'feature') as drifted from {files} "
         "where model_version = ? and flight_date <= ? group by all",
         [version, last],
@@ -85,7 +85,7 @@ def degraded_days(
 ) -> dict[dt.date, bool]:
     """Matured days up to ``last``: was the champion's realized log loss past the margin?"""
     frame = query_partitions(
-        settings.paths.monitoring / "performance" / "kind=realized" / "*" / "*.parquet",
+        settings.paths.monitoring_glob("performance", kind="realized"),
         "select flight_date, log_loss from {files} where model_version = ? "
         "and model_role = 'champion' and dimension = 'all' and flight_date <= ?",
         [version, last],
@@ -187,7 +187,7 @@ def _record(settings: Settings, decision: RetrainingDecision) -> None:
             }
         ),
     }
-    folder = (
-        settings.paths.monitoring / "retraining" / f"flight_date={decision.flight_date.isoformat()}"
+    write_parquet(
+        pa.Table.from_pylist([row]),
+        settings.paths.monitoring_partition("retraining", decision.flight_date),
     )
-    write_parquet(pa.Table.from_pylist([row]), folder / PART_FILE)

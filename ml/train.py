@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from ml.config import Settings
-from ml.errors import DataError, LeakageError
+from ml.errors import ConfigError, DataError, LeakageError
 from ml.evaluate import assess, binary_metrics, gain_importance, permutation_importance
 from ml.features import (
     LABEL,
@@ -34,6 +34,7 @@ from ml.features import (
     load_features,
     rows_between,
 )
+from ml.model_card import card_files
 from ml.models import CalibratedClassifier, make_classifier
 
 log = logging.getLogger(__name__)
@@ -317,7 +318,7 @@ def train(settings: Settings, as_of: dt.date) -> TrainingResult:
         small_batch_rows=settings.drift_small_batch_rows,
         family_alpha=settings.drift_family_alpha,
     )
-    registry.register(settings, model, metadata, metrics, profile)
+    registry.register(settings, model, metadata, metrics, profile, documents=card_files)
     became_champion = registry.apply_gate(settings, version, decision)
     return TrainingResult(
         version=version,
@@ -326,3 +327,39 @@ def train(settings: Settings, as_of: dt.date) -> TrainingResult:
         became_champion=became_champion,
         gate_reason=decision.reason,
     )
+
+
+def learning_curve(
+    settings: Settings,
+    algorithm: str,
+    as_of: dt.date,
+    windows: list[int],
+    start: dt.date,
+    end: dt.date,
+) -> list[dict[str, Any]]:
+    """Retrain ``algorithm`` as of ``as_of`` on each window length; score on ``start..end``."""
+    from ml.features import LABEL, load_features
+
+    if start < as_of:
+        raise ConfigError(f"the curve's range starts {start}, before the as-of date {as_of}")
+    scored = load_features(settings, start, end)
+    y = scored[LABEL].astype(int).to_numpy()
+    rows = []
+    for days in sorted(windows):
+        if days <= settings.validation_days:
+            raise ConfigError(f"window of {days} days: not longer than validation_days")
+        window, fit, validation = split_window(settings, as_of, days)
+        candidate = fit_candidate(settings, algorithm, fit, validation)
+        rows.append(
+            {
+                "window_days": days,
+                "fit_start": window.fit_start.isoformat(),
+                "fit_rows": int(len(fit)),
+                "seconds": round(candidate.seconds, 2),
+                "validation": candidate.scores,
+                "scored": binary_metrics(
+                    y, candidate.model.predict_proba(scored), settings.operating_threshold
+                ),
+            }
+        )
+    return rows

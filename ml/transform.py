@@ -24,7 +24,6 @@ import pyarrow.compute as pc
 from ml.config import Settings
 from ml.errors import ConfigError, StorageError, TransformError
 from ml.io import (
-    PART_FILE,
     TMP_SUFFIX,
     dir_mode,
     file_lock,
@@ -36,10 +35,10 @@ from ml.io import (
     write_json,
     write_parquet,
 )
+from ml.paths import DBT_PROJECT_DIR, PART_FILE, PUBLISHED_MARTS
+from ml.validate import validate_features, validated_digests
 
 log = logging.getLogger(__name__)
-
-DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
@@ -74,9 +73,9 @@ def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT
         "--profiles-dir",
         str(project_dir),
         "--target-path",
-        str(dbt_dir / "target"),
+        str(settings.paths.dbt_target),
         "--log-path",
-        str(dbt_dir / "logs"),
+        str(settings.paths.dbt_logs),
     ]
     log.info("running dbt %s", " ".join(args))
     with file_lock(dbt_dir / ".dbt.lock", timeout=DBT_LOCK_TIMEOUT_SECONDS):
@@ -136,7 +135,6 @@ def _dying_with(parent: int):
     return preexec
 
 
-PUBLISHED_MARTS = ("flights", "flight_features", "flight_oracle_weather")
 # A build folder left this long by a killed run is debris (a live one is published or
 # quarantined within minutes).
 STALE_BUILD_SECONDS = 6 * 3600
@@ -188,24 +186,6 @@ def _remove_stale_builds(builds: Path) -> None:
                 entry.unlink(missing_ok=True)
 
 
-VALIDATED_FILE = "validated.json"
-
-
-def build_digests(settings: Settings, label: str) -> dict[str, str]:
-    """SHA-256 of each mart file of the window's build (what validation vouches for)."""
-    digests = {}
-    for mart in PUBLISHED_MARTS:
-        path = settings.paths.mart_build(mart, label)
-        with reading(path, "build the window again with `ml transform`"):
-            digests[mart] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return digests
-
-
-def mark_validated(settings: Settings, label: str, digests: dict[str, str]) -> None:
-    """Record that the build's files with these digests passed validation."""
-    write_json(digests, settings.paths.mart_build_dir(label) / VALIDATED_FILE)
-
-
 def publish(
     settings: Settings, start: dt.date | None = None, end: dt.date | None = None
 ) -> dict[str, list[str]]:
@@ -237,7 +217,7 @@ def publish(
             refresh_catalog(settings)
             return read_json(record, TransformError)
         tables = {}
-        validated = _validated(paths, label)
+        validated = validated_digests(paths, label)
         for mart in PUBLISHED_MARTS:
             path = paths.mart_build(mart, label)
             with reading(path, "build the window again with `ml transform`"):
@@ -276,22 +256,6 @@ def publish(
     return published
 
 
-def _validated(paths, label: str) -> dict[str, str]:
-    """The digests validation recorded for the window's build; refuses an unvalidated one."""
-    build_dir = paths.mart_build_dir(label)
-    if not build_dir.is_dir():
-        raise TransformError(
-            f"{build_dir}: no build of the window to publish (run the build first)"
-        )
-    record = build_dir / VALIDATED_FILE
-    if not record.exists():
-        raise TransformError(
-            f"{record}: the build was not validated; validate the window first "
-            "(`ml transform` builds, validates and publishes)"
-        )
-    return read_json(record, TransformError)
-
-
 def switch_date(paths, day: dt.date, parts: dict[str, pa.Table]) -> None:
     """Publish ``parts`` (mart to the rows of ``day``) as the date's new generation.
 
@@ -315,8 +279,8 @@ def switch_date(paths, day: dt.date, parts: dict[str, pa.Table]) -> None:
     link = paths.mart_date_link(day)
     if not link.is_symlink():
         copied = any(
-            (paths.mart(mart) / f"flight_date={day.isoformat()}").is_dir()
-            and not (paths.mart(mart) / f"flight_date={day.isoformat()}").is_symlink()
+            paths.mart_partition_dir(mart, day).is_dir()
+            and not paths.mart_partition_dir(mart, day).is_symlink()
             for mart in PUBLISHED_MARTS
         )
         replace_link(link, (generation if copied else _generation(dates, tag, {})).name)
@@ -348,7 +312,7 @@ def _generation(dates: Path, tag: str, parts: dict[str, pa.Table]) -> Path:
 
 def _link_partition(paths, mart: str, day: dt.date) -> None:
     """``marts/<mart>/flight_date=D`` as a link to ``../_dates/D/<mart>``."""
-    folder = paths.mart(mart) / f"flight_date={day.isoformat()}"
+    folder = paths.mart_partition_dir(mart, day)
     target = os.path.join("..", paths.mart_dates.name, day.isoformat(), mart)
     if not (folder.is_symlink() and os.readlink(folder) == target):
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -362,8 +326,6 @@ def transform(
 
     A build whose features fail validation is quarantined and nothing is published.
     """
-    from ml.validate import validate_features
-
     build(settings, start, end)
     validate_features(settings, start, end, built=True)
     return publish(settings, start, end)

@@ -19,6 +19,7 @@ empty; these pages reference nothing outside themselves.)
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -31,11 +32,11 @@ import pandas as pd
 
 from ml.config import Settings
 from ml.errors import ConfigError, TransformError, ValidationError
-from ml.io import atomic_path, window_label, write_json, write_text
+from ml.io import atomic_path, read_json, reading, window_label, write_json, write_text
+from ml.paths import EXPECTATIONS_DIR, PUBLISHED_MARTS
 
 log = logging.getLogger(__name__)
 
-EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "expectations"
 DAY_COLUMN = "flight_date"
 
 
@@ -208,7 +209,7 @@ def quarantine(
         outcome: Why it was rejected.
         files: Name to a file to move there, or to a frame to write there as Parquet.
     """
-    folder = settings.paths.quarantine / label
+    folder = settings.paths.quarantine_day(label)
     folder.mkdir(parents=True, exist_ok=True)
     for name, item in files.items():
         dest = folder / name
@@ -241,10 +242,10 @@ def _report(settings: Settings, label: str, outcomes: list[SuiteOutcome]) -> Non
         "warnings": [w for o in outcomes for w in o.warnings],
         "suites": [asdict(o) for o in outcomes],
     }
-    folder = settings.paths.reports / "validation"
-    write_json(report, folder / f"validation_{label}.json")
-    write_text(validation_html(report), folder / f"validation_{label}.html")
-    write_text(validation_index_html(_index_rows(folder)), folder / "index.html")
+    paths = settings.paths
+    write_json(report, paths.validation_report(label, ".json"))
+    write_text(validation_html(report), paths.validation_report(label, ".html"))
+    write_text(validation_index_html(_index_rows(paths.validation_reports)), paths.validation_index)
 
 
 def _index_rows(folder: Path) -> list[dict[str, Any]]:
@@ -350,13 +351,10 @@ def validate_features(
     import duckdb
 
     from ml.features import load_features
-    from ml.transform import PUBLISHED_MARTS
 
     requested_start, requested_end = start, end
     build_label = window_label(requested_start, requested_end)
     if built:
-        from ml.transform import build_digests, mark_validated
-
         before = build_digests(settings, build_label)
     frame = load_features(settings, start, end, built=built)
     first, last = frame[DAY_COLUMN].min(), frame[DAY_COLUMN].max()
@@ -433,3 +431,37 @@ def validate_day(settings: Settings, day: dt.date) -> list[SuiteOutcome]:
         raise ValidationError("; ".join(o.describe() for o in failed))
     outcomes.append(validate_features(settings, day, day))
     return outcomes
+
+
+VALIDATED_FILE = "validated.json"
+
+
+def build_digests(settings: Settings, label: str) -> dict[str, str]:
+    """SHA-256 of each mart file of the window's build (what validation vouches for)."""
+    digests = {}
+    for mart in PUBLISHED_MARTS:
+        path = settings.paths.mart_build(mart, label)
+        with reading(path, "build the window again with `ml transform`"):
+            digests[mart] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
+
+
+def mark_validated(settings: Settings, label: str, digests: dict[str, str]) -> None:
+    """Record that the build's files with these digests passed validation."""
+    write_json(digests, settings.paths.mart_build_dir(label) / VALIDATED_FILE)
+
+
+def validated_digests(paths, label: str) -> dict[str, str]:
+    """The digests validation recorded for the window's build; refuses an unvalidated one."""
+    build_dir = paths.mart_build_dir(label)
+    if not build_dir.is_dir():
+        raise TransformError(
+            f"{build_dir}: no build of the window to publish (run the build first)"
+        )
+    record = build_dir / VALIDATED_FILE
+    if not record.exists():
+        raise TransformError(
+            f"{record}: the build was not validated; validate the window first "
+            "(`ml transform` builds, validates and publishes)"
+        )
+    return read_json(record, TransformError)

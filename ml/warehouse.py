@@ -41,23 +41,23 @@ def _views(settings: Settings) -> dict[str, str]:
             )
     if glob_exists("flight_date=*/*.parquet", paths.predictions):
         views["predictions"] = (
-            f"select * from read_parquet('{paths.predictions}/*/*.parquet', "
+            f"select * from read_parquet('{paths.predictions_glob}', "
             "hive_partitioning = true, hive_types = {'flight_date': date})"
         )
         views["latest_predictions"] = "select * from predictions where model_role = 'champion'"
     if glob_exists("drift/*/*.parquet", paths.monitoring):
         views["monitoring_drift"] = (
-            f"select * from read_parquet('{paths.monitoring}/drift/*/*.parquet', "
+            f"select * from read_parquet('{paths.monitoring_glob('drift')}', "
             "hive_partitioning = true, hive_types = {'flight_date': date})"
         )
     if glob_exists("performance/kind=*/flight_date=*/*.parquet", paths.monitoring):
         views["monitoring_performance"] = (
-            f"select * from read_parquet('{paths.monitoring}/performance/*/*/*.parquet', "
+            f"select * from read_parquet('{paths.monitoring_glob('performance')}', "
             "hive_partitioning = true, hive_types = {'flight_date': date})"
         )
     if glob_exists("retraining/flight_date=*/*.parquet", paths.monitoring):
         views["retraining_decisions"] = (
-            f"select * from read_parquet('{paths.monitoring}/retraining/*/*.parquet', "
+            f"select * from read_parquet('{paths.monitoring_glob('retraining')}', "
             "hive_partitioning = true, hive_types = {'flight_date': date})"
         )
     # A run is complete once its row is in backtest_runs (written last): the other tables
@@ -69,7 +69,7 @@ def _views(settings: Settings) -> dict[str, str]:
                     "" if table == "runs" else " where run_id in (select run_id from backtest_runs)"
                 )
                 views[f"backtest_{table}"] = (
-                    f"select * from read_parquet('{paths.backtests}/{table}/*/*.parquet', "
+                    f"select * from read_parquet('{paths.backtest_glob(table)}', "
                     "hive_partitioning = true, hive_types = {'run_id': varchar}, "
                     f"union_by_name = true){complete}"
                 )

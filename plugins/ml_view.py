@@ -259,17 +259,17 @@ def _report_link(root: Path, path: Path) -> str:
 def _reports_list(cfg) -> str:
     root = cfg.paths.reports
     items = []
-    drift = sorted((root / "drift").glob("drift_*.html"))
+    drift = sorted(cfg.paths.drift_reports.glob("drift_*.html"))
     if drift:
         items.append(f"<li>latest drift and performance: {_report_link(root, drift[-1])}</li>")
     backtests = sorted(
-        (root / "backtest").glob("*.html"), key=lambda p: p.stat().st_mtime, reverse=True
+        cfg.paths.backtest_reports.glob("*.html"), key=lambda p: p.stat().st_mtime, reverse=True
     )
     for path in backtests[:BACKTEST_REPORTS]:
         items.append(f"<li>backtest: {_report_link(root, path)}</li>")
-    if (root / "validation" / "index.html").exists():
+    if cfg.paths.validation_index.exists():
         items.append(
-            f"<li>data validation: {_report_link(root, root / 'validation' / 'index.html')} "
+            f"<li>data validation: {_report_link(root, cfg.paths.validation_index)} "
             "(every run of the expectation suites)</li>"
         )
     if not items:

@@ -221,7 +221,7 @@ class Stack:
         """Flights of ``day`` in the landing zone."""
         import pyarrow.parquet as pq
 
-        from ml.io import Paths
+        from ml.paths import Paths
 
         return pq.read_metadata(Paths(self.data).raw_partition("flights", day)).num_rows
 

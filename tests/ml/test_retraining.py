@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 
 from ml import registry
-from ml.io import PART_FILE
+from ml.paths import PART_FILE
 from ml.retraining import decide
 from tests.conftest import AS_OF, make_settings
 

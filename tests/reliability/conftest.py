@@ -124,6 +124,7 @@ def every_algorithm(trained_data, tmp_path_factory) -> tuple[Path, dict[str, str
     import shutil
 
     from ml import registry
+    from ml.model_card import card_files
     from ml.train import select_model, split_window
 
     data_dir = tmp_path_factory.mktemp("every_algorithm") / "data"
@@ -149,6 +150,7 @@ def every_algorithm(trained_data, tmp_path_factory) -> tuple[Path, dict[str, str
             {**meta, "version": version, "algorithm": algorithm},
             metrics,
             profile,
+            documents=card_files,
         )
         versions[algorithm] = version
     return data_dir, versions

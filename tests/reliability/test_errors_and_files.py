@@ -131,6 +131,7 @@ def test_the_dags_fail_fast_on_what_a_retry_cannot_heal_and_retry_the_rest():
 )
 def test_published_files_honour_the_umask(trained_copy, mask, file_mode, dir_mode):
     from ml import registry
+    from ml.model_card import card_files
     from ml.predict import predict
     from ml.warehouse import refresh_catalog
 
@@ -150,6 +151,7 @@ def test_published_files_honour_the_umask(trained_copy, mask, file_mode, dir_mod
             },
             registry.load_metrics(settings, champion),
             registry.load_profile(settings, champion),
+            documents=card_files,
         )
     paths = settings.paths
     folder = registry.version_dir(settings, champion)

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ml.transform import PUBLISHED_MARTS
+from ml.paths import PUBLISHED_MARTS
 from tests.conftest import REPO, make_settings
 from tests.reliability.conftest import digests
 
@@ -64,9 +64,10 @@ elif step == "register":
     version = registry.get_alias(settings, "champion")
     model, metadata = registry.load_model(settings, version)
     kept = {k: v for k, v in metadata.items() if k not in ("artifacts", "libraries", "git_commit")}
+    from ml.model_card import card_files
     registry.register(
         settings, model, kept, registry.load_metrics(settings, version),
-        registry.load_profile(settings, version),
+        registry.load_profile(settings, version), documents=card_files,
     )
 elif step == "refresh":
     from ml.warehouse import refresh_catalog

@@ -236,7 +236,8 @@ def swap_then_die(new, current):
 registry._write_version = write_then_die
 if moment == "after the swap":
     registry.exchange_dirs = swap_then_die
-registry.register(settings, model, metadata, metrics, profile)
+from ml.model_card import card_files
+registry.register(settings, model, metadata, metrics, profile, documents=card_files)
 """
 
 

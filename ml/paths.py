@@ -1,0 +1,201 @@
+"""Where every file lives: the one place that knows the layout of the data folder
+(``ML_DATA_DIR``) and of the repository folders the pipeline reads (the dbt project and
+the expectation suites). Ground floor: imports nothing from ``ml``.
+
+A date partition is a folder ``.../flight_date=YYYY-MM-DD/`` holding one ``part-0.parquet``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = REPO_DIR / "dbt_project"
+EXPECTATIONS_DIR = REPO_DIR / "expectations"
+
+PART_FILE = "part-0.parquet"
+# The marts a build publishes, one partition per flight date each (see transform.publish).
+PUBLISHED_MARTS = ("flights", "flight_features", "flight_oracle_weather")
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Layout of the data folder (``ML_DATA_DIR``)."""
+
+    root: Path
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "raw"
+
+    def raw_table(self, table: str) -> Path:
+        return self.raw / table
+
+    def raw_partition(self, table: str, day: dt.date) -> Path:
+        return self.raw / table / f"flight_date={day.isoformat()}" / PART_FILE
+
+    def raw_reference(self, table: str) -> Path:
+        return self.raw / table / PART_FILE
+
+    @property
+    def marts(self) -> Path:
+        return self.root / "marts"
+
+    def mart(self, name: str) -> Path:
+        """The published mart: ``marts/<name>/flight_date=D/part-0.parquet``."""
+        return self.marts / name
+
+    def mart_partition_dir(self, name: str, day: dt.date) -> Path:
+        """``marts/<name>/flight_date=D``: a link into ``_dates`` (see ``mart_dates``)."""
+        return self.marts / name / f"flight_date={day.isoformat()}"
+
+    def mart_partition(self, name: str, day: dt.date) -> Path:
+        return self.mart_partition_dir(name, day) / PART_FILE
+
+    def mart_glob(self, name: str) -> str:
+        return str(self.marts / name / "*" / "*.parquet")
+
+    @property
+    def mart_dates(self) -> Path:
+        """Where the published marts' files live, one generation folder per date.
+
+        ``marts/<name>/flight_date=D`` is a link to ``_dates/D/<name>``, and ``_dates/D``
+        a link to the date's current generation ``_dates/.D.<id>/``: replacing that one
+        link switches every mart of the date at once (see ``transform.publish``).
+        """
+        return self.marts / "_dates"
+
+    def mart_date_link(self, day: dt.date) -> Path:
+        return self.mart_dates / day.isoformat()
+
+    @property
+    def mart_builds(self) -> Path:
+        return self.marts / "_build"
+
+    def mart_build_dir(self, label: str) -> Path:
+        """Where dbt writes one run's window of each mart, before validation and publication."""
+        return self.mart_builds / label
+
+    def mart_build(self, name: str, label: str) -> Path:
+        return self.mart_build_dir(label) / f"{name}.parquet"
+
+    def mart_published_record(self, label: str) -> Path:
+        """What the publish of a window's build published, kept after the build is dropped
+        so that publishing it again is a no-op rather than an error."""
+        return self.mart_builds / f"{label}.published.json"
+
+    @property
+    def dbt(self) -> Path:
+        """dbt's own DuckDB file (``transform.duckdb``, see profiles.yml), target and logs."""
+        return self.root / "dbt"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "predictions"
+
+    @property
+    def predictions_glob(self) -> str:
+        return str(self.predictions / "*" / "*.parquet")
+
+    def predictions_partition(self, day: dt.date) -> Path:
+        return self.predictions / f"flight_date={day.isoformat()}" / PART_FILE
+
+    @property
+    def monitoring(self) -> Path:
+        return self.root / "monitoring"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def backtests(self) -> Path:
+        return self.root / "backtests"
+
+    def backtest_glob(self, table: str) -> str:
+        """Every run's part of a backtest table."""
+        return str(self.backtests / table / "*" / "*.parquet")
+
+    def backtest_table(self, table: str, run_id: str) -> Path:
+        """One run's part of a backtest table: ``backtests/<table>/run_id=<id>/part-0.parquet``."""
+        return self.backtests / table / f"run_id={run_id}" / PART_FILE
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    # -- repository folders ---------------------------------------------------------------
+    @property
+    def dbt_project(self) -> Path:
+        """The dbt project (``dbt_project/`` in the repository)."""
+        return DBT_PROJECT_DIR
+
+    @property
+    def expectations(self) -> Path:
+        """The Great Expectations suites, one JSON file per dataset."""
+        return EXPECTATIONS_DIR
+
+    # -- dbt's own files, under the data folder --------------------------------------------
+    @property
+    def dbt_target(self) -> Path:
+        return self.dbt / "target"
+
+    @property
+    def dbt_logs(self) -> Path:
+        return self.dbt / "logs"
+
+    # -- monitoring tables and reports -----------------------------------------------------
+    def monitoring_table(self, table: str) -> Path:
+        """``monitoring/<table>/``: drift, performance or retraining."""
+        return self.monitoring / table
+
+    def monitoring_partition(self, table: str, day: dt.date, kind: str | None = None) -> Path:
+        """``monitoring/<table>/[kind=<kind>/]flight_date=D/part-0.parquet``."""
+        folder = self.monitoring_table(table)
+        if kind is not None:
+            folder = folder / f"kind={kind}"
+        return folder / f"flight_date={day.isoformat()}" / PART_FILE
+
+    def monitoring_glob(self, table: str, kind: str | None = None) -> str:
+        """Every partition of a monitoring table (of one ``kind``, or of all of them)."""
+        folder = self.monitoring_table(table)
+        if table == "performance":
+            folder = folder / ("*" if kind is None else f"kind={kind}")
+        return str(folder / "*" / "*.parquet")
+
+    @property
+    def drift_reports(self) -> Path:
+        return self.reports / "drift"
+
+    def drift_report(self, day: dt.date, suffix: str) -> Path:
+        """The day's monitoring report, ``.html`` or ``.json``."""
+        return self.drift_reports / f"drift_{day.isoformat()}{suffix}"
+
+    @property
+    def validation_reports(self) -> Path:
+        return self.reports / "validation"
+
+    def validation_report(self, label: str, suffix: str) -> Path:
+        """One validation run's result, ``.html`` or ``.json``."""
+        return self.validation_reports / f"validation_{label}{suffix}"
+
+    @property
+    def validation_index(self) -> Path:
+        return self.validation_reports / "index.html"
+
+    @property
+    def backtest_reports(self) -> Path:
+        return self.reports / "backtest"
+
+    def quarantine_day(self, label: str) -> Path:
+        return self.quarantine / label
