@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ml.config import CADENCES, Settings, load_settings
-from ml.errors import ConfigError, DataError, MLError
-from ml.io import parse_date, reading
+from ml.errors import ConfigError, MLError
+from ml.io import parse_date
 
 log = logging.getLogger("ml")
 
@@ -209,22 +209,11 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_predictions(settings: Settings, args: argparse.Namespace) -> None:
-    import duckdb
+    from ml.queries import SHOWN_COLUMNS, riskiest_flights
 
-    path = settings.paths.predictions_partition(args.date)
-    if not path.exists():
-        raise DataError(
-            f"{path}: no predictions for {args.date} (run `ml predict --date {args.date}`)"
-        )
-    role = "" if args.all_roles else "where model_role = 'champion'"
-    hint = f"predict the day again with `ml predict --date {args.date}`"
-    with reading(path, hint), duckdb.connect() as con:
-        frame = con.execute(
-            f"select flight_id, carrier, flight, origin, dest, sched_dep_at, p_delayed, risk_band, "
-            f"model_version, model_role, top_reasons from read_parquet(?) {role} "
-            f"order by p_delayed desc limit ?",
-            [str(path), args.limit],
-        ).df()
+    role = None if args.all_roles else "champion"
+    frame = riskiest_flights(settings, args.date, role=role, limit=args.limit)
+    frame = frame[list(SHOWN_COLUMNS)]
     if args.json:
         print(frame.to_json(orient="records", date_format="iso"))
         return

@@ -9,6 +9,7 @@ import sys
 
 from ml.config import load_settings
 from ml.io import parse_date
+from ml.queries import riskiest_flights
 
 
 def main(argv: list[str]) -> int:
@@ -24,12 +25,6 @@ def main(argv: list[str]) -> int:
             "from latest_predictions p where p.flight_date in (select unnest(?)) group by 1 order by 1",
             [days],
         ).fetchall()
-        sample = con.execute(
-            "select flight_id, origin, dest, strftime(sched_dep_at at time zone 'America/New_York', '%H:%M') as dep_local, "
-            "round(p_delayed, 3) as p_delayed, risk_band, model_version "
-            "from latest_predictions where flight_date = ? order by p_delayed desc limit 5",
-            [days[-1]],
-        ).df()
         monitoring = con.execute(
             "select d.flight_date, count(distinct d.feature) filter (where d.is_drifted) as drifted, "
             "any_value(e.auc) as est_auc, any_value(e.log_loss) as est_log_loss, "
@@ -75,7 +70,17 @@ def main(argv: list[str]) -> int:
         )
     print()
     print(f"Riskiest flights on {days[-1]}:")
-    print(sample.to_string(index=False))
+    sample = riskiest_flights(settings, days[-1], limit=5).round({"p_delayed": 3})
+    columns = [
+        "flight_id",
+        "origin",
+        "dest",
+        "departs_local",
+        "p_delayed",
+        "risk_band",
+        "model_version",
+    ]
+    print(sample[columns].to_string(index=False))
     print()
     print("Read them yourself:")
     print(f"  .venv/bin/ml predictions show --date {days[-1]}")

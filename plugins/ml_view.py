@@ -351,33 +351,32 @@ def predictions(
     limit: Annotated[int, Query(ge=1, le=1000)] = PREVIEW_ROWS,
 ) -> HTMLResponse:
     """The riskiest flights of a date, and the count of each risk band."""
-    import duckdb
-
+    from ml.errors import MLError
+    from ml.queries import risk_bands, riskiest_flights
     from ml.reports import format_reasons, table
 
-    path = cfg.paths.predictions_partition(date)
     title = f"Predictions for {date.isoformat()} ({role})"
-    if not path.exists():
+    if not cfg.paths.predictions_partition(date).exists():
         raise HTTPException(status_code=404, detail=f"no predictions for {date.isoformat()}")
     try:
-        with duckdb.connect() as con:
-            bands = con.execute(
-                "select risk_band, count(*), avg(p_delayed) from read_parquet(?) "
-                "where model_role = ? group by 1 order by 3 desc",
-                [str(path), role],
-            ).fetchall()
-            frame = con.execute(
-                "select flight_id, carrier, flight, origin, dest, "
-                "strftime(timezone('America/New_York', sched_dep_at), '%H:%M'), p_delayed, "
-                "risk_band, model_version, top_reasons from read_parquet(?) "
-                "where model_role = ? order by p_delayed desc, flight_id limit ?",
-                [str(path), role, limit],
-            ).fetchall()
-    except duckdb.Error as exc:
-        problem = f"{path}: unreadable ({_one_line(exc)})"
-        body = f"<h1>{escape(title)}</h1><p class='error'>Unavailable: {escape(problem)}</p>"
+        bands = risk_bands(cfg, date, role=role).itertuples(index=False)
+        frame = riskiest_flights(cfg, date, role=role, limit=limit)
+    except MLError as exc:
+        body = f"<h1>{escape(title)}</h1><p class='error'>Unavailable: {escape(_one_line(exc))}</p>"
         return _html(title, body, status_code=500)
     band_rows = [[band, f"{n:,}", mean] for band, n, mean in bands]
+    columns = [
+        "flight_id",
+        "carrier",
+        "flight",
+        "origin",
+        "dest",
+        "departs_local",
+        "p_delayed",
+        "risk_band",
+        "model_version",
+        "top_reasons",
+    ]
     rows = [
         [
             flight_id,
@@ -389,7 +388,9 @@ def predictions(
             format_reasons(reasons),
             version,
         ]
-        for flight_id, carrier, flight, origin, dest, departs, p, band, version, reasons in frame
+        for flight_id, carrier, flight, origin, dest, departs, p, band, version, reasons in frame[
+            columns
+        ].itertuples(index=False)
     ]
     other = "challenger" if role == "champion" else "champion"
     header = ["flight_id", "flight", "route", "departs (New York)", "p_delayed", "band"]
