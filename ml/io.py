@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -162,6 +163,15 @@ def remove_stale_temporaries(
     if removed:
         log.info("removed %d stale temporary file(s) under %s", len(removed), folder)
     return removed
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in blocks (model artifacts, dbt builds)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager

@@ -21,7 +21,6 @@ file that cannot be read is reported with its path.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
@@ -36,7 +35,15 @@ from typing import Any
 
 from ml.config import Settings
 from ml.errors import RegistryError
-from ml.io import dir_mode, exchange_dirs, file_lock, read_json, write_json, write_text
+from ml.io import (
+    dir_mode,
+    exchange_dirs,
+    file_lock,
+    file_sha256,
+    read_json,
+    write_json,
+    write_text,
+)
 from ml.paths import REPO_DIR
 
 log = logging.getLogger(__name__)
@@ -167,14 +174,6 @@ def _write_version(
     write_json(profile, folder / "reference_profile.json")
     for name, text in (documents(full_metadata, metrics) if documents else {}).items():
         write_text(text, folder / name)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_artifacts(folder: Path, metadata: dict[str, Any]) -> None:

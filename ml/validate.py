@@ -19,7 +19,6 @@ empty; these pages reference nothing outside themselves.)
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
@@ -32,7 +31,7 @@ import pandas as pd
 
 from ml.config import Settings
 from ml.errors import ConfigError, TransformError, ValidationError
-from ml.io import atomic_path, read_json, reading, window_label, write_json, write_text
+from ml.io import atomic_path, file_sha256, read_json, reading, window_label, write_json, write_text
 from ml.paths import EXPECTATIONS_DIR, PUBLISHED_MARTS
 
 log = logging.getLogger(__name__)
@@ -442,7 +441,7 @@ def build_digests(settings: Settings, label: str) -> dict[str, str]:
     for mart in PUBLISHED_MARTS:
         path = settings.paths.mart_build(mart, label)
         with reading(path, "build the window again with `ml transform`"):
-            digests[mart] = hashlib.sha256(path.read_bytes()).hexdigest()
+            digests[mart] = file_sha256(path)
     return digests
 
 
