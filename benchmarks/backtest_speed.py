@@ -41,7 +41,7 @@ def main() -> None:
     settings = load_settings()
     if args.prepare:
         from ml.ingest import ingest
-        from ml.transform import transform
+        from ml.pipeline import transform
 
         ingest(settings, dt.date(2013, 1, 1), dt.date(2013, 12, 31))
         transform(settings, dt.date(2013, 1, 1), dt.date(2013, 12, 31))

@@ -57,9 +57,9 @@ def prepare(folder: Path) -> Path:
     """Land and build the history and train a champion: the state every configuration starts from."""
     from ml.config import load_settings
     from ml.ingest import ingest
+    from ml.pipeline import transform
     from ml.registry import get_alias
     from ml.train import train
-    from ml.transform import transform
 
     data = folder / "data"
     settings = load_settings(env={}, data_dir=data, train_window_days=30, validation_days=7)

@@ -39,7 +39,7 @@ def _spec():
     """The run's spec from its params (a bad one raises ConfigError)."""
     from ml.backtest import make_spec
     from ml.config import load_settings
-    from ml.io import parse_date
+    from ml.dates import parse_date
 
     params = get_current_context()["params"]
     settings = load_settings()
@@ -121,19 +121,10 @@ def backtest():
     @failing_fast()
     def prepare() -> str:
         """Land and publish the history the run needs; returns the run id."""
-        from ml.ingest import ingest
-        from ml.transform import transform
+        from ml import pipeline
 
         settings, spec = _spec()
-        first = spec.start - dt.timedelta(days=spec.window_days)
-        ingest(
-            settings,
-            first - dt.timedelta(days=settings.feature_lookback_days),
-            spec.end,
-            history=True,
-        )
-        transform(settings, first, spec.end)
-        return spec.run_id
+        return pipeline.prepare(settings, spec)
 
     @task
     @failing_fast()
@@ -151,18 +142,15 @@ def backtest():
     @failing_fast()
     def report(run: dict) -> str:
         """Refresh the warehouse views and write the run's HTML report; returns its path."""
-        from ml.backtest_report import write_run_report
+        from ml import pipeline
         from ml.config import load_settings
-        from ml.warehouse import refresh_catalog
 
-        settings = load_settings()
-        refresh_catalog(settings)
-        path = write_run_report(settings, run["run_id"])
+        path = pipeline.report(load_settings(), run["run_id"])
         print(
             f"{run['run_id']}: log loss {run['log_loss']:.4f} (prior {run['prior_log_loss']:.4f}, "
             f"heuristic {run['heuristic_log_loss']:.4f}), AUC {run['auc']:.3f}; report {path}"
         )
-        return str(path)
+        return path
 
     report(run(prepare()))
 

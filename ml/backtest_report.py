@@ -26,9 +26,9 @@ import pandas as pd
 from ml.backtest import grouped_metrics
 from ml.config import CADENCES, Settings
 from ml.errors import DataError
-from ml.evaluate import expected_calibration_error
 from ml.features import LABEL, ORACLE_LABEL
 from ml.io import write_json, write_text
+from ml.metrics import expected_calibration_error
 from ml.reports import CUR_COLOUR, REF_COLOUR, line_chart_svg, page, table
 
 AGE_BANDS = (
@@ -48,9 +48,9 @@ def report_dir(settings: Settings) -> Path:
 
 def load_runs(settings: Settings) -> pd.DataFrame:
     """Every completed run (one row each), or an empty frame."""
-    from ml.warehouse import query_partitions
+    from ml.io import read_partitions
 
-    runs = query_partitions(
+    runs = read_partitions(
         settings.paths.backtest_glob("runs"),
         "select * from {files} order by run_id",
         [],

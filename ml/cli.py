@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ml.config import CADENCES, Settings, load_settings
+from ml.dates import parse_date
 from ml.errors import ConfigError, MLError
-from ml.io import parse_date
 
 log = logging.getLogger("ml")
 
@@ -41,7 +41,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_transform(settings: Settings, args: argparse.Namespace) -> None:
-    from ml.transform import transform
+    from ml.pipeline import transform
 
     if (args.start is None) != (args.end is None):
         raise ConfigError("give both --start and --end, or neither (every landed day)")
@@ -142,34 +142,41 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_predict(settings: Settings, args: argparse.Namespace) -> None:
-    from ml.predict import predict
+    from ml.pipeline import predict
 
     result = predict(settings, args.date)
-    print(f"{result.rows} predictions for {result.day} ({result.versions}) -> {result.path}")
+    print(
+        f"{result['rows']} predictions for {result['day']} ({result['versions']}) -> {result['path']}"
+    )
 
 
 def cmd_monitor(settings: Settings, args: argparse.Namespace) -> None:
-    from ml.monitor import monitor
+    from ml.pipeline import monitor
 
     result = monitor(settings, args.date)
-    drifted = ", ".join(result.drifted) or "none"
-    print(f"drift on {result.day} vs {result.model_version}: {drifted}")
-    est = result.estimated
+    drifted = ", ".join(result["drifted"]) or "none"
+    print(f"drift on {result['day']} vs {result['model_version']}: {drifted}")
+    est = result["estimated"]
     print(
-        f"estimated performance on {result.day} (from the calibrated scores): "
+        f"estimated performance on {result['day']} (from the calibrated scores): "
         f"AUC {est['auc']:.3f}, log loss {est['log_loss']:.4f}"
     )
-    real = result.realized
+    real = result["realized"]
     if real:
         print(
-            f"realized performance on {result.realized_day} "
+            f"realized performance on {result['realized_day']} "
             f"(labels matured): AUC {real['auc']:.3f}, log loss {real['log_loss']:.4f}, "
             f"ECE {real['ece']:.3f} ({real['rows']} flights, {real['observed_rate']:.1%} delayed)"
         )
-    decision = result.retraining
-    verdict = "retrain" if decision.retrain else "no retraining"
-    print(f"retraining policy: {verdict}: {'; '.join(decision.reasons)}")
-    print(f"report {result.html}")
+    print(f"report {result['report']}")
+
+
+def cmd_decide_retraining(settings: Settings, args: argparse.Namespace) -> None:
+    from ml.pipeline import decide_retraining
+
+    decision = decide_retraining(settings, args.date)
+    verdict = "retrain" if decision["retrain"] else "no retraining"
+    print(f"retraining policy as of {decision['day']}: {verdict}: {'; '.join(decision['reasons'])}")
 
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> None:
@@ -289,33 +296,28 @@ def _grid_points(args: argparse.Namespace) -> list[tuple[str, int, bool]]:
 
 
 def cmd_backtest_grid(settings: Settings, args: argparse.Namespace) -> None:
-    from ml.backtest import make_spec, run_backtest, training_settings
-    from ml.backtest_report import load_runs, write_grid_report, write_run_report
+    from ml.backtest import grid_specs
+    from ml.pipeline import backtest_grid
 
     candidates = _csv(args.candidates) if args.candidates else None
-    specs = [
-        make_spec(settings, args.start, args.end, c, w, candidates, oracle)
-        for c, w, oracle in _grid_points(args)
-    ]
-    runs = load_runs(settings)
-    current = training_settings(settings)
-    done = {
-        row["run_id"]
-        for row in runs.to_dict("records")
-        if all(row.get(k) == v for k, v in current.items())
-    }
-    for i, spec in enumerate(specs, 1):
-        if spec.run_id in done and not args.rerun:
+    specs = grid_specs(settings, args.start, args.end, _grid_points(args), candidates)
+
+    def on_run(i: int, spec, run: dict[str, Any] | None) -> None:
+        if run is None:
             print(f"[{i}/{len(specs)}] {spec.run_id}: already run (--rerun to replace)")
-            continue
-        run = run_backtest(settings, spec, progress=False if args.no_progress else None).run
-        print(
-            f"[{i}/{len(specs)}] {spec.run_id}: log loss {run['log_loss']:.4f} (prior "
-            f"{run['prior_log_loss']:.4f}), AUC {run['auc']:.3f}, {run['elapsed_seconds']:.0f} s"
-        )
-    for spec in specs:  # after every run, so each page's grid is complete
-        write_run_report(settings, spec.run_id)
-    report = write_grid_report(settings, args.start, args.end, specs[0].to_dict()["candidates"])
+        else:
+            print(
+                f"[{i}/{len(specs)}] {spec.run_id}: log loss {run['log_loss']:.4f} (prior "
+                f"{run['prior_log_loss']:.4f}), AUC {run['auc']:.3f}, {run['elapsed_seconds']:.0f} s"
+            )
+
+    report = backtest_grid(
+        settings,
+        specs,
+        rerun=args.rerun,
+        progress=False if args.no_progress else None,
+        on_run=on_run,
+    )
     print(f"grid report: {report}")
 
 
@@ -361,6 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("predict", cmd_predict, "score every flight scheduled on a date")
     p.add_argument("--date", type=_iso_date, required=True)
     p = add("monitor", cmd_monitor, "drift report of a date against the champion's reference")
+    p.add_argument("--date", type=_iso_date, required=True)
+    p = add(
+        "decide-retraining",
+        cmd_decide_retraining,
+        "apply the retraining policy as of a monitored date and record the decision",
+    )
     p.add_argument("--date", type=_iso_date, required=True)
 
     p = add(

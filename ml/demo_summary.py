@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 from ml.config import load_settings
-from ml.io import parse_date
+from ml.dates import parse_date
 from ml.queries import riskiest_flights
 
 

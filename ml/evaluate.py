@@ -17,84 +17,12 @@ import pandas as pd
 
 from ml.config import Settings
 from ml.errors import ConfigError
+from ml.metrics import binary_metrics, calibration_bins, log_loss
 
-EPS = 1e-6
-CALIBRATION_BINS = 10
 # Slices the gate and the model card look at; a fork adds its own here.
 HOUR_BANDS = ((0, 10, "00-09"), (10, 14, "10-13"), (14, 18, "14-17"), (18, 24, "18-23"))
 DISTANCE_BANDS = ((0, 500, "<500 mi"), (500, 1000, "500-999 mi"), (1000, 2000, "1000-1999 mi"))
 LONG_HAUL = ">=2000 mi"
-
-
-def log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    """Mean negative log-likelihood of binary labels ``y`` under probabilities ``p``."""
-    p = np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS)
-    y = np.asarray(y, dtype=float)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-
-
-def prior_log_loss(y: np.ndarray, prior: float) -> float:
-    """Log loss of predicting the same rate for every row."""
-    return log_loss(y, np.full(len(y), prior))
-
-
-def calibration_bins(y: np.ndarray, p: np.ndarray, bins: int = CALIBRATION_BINS) -> list[dict]:
-    """Rows, mean prediction and observed rate per equal-width probability bin."""
-    y = np.asarray(y, dtype=float)
-    p = np.asarray(p, dtype=float)
-    index = np.minimum((p * bins).astype(int), bins - 1)
-    out = []
-    for b in range(bins):
-        mask = index == b
-        if mask.any():
-            out.append(
-                {
-                    "bin": b,
-                    "low": b / bins,
-                    "high": (b + 1) / bins,
-                    "rows": int(mask.sum()),
-                    "mean_prediction": float(p[mask].mean()),
-                    "observed_rate": float(y[mask].mean()),
-                }
-            )
-    return out
-
-
-def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
-    """ECE: the row-weighted mean gap between predicted and observed rate, over equal-width bins."""
-    n = len(y)
-    return float(
-        sum(
-            b["rows"] / n * abs(b["mean_prediction"] - b["observed_rate"])
-            for b in calibration_bins(y, p, bins)
-        )
-    )
-
-
-def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.35) -> dict[str, float]:
-    """AUC, PR-AUC, log loss, Brier, ECE, and precision and recall at ``threshold``."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    y = np.asarray(y, dtype=int)
-    p = np.asarray(p, dtype=float)
-    both = len(np.unique(y)) == 2
-    varies = np.ptp(p) > 0 if len(p) else False
-    flagged = p >= threshold
-    true_pos = int((flagged & (y == 1)).sum())
-    return {
-        "auc": float(roc_auc_score(y, p)) if both and varies else float("nan"),
-        "pr_auc": float(average_precision_score(y, p)) if both and varies else float("nan"),
-        "log_loss": log_loss(y, p),
-        "brier": float(np.mean((p - y) ** 2)),
-        "ece": expected_calibration_error(y, p),
-        "threshold": float(threshold),
-        "precision": true_pos / int(flagged.sum()) if flagged.any() else float("nan"),
-        "recall": true_pos / int((y == 1).sum()) if (y == 1).any() else float("nan"),
-        "flagged_share": float(flagged.mean()) if len(p) else float("nan"),
-        "mean_prediction": float(p.mean()),
-        "observed_rate": float(y.mean()),
-        "rows": int(len(y)),
-    }
 
 
 def _band(values: pd.Series, bands, top_label: str | None = None) -> pd.Series:

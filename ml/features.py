@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from ml.config import Settings
-from ml.errors import DataError
-from ml.io import reading, window_label
+from ml.dates import window_label
+from ml.errors import DataError, LeakageError
+from ml.io import has_files, partitions_relation, reading
 
 LABEL = "is_delayed"
 # Identify and describe a flight; never fed to a model (flight and tail numbers are
@@ -77,6 +78,33 @@ def monotone_direction(column: str) -> int:
 ORACLE_LABEL = "ORACLE (observed weather at departure: an upper bound, not a deployable model)"
 
 
+# -- the point-in-time rules: every reader of feature rows for a model applies these ----
+def labels_known_before(frame: pd.DataFrame, as_of: dt.date) -> pd.Series:
+    """Rows whose label was known before ``as_of`` (the only ones a model trained as of
+    ``as_of`` may learn from: a late-evening flight's outcome is known only the next day)."""
+    return frame["label_known_date"] < as_of
+
+
+def check_labels_known_before(frame: pd.DataFrame, as_of: dt.date, what: str) -> None:
+    """Raise :class:`LeakageError` if a row of ``frame`` has a label not known before ``as_of``."""
+    unknown = frame[~labels_known_before(frame, as_of)]
+    if not unknown.empty:
+        raise LeakageError(
+            f"{len(unknown)} {what} row(s) whose label is known only on or after the as-of "
+            f"date {as_of}, e.g. {unknown['flight_id'].iloc[0]} (check: label_known_date < as_of)"
+        )
+
+
+def check_features_read_before_their_date(frame: pd.DataFrame, what: str) -> None:
+    """Raise :class:`LeakageError` if a row's features read a day on or after its own date."""
+    late = frame[frame["latest_source_date"] >= frame["flight_date"]]
+    if not late.empty:
+        raise LeakageError(
+            f"{len(late)} {what} row(s) with features read on or after their flight date, "
+            f"e.g. {late['flight_id'].iloc[0]} (check: latest_source_date < flight_date)"
+        )
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     """The features a model was trained on, in order, with their kinds."""
@@ -124,8 +152,8 @@ def load_features(
         relation = f"read_parquet('{source}')"
     else:
         source = paths.mart("flight_features")
-        relation = f"read_parquet('{paths.mart_glob('flight_features')}', hive_partitioning = true)"
-    if not (source.exists() and (built or any(source.glob("flight_date=*")))):
+        relation = partitions_relation(paths.mart_glob("flight_features"))
+    if not (source.exists() if built else has_files(paths.mart_glob("flight_features"))):
         raise DataError(
             f"{source}: feature mart not found (run `ml ingest` and `ml transform` first)"
         )
@@ -134,13 +162,14 @@ def load_features(
     join = ""
     if oracle:
         oracle_dir = paths.mart("flight_oracle_weather")
-        if not any(oracle_dir.glob("flight_date=*")):
+        if not has_files(paths.mart_glob("flight_oracle_weather")):
             raise DataError(
                 f"{oracle_dir}: oracle-forecast mart not found (run `ml transform` first)"
             )
         join = (
-            f"left join (select * exclude (flight_date) from read_parquet('{paths.mart_glob('flight_oracle_weather')}', "
-            "hive_partitioning = true)) as oracle using (flight_id)"
+            "left join (select * exclude (flight_date) from "
+            f"{partitions_relation(paths.mart_glob('flight_oracle_weather'))}) as oracle "
+            "using (flight_id)"
         )
     hint = "rebuild those days with `ml transform --start D --end D`"
     with reading(source, hint), duckdb.connect() as con:

@@ -21,14 +21,9 @@ from pathlib import Path
 import polars as pl
 
 from ml.config import Settings
+from ml.dates import date_range, window_label
 from ml.errors import DataError, ValidationError
-from ml.io import (
-    STALE_SECONDS,
-    date_range,
-    remove_stale_temporaries,
-    window_label,
-    write_parquet,
-)
+from ml.io import STALE_SECONDS, remove_stale_temporaries, write_parquet
 
 log = logging.getLogger(__name__)
 

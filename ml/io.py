@@ -8,7 +8,6 @@ A date partition is a folder holding one ``part-0.parquet``; replacing it is one
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import errno
 import hashlib
 import json
@@ -18,52 +17,22 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml.errors import ConfigError, DataError, MLError, StorageError
+from ml.errors import DataError, MLError, StorageError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
-LOCAL_TZ = ZoneInfo("America/New_York")
 # Every temporary file a writer of ours makes ends so (see remove_stale_temporaries).
 TMP_SUFFIX = ".tmp"
 # A temporary this old in a folder that several writers share is a killed writer's.
 STALE_SECONDS = 3600
-
-
-def parse_date(value: str | dt.date) -> dt.date:
-    """Parse an ISO date, with an error that says what was expected."""
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise ConfigError(f"{value!r} is not an ISO date (YYYY-MM-DD)") from exc
-
-
-def window_label(start: dt.date | None, end: dt.date | None) -> str:
-    """A date window's name in folders: ``2013-07-01``, ``2013-04-02_2013-06-30`` or ``all``."""
-    if start is None or end is None:
-        return "all"
-    return start.isoformat() if start == end else f"{start.isoformat()}_{end.isoformat()}"
-
-
-def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
-    """Every date from ``start`` to ``end``, both included."""
-    if end < start:
-        raise ConfigError(f"end {end} is before start {start}")
-    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
-
-
-def cutoff_at(day: dt.date) -> dt.datetime:
-    """The prediction cutoff for flights scheduled on ``day``: 00:00 America/New_York."""
-    return dt.datetime.combine(day, dt.time(0, 0), tzinfo=LOCAL_TZ)
 
 
 def _umask() -> int:
@@ -194,6 +163,49 @@ def reading(source: Path | str, hint: str) -> Iterator[None]:
     except (duckdb.Error, pyarrow.ArrowException) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{source}: unreadable ({detail}); {hint}") from exc
+
+
+# The type of each partition key our tables use; DuckDB would guess the rest.
+PARTITION_TYPES = {"flight_date": "date", "run_id": "varchar"}
+
+
+def has_files(pattern: str) -> bool:
+    """Whether any file matches ``pattern`` (a glob from :class:`ml.paths.Paths`)."""
+    import glob
+
+    return bool(glob.glob(pattern))
+
+
+def partitions_relation(files: str, partition: str = "flight_date") -> str:
+    """The one DuckDB spelling of a hive-partitioned read of ``files`` (a Paths glob).
+
+    The partition key comes back as a column of its declared type (``flight_date`` a
+    date, ``run_id`` a string); parts written before a column was added read as null.
+    """
+    return (
+        f"read_parquet('{files}', hive_partitioning = true, union_by_name = true, "
+        f"hive_types = {{'{partition}': {PARTITION_TYPES[partition]}}})"
+    )
+
+
+def read_partitions(
+    files: str, sql: str, params: list, partition: str = "flight_date", *, hint: str | None = None
+) -> pd.DataFrame | None:
+    """Run ``sql`` over hive-partitioned Parquet files; None when no file matches.
+
+    ``{files}`` in ``sql`` stands for :func:`partitions_relation`. Reads the Parquet
+    directly, not the warehouse file, so it never waits for the catalog's writer; a
+    damaged file is a :class:`DataError` naming it and ``hint`` (what rebuilds it).
+    """
+    import duckdb
+
+    if not has_files(files):
+        return None
+    hint = hint or "re-run the step that writes it for the days concerned"
+    with reading(files, hint), duckdb.connect() as con:
+        return con.execute(
+            sql.replace("{files}", partitions_relation(files, partition)), params
+        ).df()
 
 
 @contextlib.contextmanager

@@ -9,9 +9,9 @@ For day D it writes:
   its calibrated scores, and ``kind=realized/flight_date=M/`` for M = D minus the label
   maturity, whose labels are now all known (the ``monitoring_performance`` table; see
   :mod:`ml.performance`);
-- the retraining policy's decision for D (``retraining_decisions``, see
-  :mod:`ml.retraining`);
-- ``reports/drift/drift_D.json`` and a self-contained ``reports/drift/drift_D.html``.
+- ``reports/drift/drift_D.json`` and a self-contained ``reports/drift/drift_D.html``, to
+  which the next step (:func:`ml.pipeline.decide_retraining`) adds the retraining
+  policy's decision with :func:`add_decision_to_report`.
 """
 
 from __future__ import annotations
@@ -26,17 +26,19 @@ import pandas as pd
 import pyarrow as pa
 
 from ml.config import Settings
+from ml.dates import as_dates, consecutive_days
 from ml.errors import DataError
 from ml.io import (
     STALE_SECONDS,
+    read_json,
+    read_partitions,
     reading,
     remove_stale_temporaries,
     write_json,
     write_parquet,
     write_text,
 )
-from ml.retraining import RetrainingDecision, as_dates, consecutive_days, decide
-from ml.warehouse import query_partitions
+from ml.retraining import RetrainingDecision
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,6 @@ class MonitorResult:
     estimated: dict[str, float]
     realized_day: dt.date
     realized: dict[str, float] | None
-    retraining: RetrainingDecision
     html: Path
     json: Path
 
@@ -107,7 +108,7 @@ def _overall(table: pd.DataFrame | None, role: str = "champion") -> dict | None:
 
 def performance_history(settings: Settings, last: dt.date, days: int = 60) -> list[dict]:
     """The champion's overall estimated and realized metrics over the ``days`` before ``last``."""
-    history = query_partitions(
+    history = read_partitions(
         settings.paths.monitoring_glob("performance"),
         "select kind, flight_date, model_version, auc, log_loss, rows, observed_rate, "
         "mean_prediction from {files} where dimension = 'all' and model_role = 'champion' "
@@ -130,7 +131,7 @@ def drifted_since(
     since = {feature: day for feature in features}
     if not features:
         return since
-    history = query_partitions(
+    history = read_partitions(
         settings.paths.monitoring_glob("drift"),
         "select distinct flight_date, feature from {files} "
         "where is_drifted and flight_date < ? and model_version = ?",
@@ -152,7 +153,6 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
     from ml import registry
     from ml.drift import compare
     from ml.features import load_features
-    from ml.reports import drift_report_html
     from ml.warehouse import refresh_catalog
 
     for folder in (settings.paths.monitoring, settings.paths.reports):
@@ -221,10 +221,7 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
         "realized": [] if realized is None else _json_rows(realized),
         "history": performance_history(settings, day),
     }
-    decision = decide(settings, day)
-    summary["retraining"] = decision.to_dict()
-    json_path = write_json(summary, settings.paths.drift_report(day, ".json"))
-    html_path = write_text(drift_report_html(summary), settings.paths.drift_report(day, ".html"))
+    json_path, html_path = _write_report(settings, day, summary)
     refresh_catalog(settings)
     log.info("drift %s vs %s: %d drifted %s -> %s", day, version, len(drifted), drifted, html_path)
     return MonitorResult(
@@ -234,10 +231,37 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
         _overall(estimated),
         realized_day,
         _overall(realized),
-        decision,
         html_path,
         json_path,
     )
+
+
+def _write_report(settings: Settings, day: dt.date, summary: dict) -> tuple[Path, Path]:
+    from ml.reports import drift_report_html
+
+    json_path = write_json(summary, settings.paths.drift_report(day, ".json"))
+    html_path = write_text(drift_report_html(summary), settings.paths.drift_report(day, ".html"))
+    return json_path, html_path
+
+
+def add_decision_to_report(settings: Settings, day: dt.date, decision: RetrainingDecision) -> Path:
+    """Add the retraining policy's decision for ``day`` to the day's drift report; its page.
+
+    Raises:
+        DataError: The day has not been monitored (its report is missing or unreadable).
+    """
+    from ml.warehouse import refresh_catalog
+
+    path = settings.paths.drift_report(day, ".json")
+    if not path.exists():
+        raise DataError(
+            f"{path}: {day} has not been monitored (run `ml monitor --date {day}` first)"
+        )
+    summary = read_json(path)
+    summary["retraining"] = decision.to_dict()
+    _, html_path = _write_report(settings, day, summary)
+    refresh_catalog(settings)  # the retraining_decisions view, from the first decision on
+    return html_path
 
 
 def _json_rows(table: pd.DataFrame) -> list[dict]:

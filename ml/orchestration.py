@@ -9,8 +9,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from ml.dates import parse_date
 from ml.errors import ConfigError
-from ml.io import parse_date
 
 
 def run_day(context: Mapping[str, Any], param: str = "flight_date") -> dt.date:

@@ -20,6 +20,14 @@ PART_FILE = "part-0.parquet"
 PUBLISHED_MARTS = ("flights", "flight_features", "flight_oracle_weather")
 
 
+def partition_glob(folder: Path, key: str) -> str:
+    """Every part file of a hive-partitioned table: ``<folder>/<key>=*/*.parquet``.
+
+    Temporaries (dot-names) and stray folders do not match.
+    """
+    return str(folder / f"{key}=*" / "*.parquet")
+
+
 @dataclass(frozen=True)
 class Paths:
     """Layout of the data folder (``ML_DATA_DIR``)."""
@@ -32,6 +40,10 @@ class Paths:
 
     def raw_table(self, table: str) -> Path:
         return self.raw / table
+
+    def raw_glob(self, table: str) -> str:
+        """Every landed day of a raw table."""
+        return partition_glob(self.raw_table(table), "flight_date")
 
     def raw_partition(self, table: str, day: dt.date) -> Path:
         return self.raw / table / f"flight_date={day.isoformat()}" / PART_FILE
@@ -55,7 +67,8 @@ class Paths:
         return self.mart_partition_dir(name, day) / PART_FILE
 
     def mart_glob(self, name: str) -> str:
-        return str(self.marts / name / "*" / "*.parquet")
+        """Every published partition of a mart."""
+        return partition_glob(self.mart(name), "flight_date")
 
     @property
     def mart_dates(self) -> Path:
@@ -105,7 +118,7 @@ class Paths:
 
     @property
     def predictions_glob(self) -> str:
-        return str(self.predictions / "*" / "*.parquet")
+        return partition_glob(self.predictions, "flight_date")
 
     def predictions_partition(self, day: dt.date) -> Path:
         return self.predictions / f"flight_date={day.isoformat()}" / PART_FILE
@@ -124,7 +137,7 @@ class Paths:
 
     def backtest_glob(self, table: str) -> str:
         """Every run's part of a backtest table."""
-        return str(self.backtests / table / "*" / "*.parquet")
+        return partition_glob(self.backtests / table, "run_id")
 
     def backtest_table(self, table: str, run_id: str) -> Path:
         """One run's part of a backtest table: ``backtests/<table>/run_id=<id>/part-0.parquet``."""
@@ -170,8 +183,8 @@ class Paths:
         """Every partition of a monitoring table (of one ``kind``, or of all of them)."""
         folder = self.monitoring_table(table)
         if table == "performance":
-            folder = folder / ("*" if kind is None else f"kind={kind}")
-        return str(folder / "*" / "*.parquet")
+            folder = folder / f"kind={'*' if kind is None else kind}"
+        return partition_glob(folder, "flight_date")
 
     @property
     def drift_reports(self) -> Path:

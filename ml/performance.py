@@ -22,51 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.evaluate import EPS, binary_metrics, prior_log_loss, slice_masks
+from ml.evaluate import slice_masks
+from ml.metrics import binary_metrics, estimated_metrics, prior_log_loss
 
 METRICS = ("auc", "log_loss", "brier", "ece", "precision", "recall")
-
-
-def expected_auc(p: np.ndarray) -> float:
-    """Expected AUC if each row is positive with probability p: P(score+ > score-), ties half.
-
-    Sum over ordered pairs (i, j), i != j, of p_i (1 - p_j) [s_i > s_j], over the sum of
-    p_i (1 - p_j) over all pairs, in O(n log n).
-    """
-    p = np.asarray(p, dtype=float)
-    if p.size < 2 or np.ptp(p) == 0:
-        return float("nan")
-    order = np.argsort(p, kind="mergesort")
-    ps = p[order]
-    neg = 1 - ps
-    # mass of negatives strictly below each score, and at the same score (ties count half)
-    unique, start, counts = np.unique(ps, return_index=True, return_counts=True)
-    neg_cum = np.concatenate([[0.0], np.cumsum(neg)])
-    below = neg_cum[start]  # negatives with a smaller score
-    tied = neg_cum[start + counts] - below
-    pos_in_group = np.add.reduceat(ps, start)
-    cross_in_group = np.add.reduceat(ps * neg, start)  # a row is never paired with itself
-    numerator = np.sum(pos_in_group * below) + 0.5 * np.sum(pos_in_group * tied - cross_in_group)
-    denominator = ps.sum() * neg.sum() - np.sum(ps * neg)
-    return float(numerator / denominator) if denominator > 0 else float("nan")
-
-
-def estimated_metrics(p: np.ndarray, threshold: float) -> dict[str, float]:
-    """The metrics a calibrated model should reach on rows it scored ``p``, before labels."""
-    p = np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS)
-    flagged = p >= threshold
-    expected_true_pos = float(p[flagged].sum())
-    return {
-        "auc": expected_auc(p),
-        "log_loss": float(-np.mean(p * np.log(p) + (1 - p) * np.log(1 - p))),
-        "brier": float(np.mean(p * (1 - p))),
-        "ece": float("nan"),  # zero by the estimate's own assumption: not estimable
-        "precision": expected_true_pos / flagged.sum() if flagged.any() else float("nan"),
-        "recall": expected_true_pos / p.sum(),
-        "mean_prediction": float(p.mean()),
-        "observed_rate": float("nan"),
-        "rows": int(p.size),
-    }
 
 
 def _rows(

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ml.config import Settings
+from ml.dates import cutoff_at
 from ml.features import (
     DISPLAY_COLUMNS,
     HEURISTIC_COLUMN,
@@ -26,7 +27,7 @@ from ml.features import (
     load_features,
     row_fingerprints,
 )
-from ml.io import STALE_SECONDS, cutoff_at, remove_stale_temporaries, write_parquet
+from ml.io import STALE_SECONDS, remove_stale_temporaries, write_parquet
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,9 @@ import datetime as dt
 import pandas as pd
 
 from ml.config import Settings
+from ml.dates import LOCAL_TZ
 from ml.errors import DataError
-from ml.io import LOCAL_TZ, reading
+from ml.io import reading
 
 # What a person looks at first, in this order; `departs_local` is sched_dep_at in New York.
 SHOWN_COLUMNS = (

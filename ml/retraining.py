@@ -27,8 +27,8 @@ import pandas as pd
 import pyarrow as pa
 
 from ml.config import Settings
-from ml.io import cutoff_at, write_parquet
-from ml.warehouse import query_partitions
+from ml.dates import as_dates, consecutive_days, cutoff_at
+from ml.io import read_partitions, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -53,23 +53,9 @@ class RetrainingDecision:
         return out
 
 
-def consecutive_days(days_flagged: dict[dt.date, bool], last: dt.date) -> int:
-    """How many consecutive days up to ``last`` are flagged (a missing day ends the run)."""
-    count, day = 0, last
-    while days_flagged.get(day):
-        count += 1
-        day -= dt.timedelta(days=1)
-    return count
-
-
-def as_dates(series: pd.Series) -> list[dt.date]:
-    """Dates read back from a Parquet partition column, as ``datetime.date``."""
-    return [pd.Timestamp(d).date() for d in series]
-
-
 def drift_days(settings: Settings, version: str, last: dt.date) -> dict[dt.date, bool]:
     """Monitored days up to ``last`` against ``version``: did any feature drift?"""
-    frame = query_partitions(
+    frame = read_partitions(
         settings.paths.monitoring_glob("drift"),
         "select flight_date, bool_or(is_drifted and source = 'feature') as drifted from {files} "
         "where model_version = ? and flight_date <= ? group by all",
@@ -84,7 +70,7 @@ def degraded_days(
     settings: Settings, version: str, holdout_log_loss: float, last: dt.date
 ) -> dict[dt.date, bool]:
     """Matured days up to ``last``: was the champion's realized log loss past the margin?"""
-    frame = query_partitions(
+    frame = read_partitions(
         settings.paths.monitoring_glob("performance", kind="realized"),
         "select flight_date, log_loss from {files} where model_version = ? "
         "and model_role = 'champion' and dimension = 'all' and flight_date <= ?",

@@ -29,8 +29,11 @@ from ml.evaluate import assess, binary_metrics, gain_importance, permutation_imp
 from ml.features import (
     LABEL,
     ORACLE_LABEL,
+    check_features_read_before_their_date,
+    check_labels_known_before,
     frame_fingerprint,
     infer_spec,
+    labels_known_before,
     load_features,
     rows_between,
 )
@@ -111,19 +114,8 @@ def check_splits(window: TrainingWindow, fit: pd.DataFrame, validation: pd.DataF
             f"{len(shared)} flight(s) in both fit and validation, e.g. {sorted(shared)[:3]}"
         )
     for name, split in (("fit", fit), ("validation", validation)):
-        unknown = split[split["label_known_date"] >= window.as_of]
-        if not unknown.empty:
-            raise LeakageError(
-                f"{len(unknown)} {name} row(s) whose label is known only on or after the as-of "
-                f"date {window.as_of}, e.g. {unknown['flight_id'].iloc[0]} "
-                "(check: label_known_date < as_of)"
-            )
-        late = split[split["latest_source_date"] >= split["flight_date"]]
-        if not late.empty:
-            raise LeakageError(
-                f"{len(late)} {name} row(s) with features read on or after their own flight date, "
-                f"e.g. {late['flight_id'].iloc[0]} (check: latest_source_date < flight_date)"
-            )
+        check_labels_known_before(split, window.as_of, name)
+        check_features_read_before_their_date(split, name)
 
 
 def split_window(
@@ -154,7 +146,7 @@ def split_window(
         )
     else:
         frame = rows_between(history, window.fit_start, window.validation_end)
-    frame = frame[frame["label_known_date"] < as_of]
+    frame = frame[labels_known_before(frame, as_of)]
     fit = frame[frame["flight_date"] <= window.fit_end]
     validation = frame[frame["flight_date"] >= window.validation_start]
     check_splits(window, fit, validation)

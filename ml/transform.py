@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ml.config import Settings
+from ml.dates import window_label
 from ml.errors import ConfigError, StorageError, TransformError
 from ml.io import (
     TMP_SUFFIX,
@@ -31,12 +32,11 @@ from ml.io import (
     reading,
     remove_stale_temporaries,
     replace_link,
-    window_label,
     write_json,
     write_parquet,
 )
 from ml.paths import DBT_PROJECT_DIR, PART_FILE, PUBLISHED_MARTS
-from ml.validate import validate_features, validated_digests
+from ml.validate import validated_digests
 
 log = logging.getLogger(__name__)
 
@@ -317,15 +317,3 @@ def _link_partition(paths, mart: str, day: dt.date) -> None:
     if not (folder.is_symlink() and os.readlink(folder) == target):
         folder.parent.mkdir(parents=True, exist_ok=True)
         replace_link(folder, target, scratch=paths.mart_dates)
-
-
-def transform(
-    settings: Settings, start: dt.date | None = None, end: dt.date | None = None
-) -> dict[str, list[str]]:
-    """Build, validate and publish the marts for ``start..end`` (every landed day by default).
-
-    A build whose features fail validation is quarantined and nothing is published.
-    """
-    build(settings, start, end)
-    validate_features(settings, start, end, built=True)
-    return publish(settings, start, end)

@@ -30,8 +30,17 @@ from typing import Any
 import pandas as pd
 
 from ml.config import Settings
+from ml.dates import window_label
 from ml.errors import ConfigError, TransformError, ValidationError
-from ml.io import atomic_path, file_sha256, read_json, reading, window_label, write_json, write_text
+from ml.io import (
+    atomic_path,
+    file_sha256,
+    read_json,
+    read_partitions,
+    reading,
+    write_json,
+    write_text,
+)
 from ml.paths import EXPECTATIONS_DIR, PUBLISHED_MARTS
 
 log = logging.getLogger(__name__)
@@ -297,7 +306,7 @@ def missing_weather_hours(frame: pd.DataFrame, source: str) -> list[str]:
     The expected hours are every hour of the local day (23 or 25 on the days the clocks
     change), for each station that reports on any day of the batch.
     """
-    from ml.io import cutoff_at
+    from ml.dates import cutoff_at
 
     if frame.empty:
         return []
@@ -347,7 +356,6 @@ def validate_features(
     Raises:
         ValidationError: An expectation failed; names the file, expectation and column.
     """
-    import duckdb
 
     from ml.features import load_features
 
@@ -358,12 +366,13 @@ def validate_features(
     frame = load_features(settings, start, end, built=built)
     first, last = frame[DAY_COLUMN].min(), frame[DAY_COLUMN].max()
     start, end = start or first, end or last
-    raw_glob = str(settings.paths.raw_table("flights") / "*" / "*.parquet")
-    with duckdb.connect() as con:
-        scheduled = con.execute(
-            "select count(*) from read_parquet(?, hive_partitioning = true) where flight_date between ? and ?",
-            [raw_glob, start, end],
-        ).fetchone()[0]
+    counted = read_partitions(
+        settings.paths.raw_glob("flights"),
+        "select count(*) as flights from {files} where flight_date between ? and ?",
+        [start, end],
+        hint=f"land those days again with `ml ingest --start {start} --end {end}`",
+    )
+    scheduled = 0 if counted is None else int(counted["flights"].iloc[0])
     checked = frame.assign(
         flight_date=frame[DAY_COLUMN].astype(str),
         latest_source_date=frame["latest_source_date"].astype(str),

@@ -16,11 +16,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pandas as pd
-
 from ml.config import Settings
 from ml.errors import StorageError
-from ml.io import atomic_path, file_lock, reading, remove_stale_temporaries
+from ml.io import (
+    atomic_path,
+    file_lock,
+    has_files,
+    partitions_relation,
+    remove_stale_temporaries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,49 +34,31 @@ def _views(settings: Settings) -> dict[str, str]:
     paths = settings.paths
     views: dict[str, str] = {}
 
-    def glob_exists(pattern: str, base: Path) -> bool:
-        return base.exists() and any(base.glob(pattern))
+    def read(files: str, partition: str = "flight_date") -> str:
+        return f"select * from {partitions_relation(files, partition)}"
 
     for mart in ("flights", "flight_features"):
-        if glob_exists("flight_date=*/*.parquet", paths.mart(mart)):
-            views[mart] = (
-                f"select * from read_parquet('{paths.mart_glob(mart)}', hive_partitioning = true, "
-                "hive_types = {'flight_date': date})"
-            )
-    if glob_exists("flight_date=*/*.parquet", paths.predictions):
-        views["predictions"] = (
-            f"select * from read_parquet('{paths.predictions_glob}', "
-            "hive_partitioning = true, hive_types = {'flight_date': date})"
-        )
+        if has_files(paths.mart_glob(mart)):
+            views[mart] = read(paths.mart_glob(mart))
+    if has_files(paths.predictions_glob):
+        views["predictions"] = read(paths.predictions_glob)
         views["latest_predictions"] = "select * from predictions where model_role = 'champion'"
-    if glob_exists("drift/*/*.parquet", paths.monitoring):
-        views["monitoring_drift"] = (
-            f"select * from read_parquet('{paths.monitoring_glob('drift')}', "
-            "hive_partitioning = true, hive_types = {'flight_date': date})"
-        )
-    if glob_exists("performance/kind=*/flight_date=*/*.parquet", paths.monitoring):
-        views["monitoring_performance"] = (
-            f"select * from read_parquet('{paths.monitoring_glob('performance')}', "
-            "hive_partitioning = true, hive_types = {'flight_date': date})"
-        )
-    if glob_exists("retraining/flight_date=*/*.parquet", paths.monitoring):
-        views["retraining_decisions"] = (
-            f"select * from read_parquet('{paths.monitoring_glob('retraining')}', "
-            "hive_partitioning = true, hive_types = {'flight_date': date})"
-        )
+    for table, view in (
+        ("drift", "monitoring_drift"),
+        ("performance", "monitoring_performance"),
+        ("retraining", "retraining_decisions"),
+    ):
+        if has_files(paths.monitoring_glob(table)):
+            views[view] = read(paths.monitoring_glob(table))
     # A run is complete once its row is in backtest_runs (written last): the other tables
     # show complete runs only.
-    if glob_exists("runs/run_id=*/*.parquet", paths.backtests):
+    if has_files(paths.backtest_glob("runs")):
         for table in ("runs", "folds", "metrics", "predictions"):
-            if glob_exists(f"{table}/run_id=*/*.parquet", paths.backtests):
+            if has_files(paths.backtest_glob(table)):
                 complete = (
                     "" if table == "runs" else " where run_id in (select run_id from backtest_runs)"
                 )
-                views[f"backtest_{table}"] = (
-                    f"select * from read_parquet('{paths.backtest_glob(table)}', "
-                    "hive_partitioning = true, hive_types = {'run_id': varchar}, "
-                    f"union_by_name = true){complete}"
-                )
+                views[f"backtest_{table}"] = read(paths.backtest_glob(table), "run_id") + complete
     return views
 
 
@@ -130,33 +116,6 @@ def _build_catalog(path: Path, views: dict[str, str]) -> None:
         except duckdb.Error as exc:
             tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
             raise StorageError(f"{path}: could not build the catalog ({exc})") from exc
-
-
-PARTITION_TYPES = {"flight_date": "date", "run_id": "varchar"}
-
-
-def query_partitions(
-    files: Path | str, sql: str, params: list, partition: str = "flight_date"
-) -> pd.DataFrame | None:
-    """Run ``sql`` over hive-partitioned Parquet files; None when no file matches.
-
-    ``{files}`` in ``sql`` stands for the files, read with their partition column
-    (``flight_date`` as a date, or ``run_id``). Reads the Parquet directly, not the
-    warehouse file, so it never waits for the catalog's writer.
-    """
-    import glob
-
-    import duckdb
-
-    if not glob.glob(str(files)):
-        return None
-    relation = (
-        f"read_parquet('{files}', hive_partitioning = true, union_by_name = true, "
-        f"hive_types = {{'{partition}': {PARTITION_TYPES[partition]}}})"
-    )
-    hint = "re-run the step that writes it for the days concerned"
-    with reading(files, hint), duckdb.connect() as con:
-        return con.execute(sql.replace("{files}", relation), params).df()
 
 
 def connect_readonly(settings: Settings):

@@ -87,7 +87,7 @@ def settings(tmp_path):
 def built_data(tmp_path_factory) -> Path:
     """A data folder with the slice landed and the dbt project built (read it, don't change it)."""
     from ml.ingest import ingest
-    from ml.transform import transform
+    from ml.pipeline import transform
 
     data_dir = tmp_path_factory.mktemp("built") / "data"
     settings = make_settings(data_dir)

@@ -60,17 +60,18 @@ def test_the_daily_dag_runs_the_stages_in_order(dag_bag):
     dag = dag_bag.dags["flights_daily"]
     order = [
         "ingest",
-        "transform",
-        "validate",
+        "build",
+        "validate_build",
         "publish",
         "predict",
         "monitor",
+        "decide_retraining",
         "request_retraining",
     ]
     for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     writers = {t.task_id for t in dag.tasks if t.pool == "warehouse"}
-    assert writers == {"transform", "publish", "predict", "monitor"}
+    assert writers == {"build", "publish", "predict", "monitor", "decide_retraining"}
 
 
 def test_the_retraining_request_is_the_asset_the_training_dag_is_scheduled_on(dag_bag):
@@ -132,3 +133,16 @@ def test_parsing_a_dag_file_imports_nothing_heavy():
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_dags_schedule_in_the_time_zone_of_the_package():
+    """pipeline_defaults spells the zone again (a DAG file must not import ml at parse)."""
+    sys.path.insert(0, str(REPO / "dags"))
+    try:
+        import pipeline_defaults
+    finally:
+        sys.path.remove(str(REPO / "dags"))
+    from ml.dates import TIME_ZONE
+
+    assert pipeline_defaults.LOCAL_TZ == TIME_ZONE
+    assert pipeline_defaults.REPLAY_START.timezone_name == TIME_ZONE

@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 
 from ml.ingest import ingest
-from ml.transform import transform
+from ml.pipeline import transform
 from tests.conftest import make_settings
 
 START = dt.date(2013, 1, 1)

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from ml.errors import TransformError
-from ml.transform import transform
+from ml.pipeline import transform
 from tests.conftest import SLICE_END, SLICE_START, make_settings
 
 DAY = dt.date(2013, 3, 5)

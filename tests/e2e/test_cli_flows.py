@@ -40,11 +40,12 @@ HOSTILE_REASON = "<script>alert('ml-view')</script>"
 HOSTILE_FILE = "<img src=x onerror=alert(1)>"
 DAILY_TASKS = {
     "ingest",
-    "transform",
-    "validate",
+    "build",
+    "validate_build",
     "publish",
     "predict",
     "monitor",
+    "decide_retraining",
     "request_retraining",
 }
 

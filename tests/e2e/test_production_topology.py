@@ -42,7 +42,7 @@ pytestmark = pytest.mark.e2e
 DAG = "flights_daily"
 FIRST = dt.date(2013, 3, 16)
 AT_ONCE = [dt.date(2013, 3, 17), dt.date(2013, 3, 18)]
-WAREHOUSE_WRITERS = {"transform", "publish", "predict", "monitor"}
+WAREHOUSE_WRITERS = {"build", "publish", "predict", "monitor", "decide_retraining"}
 
 
 def _require_services() -> None:
@@ -102,7 +102,13 @@ def test_a_daily_run_triggered_from_the_cli_runs_on_celery_workers(topology):
     tasks = topology.task_instances(DAG, run_id)
     ran = [t for t in tasks if t["state"] == "success"]
     assert {t["queue"] for t in ran} == {topology.env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"]}
-    assert {t["task_id"] for t in ran} >= {"ingest", "transform", "validate", "publish", "predict"}
+    assert {t["task_id"] for t in ran} >= {
+        "ingest",
+        "build",
+        "validate_build",
+        "publish",
+        "predict",
+    }
 
     rows = topology.warehouse(
         "select count(*) as n, count(distinct flight_id) as ids, min(p_delayed) as lo, "

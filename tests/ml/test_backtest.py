@@ -307,3 +307,22 @@ def test_a_calibration_that_would_invert_the_ranking_predicts_the_fit_rate():
     model.calibrate(frame, y, 3)
     assert model.slope == 0.0
     np.testing.assert_allclose(model.predict_proba(frame), y.mean())
+
+
+def test_the_grid_command_runs_each_point_once_and_writes_the_grid_report(backtested):
+    from pathlib import Path
+
+    from tests.reliability.conftest import run_ml
+
+    settings, _, _ = backtested
+    grid = ("backtest-grid", "--start", str(START), "--end", str(END), "--cadences", "once")
+    grid += ("--windows", "30", "--candidates", "lightgbm", "--no-progress")
+    first = run_ml(*grid, data_dir=settings.paths.root)
+    assert first.returncode == 0, first.stderr[-1500:]
+    lines = first.stdout.strip().splitlines()
+    assert any(line.startswith("[1/1] ") and "log loss" in line for line in lines), lines
+    report = Path(lines[-1].removeprefix("grid report: "))
+    assert report.is_file() and report.parent == settings.paths.backtest_reports
+    again = run_ml(*grid, data_dir=settings.paths.root)
+    assert again.returncode == 0, again.stderr[-1500:]
+    assert "already run (--rerun to replace)" in again.stdout

@@ -24,6 +24,7 @@ def test_help_lists_every_command(tmp_path):
         "evaluate",
         "predict",
         "monitor",
+        "decide-retraining",
         "models",
         "predictions",
     ):

@@ -208,7 +208,7 @@ def test_wind_and_visibility_shifted_for_a_week_are_flagged_on_exactly_those_fea
     trained_copy, package_source, tmp_path
 ):
     from ml.ingest import ingest
-    from ml.transform import transform
+    from ml.pipeline import transform
 
     clean = _flagged(make_settings(trained_copy))
     settings = make_settings(

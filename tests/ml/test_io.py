@@ -4,7 +4,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ml.io import atomic_path, cutoff_at, date_range, parse_date, write_parquet, write_text
+from ml.dates import cutoff_at, date_range, parse_date
+from ml.io import atomic_path, write_parquet, write_text
 
 
 def test_write_replaces_the_file_and_leaves_no_temporary(tmp_path):

@@ -13,8 +13,9 @@ import pytest
 from tests.conftest import REPO
 
 PACKAGE = REPO / "ml"
-# Importing nothing from ml: what every other floor stands on.
-GROUND_FLOOR = {"errors", "paths", "reports"}
+# What every other floor stands on: importing nothing from ml but the error classes
+# (``errors`` itself imports nothing), so a bad date or path is reported as ours.
+GROUND_FLOOR = {"dates", "errors", "metrics", "paths", "reports"}
 # Rendering: HTML, Markdown and charts.
 RENDERING = {"reports", "model_card", "backtest_report"}
 # Storage and validation know nothing of how pages are drawn.
@@ -101,8 +102,9 @@ def test_the_package_has_no_import_circle():
 
 
 @pytest.mark.parametrize("module", sorted(GROUND_FLOOR))
-def test_the_ground_floor_imports_nothing_from_the_package(module):
-    assert {d for d in import_graph()[module] if not d.startswith("ext:")} == set()
+def test_the_ground_floor_imports_nothing_from_the_package_but_its_errors(module):
+    allowed = set() if module == "errors" else {"errors"}
+    assert {d for d in import_graph()[module] if not d.startswith("ext:")} - allowed == set()
 
 
 def test_storage_does_not_import_rendering():

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from ml.behaviour import invariance_to_identifiers, run_behaviour_tests
-from ml.evaluate import binary_metrics, expected_calibration_error
 from ml.features import HEURISTIC_COLUMN, FeatureSpec
+from ml.metrics import binary_metrics, expected_calibration_error
 from ml.models import CalibratedClassifier, day_folds, make_classifier
 
 SPEC = FeatureSpec(("x", "origin_total_precip_in_1d", HEURISTIC_COLUMN), ("carrier",))

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.performance import estimated_metrics, expected_auc
+from ml.metrics import estimated_metrics, expected_auc
 from tests.conftest import AS_OF, make_settings, raw_labels
 
 
@@ -33,7 +33,7 @@ def test_expected_auc_is_the_pairwise_expectation_ties_included():
 def test_a_calibrated_model_realizes_what_was_estimated():
     from sklearn.metrics import roc_auc_score
 
-    from ml.evaluate import log_loss
+    from ml.metrics import log_loss
 
     rng = np.random.default_rng(5)
     p = rng.beta(2, 5, 1000)

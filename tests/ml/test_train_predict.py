@@ -1,16 +1,18 @@
 """Model-tier tests on a model trained on real data (30 days before 2013-03-15)."""
 
 import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from ml import registry
+from ml.dates import cutoff_at
 from ml.evaluate import evaluate
 from ml.features import LABEL, infer_spec, load_features
-from ml.io import cutoff_at
 from ml.monitor import monitor
+from ml.pipeline import decide_retraining
 from ml.predict import FALLBACK_VERSION, predict
 from ml.train import TrainingWindow, train
 from tests.conftest import AS_OF, make_settings
@@ -170,7 +172,13 @@ def test_monitor_writes_a_self_contained_report_and_the_drift_table(trained_copy
     settings = make_settings(trained_copy)
     predict(settings, DAY)
     result = monitor(settings, DAY)
+    before = result.html.read_text()
+    decision = decide_retraining(settings, DAY)
     html = result.html.read_text()
+    summary = json.loads(settings.paths.drift_report(DAY, ".json").read_text())
+    assert summary["retraining"]["reasons"] == decision["reasons"]
+    # the decision is added to the day's report by its own step
+    assert decision["reasons"][0] not in before and decision["reasons"][0] in html
     assert "<svg" in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
     import duckdb
 

@@ -26,7 +26,11 @@ def reader(trained_copy):
 
 
 def test_predict_and_monitor_succeed_while_a_reader_holds_the_catalog(trained_copy, reader):
-    for command in (("predict", "--date", str(DAY)), ("monitor", "--date", str(DAY))):
+    for command in (
+        ("predict", "--date", str(DAY)),
+        ("monitor", "--date", str(DAY)),
+        ("decide-retraining", "--date", str(DAY)),
+    ):
         proc = run_ml(*command, data_dir=trained_copy)
         assert proc.returncode == 0, error_lines(proc) or proc.stderr[-1500:]
     # The reader's snapshot predates the predictions view; a new connection sees it.
@@ -34,6 +38,7 @@ def test_predict_and_monitor_succeed_while_a_reader_holds_the_catalog(trained_co
     settings = make_settings(trained_copy)
     with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
         assert con.execute("select count(*) from latest_predictions").fetchall()[0][0] > 0
+        assert con.execute("select count(*) from retraining_decisions").fetchall() == [(1,)]
     # A reader that opened after the view appeared sees new partitions without a refresh.
     late = Reader(settings.paths.warehouse)
     try:

@@ -1,0 +1,185 @@
+"""The pipeline's steps, each named as the DAG task that runs it.
+
+A DAG task is one call of a function here, and the ``ml`` command of the same name calls
+the same function, so a word means one thing in the Airflow UI, in the CLI and in the
+code. Each step takes the settings and its dates, does one stage (or, for ``transform``,
+the three stages the daily DAG runs as separate tasks) and returns a small summary that
+fits in an XCom.
+
+Daily (``flights_daily``): ``ingest`` -> ``build`` -> ``validate_build`` -> ``publish``
+-> ``predict`` -> ``monitor`` -> ``decide_retraining``. Training (``flights_training``):
+``ingest_history`` -> ``transform`` -> ``train``. Backtest (``backtest``): ``prepare``
+-> ``run`` (:func:`ml.backtest.run_backtest`) -> ``report``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from ml.config import Settings
+
+
+# -- daily -------------------------------------------------------------------------------
+def ingest(settings: Settings, day: dt.date) -> dict[str, Any]:
+    """Land ``day``'s raw files (and any missing day of the history its features read)."""
+    from ml.ingest import ingest_for_day
+
+    result = ingest_for_day(settings, day)
+    return {"day": day.isoformat(), "rows": result.rows}
+
+
+def build(settings: Settings, start: dt.date | None, end: dt.date | None) -> str:
+    """``dbt build`` of the window's marts (with dbt's tests) into a build folder."""
+    from ml.transform import build as dbt_build
+
+    return str(dbt_build(settings, start, end))
+
+
+def validate_build(settings: Settings, start: dt.date | None, end: dt.date | None) -> str:
+    """The ``flight_features`` suite on the window's build; a failing build is quarantined."""
+    from ml.validate import validate_features
+
+    outcome = validate_features(settings, start, end, built=True)
+    return f"{outcome.suite}: {outcome.evaluated} expectations passed ({outcome.source})"
+
+
+def publish(settings: Settings, start: dt.date | None, end: dt.date | None) -> dict[str, list[str]]:
+    """Switch the window's dates of every mart to the validated build; per mart, its days."""
+    from ml.transform import publish as publish_build
+
+    return publish_build(settings, start, end)
+
+
+def transform(
+    settings: Settings, start: dt.date | None = None, end: dt.date | None = None
+) -> dict[str, list[str]]:
+    """:func:`build`, :func:`validate_build` and :func:`publish` of ``start..end`` (every
+    landed day by default): what the daily DAG does in three tasks, in one step.
+
+    A build whose features fail validation is quarantined and nothing is published.
+    """
+    build(settings, start, end)
+    validate_build(settings, start, end)
+    return publish(settings, start, end)
+
+
+def predict(settings: Settings, day: dt.date) -> dict[str, Any]:
+    """Score ``day``'s flights with the champion (and the challenger) into its partition."""
+    from ml.predict import predict as score_day
+
+    result = score_day(settings, day)
+    return {
+        "day": day.isoformat(),
+        "rows": result.rows,
+        "versions": result.versions,
+        "path": str(result.path),
+    }
+
+
+def monitor(settings: Settings, day: dt.date) -> dict[str, Any]:
+    """Drift of ``day`` against the champion's reference and its performance, estimated
+    for ``day`` and realized for the day whose labels just matured; writes the report."""
+    from ml.monitor import monitor as monitor_day
+
+    result = monitor_day(settings, day)
+    return {
+        "day": day.isoformat(),
+        "model_version": result.model_version,
+        "drifted": result.drifted,
+        "estimated": result.estimated,
+        "realized_day": result.realized_day.isoformat(),
+        "realized": result.realized,
+        "report": str(result.html),
+    }
+
+
+def decide_retraining(settings: Settings, day: dt.date) -> dict[str, Any]:
+    """The retraining policy as of ``day`` (after its monitoring): recorded in
+    ``retraining_decisions`` and added to the day's drift report."""
+    from ml.monitor import add_decision_to_report
+    from ml.retraining import decide
+
+    decision = decide(settings, day)
+    add_decision_to_report(settings, day, decision)
+    return {"day": day.isoformat(), "retrain": decision.retrain, "reasons": decision.reasons}
+
+
+# -- backtest ----------------------------------------------------------------------------
+def prepare(settings: Settings, spec) -> str:
+    """Land and publish the history a backtest reads (its first window and the features'
+    lookback before it, through its last scored day); returns the run id."""
+    from ml.ingest import ingest as land
+
+    first = spec.start - dt.timedelta(days=spec.window_days)
+    land(
+        settings, first - dt.timedelta(days=settings.feature_lookback_days), spec.end, history=True
+    )
+    transform(settings, first, spec.end)
+    return spec.run_id
+
+
+def backtest_grid(
+    settings: Settings,
+    specs: list,
+    *,
+    rerun: bool = False,
+    progress: bool | None = None,
+    on_run=None,
+) -> str:
+    """Run a grid of backtests (:func:`ml.backtest.run_grid`), then write each run's report
+    (after every run, so each page's grid is complete) and the grid's; the grid's path."""
+    from ml.backtest import run_grid
+    from ml.backtest_report import write_grid_report, write_run_report
+
+    run_grid(settings, specs, rerun=rerun, progress=progress, on_run=on_run)
+    for spec in specs:
+        write_run_report(settings, spec.run_id)
+    first = specs[0]
+    return str(write_grid_report(settings, first.start, first.end, first.to_dict()["candidates"]))
+
+
+def report(settings: Settings, run_id: str) -> str:
+    """Refresh the warehouse's views and write a backtest run's HTML report; its path."""
+    from ml.backtest_report import write_run_report
+    from ml.warehouse import refresh_catalog
+
+    refresh_catalog(settings)
+    return str(write_run_report(settings, run_id))
+
+
+# -- training ----------------------------------------------------------------------------
+def training_window(settings: Settings, as_of: dt.date) -> tuple[dt.date, dt.date]:
+    """The days a training run as of ``as_of`` reads labels from."""
+    return as_of - dt.timedelta(days=settings.train_window_days), as_of - dt.timedelta(days=1)
+
+
+def ingest_history(settings: Settings, as_of: dt.date) -> dict[str, Any]:
+    """Land every missing day of the training window and of the history its features read."""
+    from ml.ingest import ingest as land
+
+    first, last = training_window(settings, as_of)
+    result = land(
+        settings, first - dt.timedelta(days=settings.feature_lookback_days), last, history=True
+    )
+    return {"as_of": as_of.isoformat(), "rows": result.rows}
+
+
+def transform_history(settings: Settings, as_of: dt.date) -> dict[str, list[str]]:
+    """:func:`transform` of the training window before ``as_of``."""
+    return transform(settings, *training_window(settings, as_of))
+
+
+def train(settings: Settings, as_of: dt.date) -> dict[str, Any]:
+    """Train the candidates, register the best with its model card, run the promotion gate."""
+    from ml.train import train as train_models
+
+    result = train_models(settings, as_of)
+    holdout = result.metrics["holdout"]["model"]
+    return {
+        "version": result.version,
+        "algorithm": result.algorithm,
+        "holdout": {k: holdout[k] for k in ("auc", "log_loss", "brier", "ece")},
+        "champion": result.became_champion,
+        "gate": result.gate_reason,
+    }
