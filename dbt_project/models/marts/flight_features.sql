@@ -43,6 +43,7 @@ outcomes_dated as (
 
     select
         flight_id,
+        is_delayed,
         outcome_known_date
     from {{ ref('int_flight_outcomes_dated') }}
 
@@ -154,7 +155,7 @@ features_joined as (
         flights.tailnum,
         flights.origin,
         flights.dest,
-        flights.is_delayed,
+        outcomes_dated.is_delayed,
 
         -- schedule
         flights.sched_dep_hour,
