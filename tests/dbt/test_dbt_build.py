@@ -122,12 +122,31 @@ def test_yesterdays_weather_comes_from_the_day_before(built_data):
     assert value == [(pytest.approx(expected),)]
 
 
-def test_a_failing_dbt_test_fails_the_transform_and_names_it(built_data, tmp_path):
+def _duplicate_a_flight(settings) -> None:
+    partition = settings.paths.raw_partition("flights", DAY)
+    frame = pl.read_parquet(partition)
+    pl.concat([frame, frame.head(1)]).write_parquet(partition)
+
+
+def _drop_a_carrier(settings) -> None:
+    path = settings.paths.raw_reference("airlines")
+    pl.read_parquet(path).filter(pl.col("carrier") != "UA").write_parquet(path)
+
+
+@pytest.mark.parametrize(
+    ("break_the_data", "failing_test"),
+    [
+        (_duplicate_a_flight, "unique_stg_nycflights__flights_flight_id"),
+        (_drop_a_carrier, "relationships_stg_nycflights__flights_carrier"),
+    ],
+    ids=["a duplicated flight", "a flight of an unknown carrier"],
+)
+def test_a_failing_dbt_test_fails_the_transform_and_names_it(
+    built_data, tmp_path, break_the_data, failing_test
+):
     data = tmp_path / "data"
     shutil.copytree(built_data, data)
     settings = make_settings(data)
-    partition = settings.paths.raw_partition("flights", DAY)
-    frame = pl.read_parquet(partition)
-    pl.concat([frame, frame.head(1)]).write_parquet(partition)  # a duplicated flight
-    with pytest.raises(TransformError, match="unique_stg_nycflights__flights_flight_id"):
+    break_the_data(settings)
+    with pytest.raises(TransformError, match=failing_test):
         transform(settings)

@@ -1,10 +1,11 @@
--- One row per scheduled flight: its outcome and the local (New York) date by whose end
--- that outcome is known. A flight is known to be on time when it lands, and known to be
--- delayed once its scheduled arrival plus 15 minutes has passed, so its label is known
--- at sched_arr_at + 15 minutes at the latest. A late-evening flight's outcome therefore
--- counts only from the day after next, never in the features of the next morning.
--- Its departure is known sooner: departed 15+ minutes late (or not at all) is settled by
--- sched_dep_at + 15 minutes, so yesterday evening's departures are known at midnight.
+-- One row per scheduled flight: its outcome (the label is_delayed, its departure delay and
+-- cancellation) and the local (New York) date by whose end that outcome is known. A flight
+-- is known to be on time when it lands, and known to be delayed once its scheduled arrival
+-- plus 15 minutes has passed, so its label is known at sched_arr_at + 15 minutes at the
+-- latest. A late-evening flight's outcome therefore counts only from the day after next,
+-- never in the features of the next morning. Its departure is known sooner: departed 15+
+-- minutes late (or not at all) is settled by sched_dep_at + 15 minutes, so yesterday
+-- evening's departures are known at midnight.
 with flights as (
 
     select * from {{ ref('stg_nycflights__flights') }}
@@ -26,8 +27,10 @@ arrivals_scheduled as (
         flights.origin,
         flights.dest,
         flights.sched_dep_at,
-        flights.is_delayed,
+        -- The label: arrived 15 or more minutes late, or did not arrive (cancelled, diverted).
+        coalesce(flights.arr_delay_minutes >= 15, true) as is_delayed,
         flights.is_cancelled,
+        -- Departed 15 or more minutes late, or not at all.
         coalesce(flights.dep_delay_minutes >= 15, true) as is_dep_delayed,
         -- Destinations missing from the airports table (Puerto Rico, the Virgin Islands)
         -- are read as New York time: never earlier than their true time zone, so the

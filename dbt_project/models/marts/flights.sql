@@ -14,7 +14,13 @@ airlines as (
 
 ),
 
-flights_joined_to_airlines as (
+outcomes as (
+
+    select * from {{ ref('int_flight_outcomes_dated') }}
+
+),
+
+flights_joined_to_airlines_and_outcomes as (
 
     select
         flights.flight_id,
@@ -31,10 +37,11 @@ flights_joined_to_airlines as (
         flights.arr_delay_minutes,
         flights.is_cancelled,
         flights.is_arrival_missing,
-        flights.is_delayed
+        outcomes.is_delayed
     from flights
     left join airlines on flights.carrier = airlines.carrier
+    inner join outcomes on flights.flight_id = outcomes.flight_id
 
 )
 
-select * from flights_joined_to_airlines
+select * from flights_joined_to_airlines_and_outcomes

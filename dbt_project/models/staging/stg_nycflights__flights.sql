@@ -29,8 +29,6 @@ renamed as (
         cast(air_time as double) as air_time_minutes,
         cast(distance as double) as distance_miles,
         dep_time is null as is_cancelled,
-        -- The label: arrived 15 or more minutes late, or did not arrive (cancelled, diverted).
-        coalesce(arr_delay >= 15, true) as is_delayed,
         arr_delay is null as is_arrival_missing
     from source
 
