@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,9 @@ from ml.models import (
 SPEC = FeatureSpec(("x", "origin_total_precip_in_1d", HEURISTIC_COLUMN), ("carrier",))
 # small data: let LightGBM split on leaves far smaller than its default
 SMALL_DATA = {"lightgbm": {"min_data_in_leaf": 20}}
+# Each candidate fitted on _frame()'s first 2400 rows and saved by commit 2cc6bf6, the last
+# before ml/models.py became a package, with its predictions on the next 50 rows.
+SAVED_BEFORE = Path(__file__).parent / "saved_models" / "2cc6bf6"
 
 
 def _frame(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -56,7 +60,7 @@ def _frame(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
 
 @pytest.fixture
 def settings(tmp_path):
-    return load_settings(env={}, data_dir=tmp_path, random_state=7)
+    return load_settings(env={}, data_dir=tmp_path / "data")
 
 
 def _learned(model) -> set[str]:
@@ -79,9 +83,13 @@ def test_every_candidate_fits_calibrates_saves_and_loads_to_the_same_predictions
     contributions = model.contributions(held)
     assert contributions.shape == (len(held), len(model.spec.columns))
     model.save(tmp_path)
+    saved_before = SAVED_BEFORE / algorithm
+    for path in saved_before.iterdir():  # the same bytes as the code before the package wrote
+        if path.name != "expected.json":
+            assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
     loaded = load_classifier(tmp_path)
     assert type(loaded.estimator_) is CLASSIFIERS[algorithm]
-    assert loaded.spec == model.spec and loaded.estimator_.random_state == 7
+    assert loaded.spec == model.spec and loaded.estimator_.random_state == 13
     assert loaded.estimator_.resolved_params() == model.estimator_.resolved_params()
     np.testing.assert_array_equal(loaded.predict_proba(held), p)
     np.testing.assert_array_equal(loaded.contributions(held), contributions)
@@ -106,7 +114,7 @@ def test_a_saved_model_keeps_the_state_file_format_older_versions_load(
         "xgboost": {"categories", "best_iteration", "artifact"},
     }[algorithm]
     assert set(state) == {"algorithm", "spec", "params", "random_state"} | learned
-    assert state["algorithm"] == algorithm and state["random_state"] == 7
+    assert state["algorithm"] == algorithm and state["random_state"] == 13
     calibration = json.loads((tmp_path / "calibration.json").read_text())
     assert set(calibration) == {"method", "slope", "intercept"}
     artifact = {"lightgbm": "model.txt", "xgboost": "model.json"}.get(algorithm)
@@ -115,6 +123,17 @@ def test_a_saved_model_keeps_the_state_file_format_older_versions_load(
         "calibration.json",
         *([artifact] if artifact else []),
     }
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_a_model_saved_before_the_models_package_loads_and_predicts_the_same(algorithm):
+    frame, _ = _frame()
+    held = frame.iloc[2400:2450]
+    expected = json.loads((SAVED_BEFORE / algorithm / "expected.json").read_text())
+    model = load_classifier(SAVED_BEFORE / algorithm)
+    assert type(model.estimator_) is CLASSIFIERS[algorithm]
+    assert model.predict_proba(held).tolist() == expected["p_delayed"]
+    assert model.contributions(held).tolist() == expected["contributions"]
 
 
 def test_the_table_names_every_class_by_its_algorithm_and_each_follows_the_protocol():
