@@ -225,6 +225,14 @@ def test_an_unknown_algorithm_is_refused_by_the_factory_and_by_the_loader(settin
         load_classifier(tmp_path)
 
 
+def test_training_refuses_an_unknown_candidate_before_fitting_any(settings):
+    from ml.train import select_model
+
+    frame, _ = _frame(10)  # no label column: fitting lightgbm first would fail otherwise
+    with pytest.raises(ConfigError, match="catboost"):
+        select_model(settings, frame, frame, ("lightgbm", "catboost"))
+
+
 class _Overconfident(LogisticClassifier):
     """Logistic regression with its log-odds tripled: right ranking, too sure."""
 
