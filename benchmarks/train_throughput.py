@@ -22,6 +22,7 @@ import time
 
 from ml.config import load_settings
 from ml.features import LABEL
+from ml.models import BoostedClassifier
 from ml.train import fit_candidate, split_window
 
 
@@ -56,8 +57,8 @@ def main() -> None:
             "train_seconds": round(train_s, 2),
             "score_rows_per_second": round(len(validation) / score_s),
         }
-        base = candidate.model.base
-        if algorithm in ("lightgbm", "xgboost"):
+        base = candidate.model.estimator_
+        if isinstance(base, BoostedClassifier):
             x_fit = base._matrix(fit)
             y_fit = fit[LABEL].astype(int).to_numpy()
             x_val = base._matrix(validation)

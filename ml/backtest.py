@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from ml.config import CADENCES, Settings, check_algorithms
+from ml.config import CADENCES, Settings
 from ml.errors import ConfigError, DataError
 from ml.evaluate import slice_columns
 from ml.features import (
@@ -48,7 +48,7 @@ from ml.features import (
 )
 from ml.io import write_parquet
 from ml.metrics import binary_metrics, log_losses
-from ml.models import HeuristicClassifier
+from ml.models import HeuristicClassifier, check_algorithms
 from ml.train import select_model, split_window
 
 log = logging.getLogger(__name__)
@@ -260,8 +260,8 @@ def _fit_fold(
         raise DataError(f"no flights between {fold.as_of} and {fold.last_day} in the feature mart")
     check_features_read_before_their_date(scored, "scored")
     prior = float(fit[LABEL].mean())
-    heuristic = HeuristicClassifier()
-    heuristic.prior_ = prior
+    heuristic = HeuristicClassifier(random_state=settings.random_state, prior=prior)
+    heuristic.fit(fit, fit[LABEL].to_numpy())
     predictions = pd.DataFrame(
         {
             "flight_id": scored["flight_id"].to_numpy(),
@@ -288,9 +288,9 @@ def _fit_fold(
         "fit_rows": len(fit),
         "validation_rows": len(validation),
         "prior_rate": prior,
-        "best_iteration": getattr(model.base, "best_iteration_", None),  # boosted only
-        "calibration_slope": model.slope,
-        "calibration_intercept": model.intercept,
+        "best_iteration": getattr(model.estimator_, "best_iteration_", None),  # boosted only
+        "calibration_slope": model.slope_,
+        "calibration_intercept": model.intercept_,
         "holdout_log_loss": fitted[best].scores["log_loss"],
         "holdout_auc": fitted[best].scores["auc"],
         "scored_rows": len(scored),

@@ -45,8 +45,8 @@ def _result(name: str, passed: bool, value: float, threshold: float, text: str) 
     }
 
 
-def invariance_to_identifiers(model, frame: pd.DataFrame, seed: int = 13) -> dict[str, Any]:
-    rng = np.random.default_rng(seed)
+def invariance_to_identifiers(model, frame: pd.DataFrame, random_state: int) -> dict[str, Any]:
+    rng = np.random.default_rng(random_state)
     changed = frame.copy()
     for column in IDENTIFIER_COLUMNS:
         if column in changed:
@@ -103,8 +103,8 @@ def higher_delay_rates_raise_risk(model, frame: pd.DataFrame) -> dict[str, Any]:
     return _directional("directional: trailing delay rates +0.10", model, frame, changed, touched)
 
 
-def stable_under_small_noise(model, frame: pd.DataFrame, seed: int = 13) -> dict[str, Any]:
-    rng = np.random.default_rng(seed)
+def stable_under_small_noise(model, frame: pd.DataFrame, random_state: int) -> dict[str, Any]:
+    rng = np.random.default_rng(random_state)
     changed = frame.copy()
     for column in model.spec.numeric:
         values = pd.to_numeric(frame[column], errors="coerce").astype("float64")
@@ -122,11 +122,12 @@ def stable_under_small_noise(model, frame: pd.DataFrame, seed: int = 13) -> dict
     )
 
 
-def run_behaviour_tests(model, frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Every behavioural test of ``model`` on the rows of ``frame``."""
+def run_behaviour_tests(model, frame: pd.DataFrame, random_state: int) -> list[dict[str, Any]]:
+    """Every behavioural test of ``model`` on the rows of ``frame``; ``random_state``
+    (``settings.random_state``) seeds the replaced identifiers and the noise."""
     return [
-        invariance_to_identifiers(model, frame),
+        invariance_to_identifiers(model, frame, random_state),
         worse_weather_raises_risk(model, frame),
         higher_delay_rates_raise_risk(model, frame),
-        stable_under_small_noise(model, frame),
+        stable_under_small_noise(model, frame, random_state),
     ]

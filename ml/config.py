@@ -10,9 +10,10 @@ import dataclasses
 import datetime as dt
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -21,8 +22,8 @@ from ml.errors import ConfigError
 from ml.paths import Paths
 
 ENV_PREFIX = "ML_"
-# The candidate models ml.models knows how to train.
-ALGORITHMS = ("heuristic", "logistic", "lightgbm", "xgboost")
+# Separates the levels of a nested setting in its variable: ML_MODEL_PARAMS__LIGHTGBM__NUM_LEAVES.
+ENV_NESTING = "__"
 # How often a backtest retrains: every day, every 7 days, on the 1st of each month, or once.
 CADENCES = ("daily", "weekly", "monthly", "once")
 
@@ -43,6 +44,9 @@ class Settings:
     calibration_folds: int = 3
     backtest_candidates: tuple[str, ...] = ("lightgbm",)
     random_state: int = 13
+    # algorithm -> its hyperparameters (read-only mappings); the names are checked against
+    # ml.models.CLASSIFIERS where a model is made, since this floor cannot see the models.
+    model_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     risk_band_low_max: float = 0.15
     risk_band_high_min: float = 0.35
     gate_log_loss_margin: float = 0.001
@@ -99,11 +103,45 @@ def _coerce(name: str, raw: str, like: Any) -> Any:
     return raw
 
 
-def check_algorithms(name: str, values: tuple[str, ...]) -> None:
-    """Raise ConfigError unless ``values`` is a non-empty list of known algorithms."""
-    strange = [c for c in values if c not in ALGORITHMS]
-    if strange or not values:
-        raise ConfigError(f"{name} {strange or '(none)'}: expected some of {list(ALGORITHMS)}")
+def _override_nested(key: str, defaults: Mapping[str, Any], env: Mapping[str, str]) -> dict:
+    """``defaults`` with every ``ML_<KEY>__<LEVEL>__...`` variable applied, each converted
+    to the type of the default it replaces; a variable naming no default is an error."""
+    values = {k: dict(v) if isinstance(v, Mapping) else v for k, v in defaults.items()}
+    prefix = f"{ENV_PREFIX}{key.upper()}{ENV_NESTING}"
+    if f"{ENV_PREFIX}{key.upper()}" in env:
+        raise ConfigError(
+            f"environment variable {ENV_PREFIX}{key.upper()}: {key} is a group; set one value "
+            f"with {prefix}<NAME>..."
+        )
+    for env_key in sorted(k for k in env if k.startswith(prefix)):
+        *parents, leaf = env_key[len(prefix) :].split(ENV_NESTING)
+        level = values
+        for part in parents:
+            level = level.get(_named(level, part, env_key, key))
+            if not isinstance(level, dict):
+                raise ConfigError(f"environment variable {env_key}: {part} is not a group")
+        name = _named(level, leaf, env_key, key)
+        if isinstance(level[name], dict):
+            raise ConfigError(f"environment variable {env_key}: {leaf} is a group, not a value")
+        level[name] = _coerce(env_key[len(ENV_PREFIX) :], env[env_key], level[name])
+    return values
+
+
+def _named(level: Mapping[str, Any], part: str, env_key: str, key: str) -> str:
+    """The key of ``level`` that ``part`` names, in any case (``C`` is ``..._C``)."""
+    for name in level:
+        if name.upper() == part.upper():
+            return name
+    raise ConfigError(
+        f"environment variable {env_key}: no setting {part.lower()!r} in {key} "
+        f"(known: {sorted(level)})"
+    )
+
+
+def _read_only(tree: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(
+        {k: _read_only(v) if isinstance(v, Mapping) else v for k, v in tree.items()}
+    )
 
 
 def load_defaults() -> dict[str, Any]:
@@ -126,7 +164,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     values = load_defaults()
     for key, default in list(values.items()):
         env_key = f"{ENV_PREFIX}{key.upper()}"
-        if env_key in env:
+        if isinstance(default, Mapping):
+            values[key] = _override_nested(key, default, env)
+        elif env_key in env:
             values[key] = _coerce(key, env[env_key], default)
     known = {f.name for f in dataclasses.fields(Settings)}
     for key, value in overrides.items():
@@ -139,7 +179,13 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     values["data_dir"] = Path(values["data_dir"]).expanduser().resolve()
     for key in ("candidates", "backtest_candidates"):
         values[key] = tuple(values[key])
-        check_algorithms(key, values[key])
+        if not values[key]:
+            raise ConfigError(f"{key}: name at least one algorithm")
+    if not isinstance(values["model_params"], Mapping) or not all(
+        isinstance(v, Mapping) for v in values["model_params"].values()
+    ):
+        raise ConfigError("model_params: expected a mapping of algorithm to its parameters")
+    values["model_params"] = _read_only(values["model_params"])
     if values["calibration_folds"] < 2:
         raise ConfigError("calibration_folds must be at least 2")
     if not 0 < values["drift_family_alpha"] < 1:

@@ -72,9 +72,10 @@ def slice_metrics(frame: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> list[dic
 
 
 def permutation_importance(
-    model, frame: pd.DataFrame, y: np.ndarray, random_state: int = 13
+    model, frame: pd.DataFrame, y: np.ndarray, random_state: int
 ) -> dict[str, float]:
-    """Increase in log loss when each feature's values are shuffled across the rows."""
+    """Increase in log loss when each feature's values are shuffled across the rows
+    (``random_state`` seeds the shuffles: ``settings.random_state``)."""
     rng = np.random.default_rng(random_state)
     base = log_loss(y, model.predict_proba(frame))
     out = {}
@@ -87,7 +88,7 @@ def permutation_importance(
 
 def gain_importance(model) -> dict[str, float]:
     """The boosted library's split-gain shares; empty for models without trees."""
-    base = getattr(model, "base", model)
+    base = getattr(model, "estimator_", model)
     return base.gain_importance() if hasattr(base, "gain_importance") else {}
 
 
@@ -102,8 +103,8 @@ def assess(
     y = frame[LABEL].astype(int).to_numpy()
     p = model.predict_proba(frame)
     threshold = settings.operating_threshold
-    heuristic = HeuristicClassifier()
-    heuristic.prior_ = prior
+    # the baseline with the model's fit-period rate where the trailing rate is missing
+    heuristic = HeuristicClassifier(random_state=settings.random_state, prior=prior).fit(frame, y)
     report = {
         "rows": int(len(frame)),
         "start": min(frame["flight_date"]).isoformat(),
@@ -118,7 +119,7 @@ def assess(
         "heuristic_column": HEURISTIC_COLUMN,
     }
     if behaviour:
-        report["behaviour"] = run_behaviour_tests(model, frame)
+        report["behaviour"] = run_behaviour_tests(model, frame, settings.random_state)
     return report
 
 

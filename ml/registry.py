@@ -463,13 +463,13 @@ def load_model(settings: Settings, version: str):
         RegistryError: The version is missing, a file fails its checksum, or its
             artifact cannot be read.
     """
-    from ml.models import CalibratedClassifier
+    from ml.models import load_classifier
 
     folder = version_dir(settings, version)
     metadata = load_metadata(settings, version)
     verify_artifacts(folder, metadata)  # no native parser ever sees an unverified file
     try:
-        model = CalibratedClassifier.load(folder)
+        model = load_classifier(folder)
     except Exception as exc:  # any library's parse error means the same thing here
         raise RegistryError(f"{folder}: model artifact unreadable ({exc})") from exc
     return model, metadata

@@ -25,7 +25,7 @@ import pandas as pd
 
 from ml.config import Settings
 from ml.errors import ConfigError, DataError, LeakageError
-from ml.evaluate import assess, binary_metrics, gain_importance, permutation_importance
+from ml.evaluate import assess, gain_importance, permutation_importance
 from ml.features import (
     LABEL,
     ORACLE_LABEL,
@@ -37,8 +37,9 @@ from ml.features import (
     load_features,
     rows_between,
 )
+from ml.metrics import binary_metrics
 from ml.model_card import card_files
-from ml.models import CalibratedClassifier, make_classifier
+from ml.models import CalibratedClassifier, check_algorithms, make_classifier
 
 log = logging.getLogger(__name__)
 
@@ -173,10 +174,10 @@ def fit_candidate(
     started = time.perf_counter()
     y_fit = fit[LABEL].astype(int).to_numpy()
     y_val = validation[LABEL].astype(int).to_numpy()
-    base = make_classifier(algorithm, infer_spec(fit), params, settings.random_state)
-    base.fit(fit, y_fit, validation, y_val)
-    model = CalibratedClassifier(base)
-    model.calibrate(fit, y_fit, settings.calibration_folds)
+    model = CalibratedClassifier(
+        make_classifier(settings, algorithm, infer_spec(fit), params),
+        n_folds=settings.calibration_folds,
+    ).fit(fit, y_fit, validation, y_val)
     seconds = time.perf_counter() - started
     threshold = settings.operating_threshold
     return Candidate(
@@ -195,8 +196,10 @@ def select_model(
 ) -> tuple[str, dict[str, Candidate]]:
     """Fit every candidate (``settings.candidates`` unless given) and pick the one with the
     lowest holdout log loss; returns its name and every fitted candidate."""
+    candidates = tuple(candidates or settings.candidates)
+    check_algorithms("candidates", candidates)
     fitted: dict[str, Candidate] = {}
-    for algorithm in candidates or settings.candidates:
+    for algorithm in candidates:
         candidate = fit_candidate(settings, algorithm, fit, validation)
         log.info(
             "candidate %s: holdout log loss %.4f, AUC %.4f, ECE %.4f (%.1f s)",
@@ -216,10 +219,10 @@ def _version(
 ) -> str:
     config = json.dumps(
         {
-            "params": model.base.resolved_params(),
+            "params": model.estimator_.resolved_params(),
             "window": window.to_dict(),
             "spec": model.spec.to_dict(),
-            "calibration": [round(model.slope, 10), round(model.intercept, 10)],
+            "calibration": [round(model.slope_, 10), round(model.intercept_, 10)],
         },
         sort_keys=True,
     )
@@ -273,14 +276,14 @@ def train(settings: Settings, as_of: dt.date) -> TrainingResult:
             **{c: "numeric" for c in model.spec.numeric},
             **{c: "categorical" for c in model.spec.categorical},
         },
-        "params": model.base.resolved_params(),
+        "params": model.estimator_.resolved_params(),
         "calibration": {
             "method": "platt",
-            "slope": model.slope,
-            "intercept": model.intercept,
+            "slope": model.slope_,
+            "intercept": model.intercept_,
             "fitted_on": f"out-of-fold predictions over the fit period, {settings.calibration_folds} blocks of days",
         },
-        "best_iteration": getattr(model.base, "best_iteration_", None),
+        "best_iteration": getattr(model.estimator_, "best_iteration_", None),
         "uses_oracle_forecast": oracle,
         **({"oracle_note": ORACLE_LABEL} if oracle else {}),
     }

@@ -82,7 +82,8 @@ def test_the_retraining_request_is_the_asset_the_training_dag_is_scheduled_on(da
 
 
 def test_the_backtest_dag_is_manual_with_typed_described_params(dag_bag):
-    from ml.config import ALGORITHMS, CADENCES
+    from ml.config import CADENCES
+    from ml.models import ALGORITHMS
 
     dag = dag_bag.dags["backtest"]
     assert type(dag.timetable).__name__ == "NullTimetable"  # triggered by hand only

@@ -283,12 +283,17 @@ def test_newey_west_widens_the_error_of_a_correlated_series():
 
 
 def test_a_calibration_that_would_invert_the_ranking_predicts_the_fit_rate():
+    from sklearn.base import BaseEstimator
+
     from ml.models import CalibratedClassifier
 
-    class Backwards:
+    class Backwards(BaseEstimator):
         """Out-of-fold scores that rank the fit period backwards."""
 
         algorithm = "stub"
+
+        def fit(self, frame, y, eval_frame=None, eval_y=None):
+            return self
 
         def cross_fitted(self, frame, y, folds):
             return np.where(y == 1, 0.2, 0.6)
@@ -303,9 +308,8 @@ def test_a_calibration_that_would_invert_the_ranking_predicts_the_fit_rate():
             "score": np.linspace(0.1, 0.9, 100),
         }
     )
-    model = CalibratedClassifier(Backwards())
-    model.calibrate(frame, y, 3)
-    assert model.slope == 0.0
+    model = CalibratedClassifier(Backwards(), n_folds=3).fit(frame, y)
+    assert model.slope_ == 0.0
     np.testing.assert_allclose(model.predict_proba(frame), y.mean())
 
 

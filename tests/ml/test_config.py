@@ -41,3 +41,39 @@ def test_unknown_override_is_refused():
 def test_validation_slice_must_fit_in_the_window():
     with pytest.raises(ConfigError, match="validation_days"):
         load_settings(env={}, train_window_days=10, validation_days=10)
+
+
+def test_each_models_hyperparameters_come_from_the_yaml_file_read_only():
+    params = load_settings(env={}).model_params
+    assert set(params) == {"heuristic", "logistic", "lightgbm", "xgboost"}
+    assert params["lightgbm"]["num_leaves"] == 15 and params["logistic"]["C"] == 1.0
+    with pytest.raises(TypeError):
+        params["lightgbm"]["num_leaves"] = 31  # frozen like every other setting
+
+
+def test_one_hyperparameter_is_overridden_with_its_type_in_any_case():
+    env = {
+        "ML_MODEL_PARAMS__LIGHTGBM__NUM_LEAVES": "31",
+        "ML_MODEL_PARAMS__LOGISTIC__C": "2",
+        "ML_MODEL_PARAMS__LIGHTGBM__DETERMINISTIC": "no",
+    }
+    params = load_settings(env=env).model_params
+    assert params["lightgbm"]["num_leaves"] == 31
+    assert params["logistic"]["C"] == 2.0 and isinstance(params["logistic"]["C"], float)
+    assert params["lightgbm"]["deterministic"] is False
+    assert params["lightgbm"]["learning_rate"] == 0.05  # the others untouched
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"ML_MODEL_PARAMS__LIGHTGBM__NUM_LEAVS": "31"},
+        {"ML_MODEL_PARAMS__CATBOOST__DEPTH": "6"},
+        {"ML_MODEL_PARAMS__LIGHTGBM__NUM_LEAVES": "many"},
+        {"ML_MODEL_PARAMS__LIGHTGBM": "num_leaves=31"},
+        {"ML_MODEL_PARAMS": "{}"},
+    ],
+)
+def test_a_hyperparameter_override_that_names_nothing_or_is_malformed_names_the_variable(env):
+    with pytest.raises(ConfigError, match=next(iter(env))):
+        load_settings(env=env)

@@ -1,0 +1,138 @@
+"""What the gradient-boosted candidates share: native categoricals, early stopping on the
+held-out rows, monotone constraints, and a booster saved in the library's own format.
+
+The boosted models are monotone in the delay rates and the weather before the cutoff
+(see :func:`ml.features.monotone_direction`): left free, they learn that a stormy
+yesterday means a calmer today, which no user would trust in a risk score.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+
+from ml.features import monotone_direction
+from ml.models.base import BaseClassifier
+
+MAX_ROUNDS = 2000
+EARLY_STOPPING_ROUNDS = 50
+
+
+class BoostedClassifier(BaseClassifier):
+    """A gradient-boosted classifier; each library's subclass trains, predicts and stores
+    its booster (:meth:`_train`, :meth:`_raw_predict`, :meth:`_gains`, :meth:`_read`)."""
+
+    # The booster's file in a model folder, in the library's own format.
+    artifact: ClassVar[str]
+
+    def _monotone_constraints(self, directions: list[int]) -> Any:
+        """``directions`` (one per column) written as the library reads them."""
+        raise NotImplementedError
+
+    def _train(self, x_fit, y, rounds: int, x_eval=None, eval_y=None) -> tuple[Any, int]:
+        """Train for at most ``rounds``, stopping early on ``x_eval`` if given; returns the
+        booster and the number of rounds to use."""
+        raise NotImplementedError
+
+    def _raw_predict(self, booster, matrix: pd.DataFrame, contrib: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def _gains(self) -> dict[str, float]:
+        """Total split gain per feature name, over the rounds used."""
+        raise NotImplementedError
+
+    @classmethod
+    def _read(cls, path: Path) -> Any:
+        """The booster stored at ``path``."""
+        raise NotImplementedError
+
+    def resolved_params(self) -> dict[str, Any]:
+        """``params`` with the monotone constraints (unless given) and the seed."""
+        params = super().resolved_params()
+        directions = [monotone_direction(c) for c in self.spec.numeric]
+        directions += [0] * len(self.spec.categorical)
+        params.setdefault("monotone_constraints", self._monotone_constraints(directions))
+        if self.random_state is not None:
+            params["seed"] = self.random_state
+        return params
+
+    def _matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Numeric columns as float, categoricals with the categories learned at fit."""
+        out = pd.DataFrame(index=frame.index)
+        for column in self.spec.numeric:
+            out[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        for column in self.spec.categorical:
+            values = frame[column].astype("object").where(frame[column].notna(), None)
+            out[column] = pd.Categorical(values, categories=self.categories_[column])
+        return out
+
+    def learn_categories(self, frame: pd.DataFrame) -> Self:
+        """Learn the levels of each categorical feature in ``frame`` (``categories_``);
+        other levels read as missing. The first step of :meth:`fit`."""
+        self.categories_ = {
+            column: sorted(str(v) for v in frame[column].dropna().unique())
+            for column in self.spec.categorical
+        }
+        return self
+
+    def fit(self, frame, y, eval_frame, eval_y) -> Self:
+        """Fit on ``frame``, stopping early on the held-out ``eval_frame``."""
+        self.learn_categories(frame)
+        self.booster_, self.best_iteration_ = self._train(
+            self._matrix(frame),
+            y,
+            MAX_ROUNDS,
+            self._matrix(eval_frame),
+            eval_y,
+        )
+        return self
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        self._check_fitted()
+        return self._raw_predict(self.booster_, self._matrix(frame))
+
+    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
+        self._check_fitted()
+        return self._raw_predict(self.booster_, self._matrix(frame), contrib=True)[:, :-1]
+
+    def cross_fitted(self, frame, y, folds) -> np.ndarray:
+        """Out-of-fold probabilities, each fold's copy trained for ``best_iteration_`` rounds."""
+        self._check_fitted()
+        matrix = self._matrix(frame)
+        out = np.zeros(len(frame))
+        for fold in np.unique(folds):
+            held = folds == fold
+            booster, _ = self._train(matrix[~held], y[~held], self.best_iteration_)
+            out[held] = self._raw_predict(booster, matrix[held])
+        return out
+
+    def gain_importance(self) -> dict[str, float]:
+        """Total split gain per feature, as shares summing to one."""
+        self._check_fitted()
+        gains = self._gains()
+        values = {c: float(gains.get(c, 0.0)) for c in self.spec.columns}
+        total = sum(values.values()) or 1.0
+        return {c: v / total for c, v in values.items()}
+
+    def save(self, folder: Path) -> None:
+        self._check_fitted()
+        self.booster_.save_model(str(folder / self.artifact))
+        self._write_state(
+            folder,
+            {
+                "categories": self.categories_,
+                "best_iteration": self.best_iteration_,
+                "artifact": self.artifact,
+            },
+        )
+
+    @classmethod
+    def load(cls, folder: Path, state: dict[str, Any]) -> Self:
+        model = cls._unfitted(state)
+        model.categories_ = state["categories"]
+        model.best_iteration_ = state["best_iteration"]
+        model.booster_ = cls._read(folder / state["artifact"])
+        return model

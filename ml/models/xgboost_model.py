@@ -1,0 +1,62 @@
+"""XGBoost: gradient-boosted trees with native categoricals, stored as XGBoost's JSON model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml.models.boosted import EARLY_STOPPING_ROUNDS, BoostedClassifier
+
+
+class XGBoostClassifier(BoostedClassifier):
+    """XGBoost (``hist``) with native categoricals, early stopping and monotone constraints."""
+
+    algorithm = "xgboost"
+    artifact = "model.json"
+
+    def _monotone_constraints(self, directions: list[int]) -> str:
+        return "(" + ",".join(str(d) for d in directions) + ")"
+
+    def _train(self, x_fit, y, rounds: int, x_eval=None, eval_y=None) -> tuple[Any, int]:
+        import xgboost
+
+        dfit = xgboost.DMatrix(x_fit, label=y, enable_categorical=True)
+        stop_early = x_eval is not None
+        early = (
+            {
+                "evals": [
+                    (xgboost.DMatrix(x_eval, label=eval_y, enable_categorical=True), "validation")
+                ],
+                "early_stopping_rounds": EARLY_STOPPING_ROUNDS,
+                "verbose_eval": False,
+            }
+            if stop_early
+            else {}
+        )
+        booster = xgboost.train(self.resolved_params(), dfit, num_boost_round=rounds, **early)
+        # best_iteration counts from 0; the rounds to use count from 1
+        return booster, int(booster.best_iteration) + 1 if stop_early else rounds
+
+    def _raw_predict(self, booster, matrix: pd.DataFrame, contrib: bool = False) -> np.ndarray:
+        import xgboost
+
+        dmatrix = xgboost.DMatrix(matrix, enable_categorical=True)
+        return np.asarray(
+            booster.predict(
+                dmatrix, iteration_range=(0, self.best_iteration_), pred_contribs=contrib
+            )
+        )
+
+    def _gains(self) -> dict[str, float]:
+        return self.booster_.get_score(importance_type="total_gain")
+
+    @classmethod
+    def _read(cls, path: Path) -> Any:
+        import xgboost
+
+        booster = xgboost.Booster()
+        booster.load_model(str(path))
+        return booster
