@@ -57,7 +57,7 @@ def histogram(
     ]
     spec = {
         "data": {"values": rows},
-        "mark": {"type": "bar", "tooltip": True},
+        "mark": "bar",
         "height": {"step": 8},  # of each bar: a bin is two bars and a gap
         "encoding": {
             "y": {
@@ -139,7 +139,7 @@ def lines(
         },
         "layer": [
             {"mark": {"type": "line", "invalid": "break-paths-show-domains"}},
-            {"mark": {"type": "point", "filled": True, "size": 24, "tooltip": True}},
+            {"mark": {"type": "point", "filled": True, "size": 24}},
         ],
     }
     return render(spec, width)
@@ -165,7 +165,7 @@ def grouped_bars(
     ]
     spec = {
         "data": {"values": rows},
-        "mark": {"type": "bar", "tooltip": True},
+        "mark": "bar",
         "height": height,
         "encoding": {
             "x": {
@@ -232,7 +232,6 @@ def calibration(bins: Sequence[dict[str, Any]], *, size: int = 360) -> str:
                             "type": "circle",
                             "color": CURRENT,
                             "opacity": 0.6,
-                            "tooltip": True,
                         },
                         "encoding": {
                             "size": {
@@ -274,7 +273,7 @@ def bars(
         "height": {"step": 18},
         "encoding": {"y": y, "x": x},
         "layer": [
-            {"mark": {"type": "bar", "color": CURRENT, "tooltip": True}},
+            {"mark": {"type": "bar", "color": CURRENT}},
             {
                 "mark": {"type": "text", "align": "left", "dx": 3, "fontSize": 10},
                 "encoding": {"text": {"field": "value", "format": ".4f"}},
