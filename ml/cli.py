@@ -77,13 +77,12 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _metric_table(rows: list[tuple[str, dict]]) -> str:
-    from ml.model_card import METRIC_COLUMNS, format_value
+    from ml.html import cell
+    from ml.model_card import METRIC_COLUMNS
 
     lines = [f"{'':12}" + "".join(f"{label:>10}" for _, label in METRIC_COLUMNS)]
     for name, m in rows:
-        lines.append(
-            f"{name:12}" + "".join(f"{format_value(m[key]):>10}" for key, _ in METRIC_COLUMNS)
-        )
+        lines.append(f"{name:12}" + "".join(f"{cell(m[key]):>10}" for key, _ in METRIC_COLUMNS))
     return "\n".join(lines)
 
 
@@ -224,7 +223,7 @@ def cmd_predictions(settings: Settings, args: argparse.Namespace) -> None:
     if args.json:
         print(frame.to_json(orient="records", date_format="iso"))
         return
-    from ml.reports import format_reasons
+    from ml.html import format_reasons
 
     frame["top_reasons"] = frame["top_reasons"].map(format_reasons)
     frame["p_delayed"] = frame["p_delayed"].round(3)

@@ -13,8 +13,8 @@ menu entry, inside the Airflow page. It reads what the pipeline has published un
 
 Every route requires the login of the rest of the UI (the ``_token`` cookie the UI sets,
 or a bearer token from ``POST /auth/token``); a browser without it is sent to the login
-page. Every value shown is HTML-escaped, and every page may be framed only by the UI
-itself, is never cached and sends no referrer elsewhere. Each section of a page reads its
+page. Its pages are templates of ``ml.html`` (every value shown is escaped), and every
+page may be framed only by the UI itself, is never cached and sends no referrer elsewhere. Each section of a page reads its
 own files and degrades on its own: one unreadable file shows as a line naming it, not as
 an error for the whole page. Errors are pages with a way back, not JSON.
 Nothing heavy is imported here: the API server, scheduler and workers all load plugins.
@@ -26,8 +26,6 @@ import datetime as dt
 import logging
 import mimetypes
 from collections.abc import Callable
-from html import escape
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -37,6 +35,7 @@ from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from jinja2 import UndefinedError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -82,15 +81,12 @@ app = FastAPI(
 )
 
 
-def _html(title: str, body: str, status_code: int = 200) -> HTMLResponse:
-    from ml.reports import page
+def _page(template: str, title: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """A page of the view: ``view/<template>`` with the view's navigation, as HTML."""
+    from ml.html import render
 
-    nav = (
-        f"<p class='muted'><a href='{URL_PREFIX}/'>ML overview</a> &middot; "
-        f"<a href='{URL_PREFIX}/#predictions'>predictions</a> &middot; "
-        f"<a href='{URL_PREFIX}/#reports'>reports</a></p>"
-    )
-    return HTMLResponse(page(title, nav + body), status_code=status_code, headers=SECURITY_HEADERS)
+    page = render(f"view/{template}", title=title, prefix=URL_PREFIX, **context)
+    return HTMLResponse(page, status_code=status_code, headers=SECURITY_HEADERS)
 
 
 @app.exception_handler(StarletteHTTPException)
@@ -102,7 +98,7 @@ def _error_page(request: Request, exc: StarletteHTTPException):
         exc.status_code, "Error"
     )
     detail = exc.detail if isinstance(exc.detail, str) else title
-    return _html(title, f"<h1>{escape(title)}</h1><p>{escape(detail)}</p>", exc.status_code)
+    return _page("message.html", title, exc.status_code, heading=title, detail=detail)
 
 
 @app.exception_handler(RequestValidationError)
@@ -111,7 +107,7 @@ def _bad_request_page(request: Request, exc: RequestValidationError) -> HTMLResp
         f"{'.'.join(str(p) for p in error.get('loc', ())[1:])}: {error.get('msg', '')}"
         for error in exc.errors()
     )
-    return _html("Bad request", f"<h1>Bad request</h1><p>{escape(problems)}</p>", 422)
+    return _page("message.html", "Bad request", 422, heading="Bad request", detail=problems)
 
 
 def _login_url(request: Request) -> str:
@@ -124,16 +120,18 @@ def _login_url(request: Request) -> str:
         return f"/auth/login?next={quote(str(request.url), safe='')}"
 
 
-SECTION_ERRORS = (LookupError, OSError, ValueError, TypeError, KeyError)
+# A file that lacks what its page needs: a missing key, to the code or to a template.
+SECTION_ERRORS = (LookupError, OSError, ValueError, TypeError, KeyError, UndefinedError)
 
 
-def _section(render: Callable[..., str], *args: Any) -> str:
-    """A section of a page, or one line naming what it could not read."""
+def _section(load: Callable[..., Any], *args: Any) -> dict[str, Any]:
+    """A section's data as ``{"data": ...}``, or ``{"error": ...}``: one line naming what
+    it could not read, shown in place of that section alone."""
     try:
-        return render(*args)
+        return {"data": load(*args), "error": None}
     except SECTION_ERRORS as exc:  # the package's errors derive from these too
-        log.warning("ML view: %s unavailable: %s", render.__name__, exc)
-        return f"<p class='error'>Unavailable: {escape(_one_line(exc))}</p>"
+        log.warning("ML view: %s unavailable: %s", load.__name__, exc)
+        return {"data": None, "error": _one_line(exc)}
 
 
 def _one_line(exc: BaseException) -> str:
@@ -146,99 +144,70 @@ def _metric(metrics: dict[str, Any], name: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _model_link(version: str):
-    from ml.reports import Html
-
-    return Html(f"<a href='models/{escape(quote(version))}'>{escape(version)}</a>")
-
-
-def _role_card(cfg, role: str, version: str | None) -> str:
+def _role(cfg, role: str, version: str | None) -> dict[str, Any]:
+    """A serving role's card: its version, what it is, and its holdout metrics beside the
+    baselines (or what could not be read)."""
     from ml import registry
-    from ml.reports import table
 
+    card: dict[str, Any] = {"role": role, "version": version, "error": None}
     if version is None:
-        return f"<div class='card'><h3>{escape(role)}</h3><p class='muted'>none</p></div>"
+        return card
     try:
         metadata = registry.load_metadata(cfg, version)
         holdout = registry.load_metrics(cfg, version)["holdout"]
     except SECTION_ERRORS as exc:
-        return (
-            f"<div class='card'><h3>{escape(role)}: {escape(version)}</h3>"
-            f"<p class='error'>Unavailable: {escape(_one_line(exc))}</p></div>"
-        )
+        return {**card, "error": _one_line(exc)}
     model, baselines = holdout["model"], holdout["baselines"]
-    rows = [
-        [name, _metric(m, "log_loss"), _metric(m, "auc"), _metric(m, "ece")]
-        for name, m in (
-            ("model", model),
-            ("heuristic", baselines.get("heuristic", {})),
-            ("prior rate", baselines.get("prior_rate", {})),
-        )
-    ]
-    return (
-        f"<div class='card'><h3>{escape(role)}: {_model_link(version)}</h3>"
-        f"<p class='muted'>{escape(metadata['algorithm'])}, as of {escape(metadata['as_of'])}; "
-        f"holdout {escape(holdout['start'])}..{escape(holdout['end'])}, "
-        f"{holdout['rows']:,} flights</p>" + table(["", "log loss", "AUC", "ECE"], rows) + "</div>"
-    )
+    return {
+        **card,
+        "algorithm": metadata["algorithm"],
+        "as_of": metadata["as_of"],
+        "holdout": holdout,
+        "rows": [
+            [name, _metric(m, "log_loss"), _metric(m, "auc"), _metric(m, "ece")]
+            for name, m in (
+                ("model", model),
+                ("heuristic", baselines.get("heuristic", {})),
+                ("prior rate", baselines.get("prior_rate", {})),
+            )
+        ],
+    }
 
 
-def _serving(cfg) -> str:
+def _serving(cfg) -> list[dict[str, Any]]:
     from ml import registry
 
     aliases = registry.read_aliases(cfg)
-    return (
-        "<div class='grid'>"
-        + _role_card(cfg, "champion", aliases.get("champion"))
-        + _role_card(cfg, "challenger", aliases.get("challenger"))
-        + "</div>"
-    )
+    return [_role(cfg, role, aliases.get(role)) for role in ("champion", "challenger")]
 
 
-def _versions_table(cfg) -> str:
+def _versions(cfg) -> list[dict[str, Any]]:
+    """Every registered version with its holdout metrics beside the heuristic's."""
     from ml import registry
-    from ml.reports import table
 
     rows = []
     for meta in registry.list_versions(cfg):
+        row = {**meta, "aliases": ", ".join(meta["aliases"]), "error": None}
         try:
             holdout = registry.load_metrics(cfg, meta["version"])["holdout"]
             heuristic = holdout["baselines"].get("heuristic", {})
         except SECTION_ERRORS as exc:
-            rows.append(
-                [meta["version"], meta["algorithm"], meta["as_of"], _one_line(exc)]
-                + [None] * 3
-                + [", ".join(meta["aliases"])]
-            )
+            rows.append({**row, "error": _one_line(exc)})
             continue
-        rows.append(
-            [
-                _model_link(meta["version"]),
-                meta["algorithm"],
-                meta["as_of"],
-                _metric(holdout["model"], "log_loss"),
-                _metric(heuristic, "log_loss"),
-                _metric(holdout["model"], "auc"),
-                _metric(heuristic, "auc"),
-                ", ".join(meta["aliases"]),
-            ]
+        metrics = (
+            _metric(holdout["model"], "log_loss"),
+            _metric(heuristic, "log_loss"),
+            _metric(holdout["model"], "auc"),
+            _metric(heuristic, "auc"),
         )
-    if not rows:
-        return "<p class='muted'>No model registered yet.</p>"
-    return table(
-        ["version", "algorithm", "as of", "log loss", "heuristic", "AUC", "heuristic", "aliases"],
-        rows,
-    )
+        rows.append({**row, "metrics": metrics})
+    return rows
 
 
-def _audit_table(cfg) -> str:
+def _audit(cfg) -> list[list[Any]]:
     from ml import registry
-    from ml.reports import table
 
-    entries = registry.audit_log(cfg)[::-1][:AUDIT_ROWS]
-    if not entries:
-        return "<p class='muted'>No alias has changed yet.</p>"
-    rows = [
+    return [
         [
             e.get("at", ""),
             e.get("alias", ""),
@@ -246,35 +215,34 @@ def _audit_table(cfg) -> str:
             e.get("to", ""),
             e.get("reason", ""),
         ]
-        for e in entries
+        for e in registry.audit_log(cfg)[::-1][:AUDIT_ROWS]
     ]
-    return table(["at (UTC)", "alias", "from", "to", "reason"], rows)
 
 
-def _report_link(root: Path, path: Path) -> str:
-    relative = path.relative_to(root).as_posix()
-    return f"<a href='reports/{escape(quote(relative))}'>{escape(relative)}</a>"
-
-
-def _reports_list(cfg) -> str:
+def _reports(cfg) -> list[dict[str, str]]:
+    """The latest drift report, the latest backtest reports and the validation index, each
+    as ``{"kind", "path" (under the reports folder), "note"}``."""
     root = cfg.paths.reports
-    items = []
+    found = []
     drift = sorted(cfg.paths.drift_reports.glob("drift_*.html"))
     if drift:
-        items.append(f"<li>latest drift and performance: {_report_link(root, drift[-1])}</li>")
+        found.append(("latest drift and performance", drift[-1], ""))
     backtests = sorted(
         cfg.paths.backtest_reports.glob("*.html"), key=lambda p: p.stat().st_mtime, reverse=True
     )
-    for path in backtests[:BACKTEST_REPORTS]:
-        items.append(f"<li>backtest: {_report_link(root, path)}</li>")
+    found += [("backtest", path, "") for path in backtests[:BACKTEST_REPORTS]]
     if cfg.paths.validation_index.exists():
-        items.append(
-            f"<li>data validation: {_report_link(root, cfg.paths.validation_index)} "
-            "(every run of the expectation suites)</li>"
+        found.append(
+            (
+                "data validation",
+                cfg.paths.validation_index,
+                " (every run of the expectation suites)",
+            )
         )
-    if not items:
-        return "<p class='muted'>No report yet.</p>"
-    return "<ul>" + "".join(items) + "</ul>"
+    return [
+        {"kind": kind, "path": path.relative_to(root).as_posix(), "note": note}
+        for kind, path, note in found
+    ]
 
 
 def _prediction_dates(cfg) -> list[str]:
@@ -296,31 +264,15 @@ def _prediction_dates(cfg) -> list[str]:
 @app.get("/", response_class=HTMLResponse)
 def overview(cfg: SettingsDep) -> HTMLResponse:
     """Champion, challenger, versions, audit log, reports and the predictions picker."""
-    dates = _prediction_dates(cfg)
-    picker = (
-        "<form action='predictions' method='get'>"
-        f"<input type='date' name='date' value='{escape(dates[-1])}' "
-        f"min='{escape(dates[0])}' max='{escape(dates[-1])}'> "
-        "<button type='submit'>show</button></form>"
-        f"<p class='muted'>Dates on file: {len(dates)}, {escape(dates[0])} to {escape(dates[-1])}</p>"
-        if dates
-        else "<p class='muted'>No predictions yet.</p>"
+    return _page(
+        "overview.html",
+        "ML",
+        serving=_section(_serving, cfg),
+        dates=_prediction_dates(cfg),
+        reports=_section(_reports, cfg),
+        versions=_section(_versions, cfg),
+        audit=_section(_audit, cfg),
     )
-    body = (
-        "<h1>ML: flight-delay risk</h1>"
-        "<h2>Serving</h2>"
-        + _section(_serving, cfg)
-        + "<h2 id='predictions'>Predictions</h2>"
-        + picker
-        + "<h2 id='reports'>Reports</h2>"
-        + _section(_reports_list, cfg)
-        + "<h2>Model versions</h2><p class='muted'>Holdout metrics of each version beside "
-        "the heuristic baseline on the same flights.</p>"
-        + _section(_versions_table, cfg)
-        + "<h2>Audit log</h2><p class='muted'>Every change of an alias, newest first.</p>"
-        + _section(_audit_table, cfg)
-    )
-    return _html("ML", body)
 
 
 @app.get("/models/{version}", response_class=HTMLResponse)
@@ -337,9 +289,8 @@ def model_card(version: str, cfg: SettingsDep) -> HTMLResponse:
             registry.load_metadata(cfg, version), registry.load_metrics(cfg, version)
         )
     except SECTION_ERRORS as exc:
-        problem = escape(_one_line(exc))
-        body = f"<h1>Model card {escape(version)}</h1><p class='error'>Unavailable: {problem}</p>"
-        return _html(f"Model card {version}", body, status_code=500)
+        title = f"Model card {version}"
+        return _page("message.html", title, 500, heading=title, error=_one_line(exc))
     return HTMLResponse(html, headers=SECURITY_HEADERS)
 
 
@@ -353,18 +304,15 @@ def predictions(
     """The riskiest flights of a date, and the count of each risk band."""
     from ml.errors import MLError
     from ml.queries import risk_bands, riskiest_flights
-    from ml.reports import format_reasons, table
 
     title = f"Predictions for {date.isoformat()} ({role})"
     if not cfg.paths.predictions_partition(date).exists():
         raise HTTPException(status_code=404, detail=f"no predictions for {date.isoformat()}")
     try:
-        bands = risk_bands(cfg, date, role=role).itertuples(index=False)
+        bands = [list(band) for band in risk_bands(cfg, date, role=role).itertuples(index=False)]
         frame = riskiest_flights(cfg, date, role=role, limit=limit)
     except MLError as exc:
-        body = f"<h1>{escape(title)}</h1><p class='error'>Unavailable: {escape(_one_line(exc))}</p>"
-        return _html(title, body, status_code=500)
-    band_rows = [[band, f"{n:,}", mean] for band, n, mean in bands]
+        return _page("message.html", title, 500, heading=title, error=_one_line(exc))
     columns = [
         "flight_id",
         "carrier",
@@ -377,32 +325,17 @@ def predictions(
         "model_version",
         "top_reasons",
     ]
-    rows = [
-        [
-            flight_id,
-            f"{carrier} {flight}",
-            f"{origin} \u2192 {dest}",
-            departs,
-            p,
-            band,
-            format_reasons(reasons),
-            version,
-        ]
-        for flight_id, carrier, flight, origin, dest, departs, p, band, version, reasons in frame[
-            columns
-        ].itertuples(index=False)
-    ]
-    other = "challenger" if role == "champion" else "champion"
-    header = ["flight_id", "flight", "route", "departs (New York)", "p_delayed", "band"]
-    body = (
-        f"<h1>{escape(title)}</h1>"
-        f"<p class='muted'><a href='predictions?date={escape(date.isoformat())}"
-        f"&amp;role={other}'>the {other}'s rows</a></p>"
-        + table(["risk band", "flights", "mean p_delayed"], band_rows, digits=3)
-        + f"<h2>The {len(rows)} riskiest flights</h2>"
-        + table([*header, "top reasons", "model"], rows, digits=3)
+    return _page(
+        "predictions.html",
+        f"Predictions {date.isoformat()}",
+        heading=title,
+        date=date.isoformat(),
+        other="challenger" if role == "champion" else "champion",
+        bands=bands,
+        flights=[
+            dict(zip(columns, row, strict=True)) for row in frame[columns].itertuples(index=False)
+        ],
     )
-    return _html(f"Predictions {date.isoformat()}", body)
 
 
 @app.get("/reports/{relative:path}")

@@ -20,6 +20,7 @@ HEAVY_MODULES = [
     "dbt",
     "sklearn",
     "ml",
+    "vl_convert",
 ]
 
 

@@ -242,7 +242,7 @@ def _write_metrics(settings, run_id: str, log_loss_by_day: dict) -> None:
 
 
 def test_paired_differences_are_signed_and_worded_from_the_numbers(tmp_path):
-    from ml.backtest_report import _describe, paired_difference
+    from ml.backtest_stats import describe, paired_difference
 
     settings = make_settings(tmp_path)
     days = [D(2013, 3, 4) + dt.timedelta(days=i) for i in range(70)]  # ten whole weeks
@@ -255,19 +255,19 @@ def test_paired_differences_are_signed_and_worded_from_the_numbers(tmp_path):
     )
     better = paired_difference(settings, "fast", "slow")
     assert better["mean"] == pytest.approx(-0.01) and better["se"] < 1e-9 and better["weeks"] == 10
-    assert _describe(better, "retraining weekly", "once").startswith(
+    assert describe(better, "retraining weekly", "once").startswith(
         "retraining weekly instead of once lowers log loss by 0.0100"
     )
     worse = paired_difference(settings, "slow", "fast")
-    assert "raises log loss by 0.0100" in _describe(worse, "once", "weekly")
+    assert "raises log loss by 0.0100" in describe(worse, "once", "weekly")
     tie = paired_difference(settings, "same", "slow")
-    assert "indistinguishable" in _describe(tie, "a", "b")
+    assert "indistinguishable" in describe(tie, "a", "b")
     _write_metrics(settings, "elsewhen", {D(2014, 1, 1): 0.5})
-    assert "no common day" in _describe(paired_difference(settings, "elsewhen", "slow"), "a", "b")
+    assert "no common day" in describe(paired_difference(settings, "elsewhen", "slow"), "a", "b")
 
 
 def test_newey_west_widens_the_error_of_a_correlated_series():
-    from ml.backtest_report import newey_west_se
+    from ml.backtest_stats import newey_west_se
 
     rng = np.random.default_rng(1)
     series = rng.standard_normal(45)  # 45 weeks: lag 3
@@ -321,7 +321,7 @@ def test_the_grid_command_runs_each_point_once_and_writes_the_grid_report(backte
     settings, _, _ = backtested
     grid = ("backtest-grid", "--start", str(START), "--end", str(END), "--cadences", "once")
     grid += ("--windows", "30", "--candidates", "lightgbm", "--no-progress")
-    first = run_ml(*grid, data_dir=settings.paths.root)
+    first = run_ml(*grid, "--rerun", data_dir=settings.paths.root)
     assert first.returncode == 0, first.stderr[-1500:]
     lines = first.stdout.strip().splitlines()
     assert any(line.startswith("[1/1] ") and "log loss" in line for line in lines), lines

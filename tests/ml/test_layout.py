@@ -1,7 +1,8 @@
 """The package's floors, read from its source: every ``import`` of ``ml`` inside ``ml/``,
 at module level or inside a function, is an edge; the graph must have no circle, the
-ground floor must import nothing from ``ml``, storage must not import rendering, and no
-module of ``ml`` may import Airflow (the DAGs call ``ml``, never the reverse)."""
+ground floor must import nothing from ``ml``, storage must not import rendering (its
+modules, its libraries or its templates), and no module of ``ml`` may import Airflow (the
+DAGs call ``ml``, never the reverse)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from tests.conftest import REPO
 PACKAGE = REPO / "ml"
 # What every other floor stands on: importing nothing from ml but the error classes
 # (``errors`` itself imports nothing), so a bad date or path is reported as ours.
-GROUND_FLOOR = {"dates", "errors", "metrics", "paths", "reports"}
-# Rendering: HTML, Markdown and charts.
-RENDERING = {"reports", "model_card", "backtest_report"}
+GROUND_FLOOR = {"charts", "dates", "errors", "metrics", "paths"}
+# Rendering: HTML, Markdown and charts, and the libraries that draw them.
+RENDERING = {"html", "charts", "reports", "model_card", "backtest_report"}
+RENDERING_LIBRARIES = {"ext:jinja2", "ext:markupsafe", "ext:vl_convert", "ext:altair"}
 # Storage and validation know nothing of how pages are drawn.
 NOT_RENDERING = {"registry", "io", "config", "warehouse"}
 
@@ -109,7 +111,28 @@ def test_the_ground_floor_imports_nothing_from_the_package_but_its_errors(module
 
 def test_storage_does_not_import_rendering():
     graph = import_graph()
-    assert {m: graph[m] & RENDERING for m in NOT_RENDERING if graph[m] & RENDERING} == {}
+    forbidden = RENDERING | RENDERING_LIBRARIES
+    assert {m: graph[m] & forbidden for m in NOT_RENDERING if graph[m] & forbidden} == {}
+
+
+@pytest.mark.parametrize("module", sorted(NOT_RENDERING))
+def test_storage_reaches_no_rendering_through_other_modules_nor_names_a_template(module):
+    graph = import_graph()
+    reached, todo = set(), [module]
+    while todo:
+        for nxt in graph.get(todo.pop(), set()) - reached:
+            reached.add(nxt)
+            todo.append(nxt)
+    assert reached & (RENDERING | RENDERING_LIBRARIES) == set()
+    source = (PACKAGE / f"{module}.py").read_text(encoding="utf-8")
+    assert "templates" not in source and "get_template" not in source
+
+
+def test_the_rendering_checks_catch_a_storage_module_that_renders(monkeypatch):
+    graph = {**import_graph(), "io": {"errors", "warehouse"}, "warehouse": {"html"}}
+    monkeypatch.setattr(f"{__name__}.import_graph", lambda: graph)
+    with pytest.raises(AssertionError):
+        test_storage_reaches_no_rendering_through_other_modules_nor_names_a_template("io")
 
 
 def test_validate_and_transform_do_not_import_each_other_both_ways():

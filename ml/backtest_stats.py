@@ -1,0 +1,340 @@
+"""Backtest statistics: a run's tables read back, its weekly metrics and skill by model
+age, and the grid of runs over the same period with the paired differences between them
+and a plain-language conclusion. Data only; :mod:`ml.backtest_report` draws the pages.
+
+Differences between two runs are paired by day (both scored the same flights) and
+summarised per week: the mean weekly difference in log loss, with a Newey-West standard
+error over the weeks. Weeks, not flights, are the unit because a day's flights share
+their weather; neighbouring weeks share a model (or a season) too, which the Newey-West
+error allows for, where the plain standard error of the weekly mean would be too small.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml.backtest import grouped_metrics
+from ml.config import CADENCES, Settings
+from ml.errors import DataError
+from ml.features import LABEL
+from ml.metrics import expected_calibration_error
+
+AGE_BANDS = (
+    (0, 7, "0-6 days"),
+    (7, 14, "7-13"),
+    (14, 30, "14-29"),
+    (30, 60, "30-59"),
+    (60, 10_000, "60+"),
+)
+# Two standard errors: a difference smaller than this is reported as not measurable.
+SE_MULTIPLE = 2.0
+
+
+def load_runs(settings: Settings) -> pd.DataFrame:
+    """Every completed run (one row each), or an empty frame."""
+    from ml.io import read_partitions
+
+    runs = read_partitions(
+        settings.paths.backtest_glob("runs"),
+        "select * from {files} order by run_id",
+        [],
+        partition="run_id",
+    )
+    if runs is None:
+        return pd.DataFrame()
+    for column in ("start", "end"):
+        runs[column] = pd.to_datetime(runs[column]).dt.date
+    return runs
+
+
+def load_table(settings: Settings, table: str, run_id: str) -> pd.DataFrame:
+    path = settings.paths.backtest_table(table, run_id)
+    if not path.exists():
+        raise DataError(f"{path}: no backtest run {run_id!r} (see `ml backtest --help`)")
+    return pd.read_parquet(path)
+
+
+def week_of(dates: pd.Series) -> pd.Series:
+    """The Monday starting each date's week."""
+    days = pd.to_datetime(dates)
+    return (days - pd.to_timedelta(days.dt.weekday, unit="D")).dt.date
+
+
+def weekly_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per week: model, heuristic and prior metrics, and the model's ECE."""
+    frame = predictions.assign(week=week_of(predictions["flight_date"]))
+    weekly = grouped_metrics(frame, ["week"])
+    ece = {
+        week: expected_calibration_error(
+            part[LABEL].astype(int).to_numpy(), part["p_delayed"].to_numpy()
+        )
+        for week, part in frame.groupby("week")
+    }
+    weekly["ece"] = weekly["week"].map(ece)
+    return weekly
+
+
+def skill_by_age(metrics: pd.DataFrame) -> list[dict[str, Any]]:
+    """Log loss below the prior rate's, by days since the model was trained."""
+    days = metrics[metrics["dimension"] == "all"]
+    out = []
+    for low, high, label in AGE_BANDS:
+        band = days[(days["model_age_days"] >= low) & (days["model_age_days"] < high)]
+        if band.empty:
+            continue
+        w = band["rows"]
+        out.append(
+            {
+                "age": label,
+                "days": len(band),
+                "rows": int(w.sum()),
+                "log_loss": float(np.average(band["log_loss"], weights=w)),
+                "prior_log_loss": float(np.average(band["prior_log_loss"], weights=w)),
+                "heuristic_log_loss": float(np.average(band["heuristic_log_loss"], weights=w)),
+            }
+        )
+    return out
+
+
+def newey_west_se(values: np.ndarray) -> float:
+    """Standard error of the mean of a serially correlated series: Bartlett weights up to
+    lag ``floor(4 (n / 100) ** (2 / 9))``, the usual rule; NaN below two values."""
+    n = len(values)
+    if n < 2:
+        return float("nan")
+    e = np.asarray(values, dtype=float) - np.mean(values)
+    lags = int(4 * (n / 100) ** (2 / 9))
+    variance = e @ e / n
+    for k in range(1, lags + 1):
+        variance += 2 * (1 - k / (lags + 1)) * (e[k:] @ e[:-k]) / n
+    return float(np.sqrt(max(variance, 0.0) / n))
+
+
+def paired_difference(settings: Settings, run_a: str, run_b: str) -> dict[str, float] | None:
+    """Log loss of ``run_a`` minus ``run_b`` over the days both scored: the mean of the
+    weekly differences and its Newey-West standard error. Negative: ``run_a`` is better.
+
+    Raises:
+        ValueError: The runs scored different flights on a common day.
+    """
+    a = load_table(settings, "metrics", run_a)
+    b = load_table(settings, "metrics", run_b)
+    keep = ["flight_date", "rows", "log_loss"]
+    a, b = (m.loc[m["dimension"] == "all", keep] for m in (a, b))
+    both = a.merge(b, on="flight_date", suffixes=("_a", "_b"))
+    if both.empty:
+        return None
+    if not (both["rows_a"] == both["rows_b"]).all():
+        raise DataError(
+            f"backtests {run_a} and {run_b} scored different flights on the same days "
+            "(were they run on different marts?); re-run one with `--rerun`"
+        )
+    both["week"] = week_of(both["flight_date"])
+    both["diff"] = (both["log_loss_a"] - both["log_loss_b"]) * both["rows_a"]
+    weeks = both.groupby("week")[["diff", "rows_a"]].sum()
+    weekly = (weeks["diff"] / weeks["rows_a"]).to_numpy()
+    return {"mean": float(weekly.mean()), "se": newey_west_se(weekly), "weeks": len(weekly)}
+
+
+def grid_runs(runs: pd.DataFrame, run: pd.Series | dict) -> pd.DataFrame:
+    """The runs over the same period and candidates as ``run``, oracle ones included."""
+    same = (
+        (runs["start"] == run["start"])
+        & (runs["end"] == run["end"])
+        & (runs["candidates"] == run["candidates"])
+    )
+    return runs[same]
+
+
+def describe(diff: dict[str, float] | None, better: str, worse: str) -> str:
+    if diff is None:
+        return f"{better} and {worse} cannot be compared: they scored no common day"
+    if not np.isfinite(diff["se"]):
+        return f"{better} and {worse} share too few weeks to estimate an error"
+    margin = SE_MULTIPLE * diff["se"]
+    amount = f"{abs(diff['mean']):.4f} \u00b1 {margin:.4f}"
+    if abs(diff["mean"]) <= margin:
+        return (
+            f"{better} and {worse} are indistinguishable ({amount} log loss, {diff['weeks']} weeks)"
+        )
+    verb = "lowers" if diff["mean"] < 0 else "raises"
+    return f"{better} instead of {worse} {verb} log loss by {amount} ({diff['weeks']} weeks)"
+
+
+def grid_summary(settings: Settings, runs: pd.DataFrame) -> dict[str, Any]:
+    """The grid's table, the paired comparisons and the conclusion, as data."""
+    plain = runs[~runs["uses_oracle_forecast"].astype(bool)]
+    oracle = runs[runs["uses_oracle_forecast"].astype(bool)]
+    cells = [
+        {
+            "run_id": r.run_id,
+            "cadence": r.cadence,
+            "window_days": int(r.window_days),
+            "folds": int(r.folds),
+            "auc": r.auc,
+            "log_loss": r.log_loss,
+            "ece": r.ece,
+            "heuristic_auc": r.heuristic_auc,
+            "heuristic_log_loss": r.heuristic_log_loss,
+            "prior_log_loss": r.prior_log_loss,
+            "min_effective_window_days": int(r.min_effective_window_days),
+        }
+        for r in plain.itertuples()
+    ]
+    by_key = {(c["cadence"], c["window_days"]): c for c in cells}
+    windows = sorted({c["window_days"] for c in cells})
+    cadences = [c for c in CADENCES if any(k[0] == c for k in by_key)]
+    comparisons = []
+    for window in windows:
+        ordered = [c for c in cadences if (c, window) in by_key]
+        # each cadence against the next slower one, and against never retraining
+        pairs = list(zip(ordered, ordered[1:], strict=False))
+        if "once" in ordered:
+            pairs += [(c, "once") for c in ordered[:-2]]
+        for faster, slower in pairs:
+            diff = paired_difference(
+                settings, by_key[(faster, window)]["run_id"], by_key[(slower, window)]["run_id"]
+            )
+            comparisons.append(
+                {
+                    "window_days": window,
+                    "a": faster,
+                    "b": slower,
+                    "difference": diff,
+                    "text": f"{window}-day window: "
+                    + describe(diff, f"retraining {faster}", slower),
+                }
+            )
+    for cadence in cadences:
+        present = [w for w in windows if (cadence, w) in by_key]
+        for short, long in zip(present, present[1:], strict=False):
+            diff = paired_difference(
+                settings, by_key[(cadence, short)]["run_id"], by_key[(cadence, long)]["run_id"]
+            )
+            comparisons.append(
+                {
+                    "cadence": cadence,
+                    "a": f"{short}d",
+                    "b": f"{long}d",
+                    "difference": diff,
+                    "text": f"retraining {cadence}: "
+                    + describe(diff, f"{short} days of history", f"{long}"),
+                }
+            )
+    oracle_rows = []
+    for r in oracle.itertuples():
+        twin = by_key.get((r.cadence, int(r.window_days)))
+        if twin is None:
+            continue
+        diff = paired_difference(settings, r.run_id, twin["run_id"])
+        oracle_rows.append(
+            {
+                "run_id": r.run_id,
+                "cadence": r.cadence,
+                "window_days": int(r.window_days),
+                "auc": r.auc,
+                "log_loss": r.log_loss,
+                "without_auc": twin["auc"],
+                "without_log_loss": twin["log_loss"],
+                "difference": diff,
+            }
+        )
+    return {
+        "cells": cells,
+        "cadences": cadences,
+        "windows": windows,
+        "comparisons": comparisons,
+        "oracle": oracle_rows,
+        "conclusion": conclusion(cells, comparisons, oracle_rows),
+    }
+
+
+def conclusion(
+    cells: list[dict[str, Any]], comparisons: list[dict[str, Any]], oracle: list[dict[str, Any]]
+) -> list[str]:
+    """Plain-language sentences drawn from the grid's numbers."""
+    if not cells:
+        return []
+    best = min(cells, key=lambda c: c["log_loss"])
+    worst = max(cells, key=lambda c: c["log_loss"])
+    if len(cells) == 1:
+        return [
+            f"One run so far: log loss {best['log_loss']:.4f} against the prior rate's "
+            f"{best['prior_log_loss']:.4f} and the heuristic's {best['heuristic_log_loss']:.4f}."
+        ]
+    lines = [
+        f"The lowest log loss, {best['log_loss']:.4f} (AUC {best['auc']:.3f}), came from retraining "
+        f"{best['cadence']} on {best['window_days']} days; the prior rate scores {best['prior_log_loss']:.4f} "
+        f"and the heuristic {best['heuristic_log_loss']:.4f} on the same flights. The highest, "
+        f"{worst['log_loss']:.4f}, from retraining {worst['cadence']} on {worst['window_days']} days."
+    ]
+    measurable = [
+        c
+        for c in comparisons
+        if c["difference"] and abs(c["difference"]["mean"]) > SE_MULTIPLE * c["difference"]["se"]
+    ]
+    if comparisons:
+        lines.append(
+            f"{len(measurable)} of {len(comparisons)} pairs of settings differ by more than "
+            f"{SE_MULTIPLE:g} (Newey-West) standard errors of their weekly paired difference:"
+        )
+        lines.extend(c["text"] for c in comparisons)
+    capped = sorted(
+        {
+            (c["window_days"], c["min_effective_window_days"])
+            for c in cells
+            if c["min_effective_window_days"] < c["window_days"]
+        }
+    )
+    if capped:
+        lines.append(
+            "Windows are capped where the data starts: at the first retrain "
+            + ", ".join(f"a {w}-day window held {n} days" for w, n in capped)
+            + (
+                "; retraining once, such windows train the same model."
+                if len({n for _, n in capped}) < len(capped)
+                else "."
+            )
+        )
+    for o in oracle:
+        lines.append(
+            f"With the oracle-forecast features (an upper bound: the weather observed at departure), retraining "
+            f"{o['cadence']} on {o['window_days']} days reaches AUC {o['auc']:.3f} against {o['without_auc']:.3f} "
+            f"without them; "
+            + describe(o["difference"], "the oracle", "no forecast")
+            + ". A real forecast recovers at most part of that."
+        )
+    return lines
+
+
+def run_summary(settings: Settings, run_id: str) -> dict[str, Any]:
+    """Everything a run's page shows, as data (also written as JSON)."""
+    runs = load_runs(settings)
+    if runs.empty or run_id not in set(runs["run_id"]):
+        raise DataError(f"{settings.paths.backtests}: no completed backtest run {run_id!r}")
+    run = runs[runs["run_id"] == run_id].iloc[0]
+    predictions = load_table(settings, "predictions", run_id)
+    metrics = load_table(settings, "metrics", run_id)
+    folds = load_table(settings, "folds", run_id)
+    weekly = weekly_metrics(predictions)
+    return {
+        "run": {k: (v.item() if hasattr(v, "item") else v) for k, v in run.to_dict().items()},
+        "weekly": weekly.to_dict("records"),
+        "skill_by_age": skill_by_age(metrics),
+        "folds": folds.to_dict("records"),
+        "grid": grid_summary(settings, grid_runs(runs, run)),
+    }
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as null (strict JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
