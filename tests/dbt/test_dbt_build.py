@@ -150,3 +150,14 @@ def test_a_failing_dbt_test_fails_the_transform_and_names_it(
     break_the_data(settings)
     with pytest.raises(TransformError, match=failing_test):
         transform(settings)
+
+
+def test_the_dbt_project_reads_time_in_the_package_time_zone():
+    """dbt spells the zone as a project variable; ml.dates is the one the code uses."""
+    import yaml
+
+    from ml.dates import TIME_ZONE
+    from ml.paths import DBT_PROJECT_DIR
+
+    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
+    assert project["vars"]["local_time_zone"] == TIME_ZONE

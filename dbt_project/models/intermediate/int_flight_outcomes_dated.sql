@@ -36,7 +36,7 @@ arrivals_scheduled as (
         -- are read as New York time: never earlier than their true time zone, so the
         -- outcome is never taken as known too soon.
         timezone(
-            coalesce(airports.time_zone, 'America/New_York'),
+            coalesce(airports.time_zone, '{{ var("local_time_zone") }}'),
             cast(flights.flight_date as timestamp)
             + to_hours(flights.sched_arr_hhmm // 100)
             + to_minutes(flights.sched_arr_hhmm % 100)
@@ -71,9 +71,9 @@ known_dated as (
 
     select
         *,
-        cast(timezone('America/New_York', sched_arr_at + interval 15 minutes) as date)
+        cast(timezone('{{ var("local_time_zone") }}', sched_arr_at + interval 15 minutes) as date)
             as outcome_known_date,
-        cast(timezone('America/New_York', sched_dep_at + interval 15 minutes) as date)
+        cast(timezone('{{ var("local_time_zone") }}', sched_dep_at + interval 15 minutes) as date)
             as departure_known_date
     from outcomes_dated
 

@@ -20,7 +20,7 @@ renamed as (
         cast(hour as integer) as sched_dep_hour,
         cast(minute as integer) as sched_dep_minute,
         timezone(
-            'America/New_York',
+            '{{ var("local_time_zone") }}',
             cast(flight_date as timestamp) + to_hours(hour) + to_minutes(minute)
         ) as sched_dep_at,
         cast(sched_arr_time as integer) as sched_arr_hhmm,
