@@ -27,14 +27,11 @@ import statistics
 import time
 from collections.abc import Callable
 
-from ml.config import load_settings
-from ml.reports import drift_report_html
-
-try:
-    from ml.backtest_stats import load_runs, run_summary
-except ImportError:  # before the statistics left ml.backtest_report
-    from ml.backtest_report import load_runs, run_summary
 from ml.backtest_report import run_html
+from ml.backtest_stats import load_runs, run_summary
+from ml.config import load_settings
+from ml.dates import parse_date
+from ml.reports import drift_report_html
 
 
 def _times(render: Callable[[], str], repeat: int) -> tuple[float, float, float, int]:
@@ -138,7 +135,7 @@ def main() -> None:
     settings = load_settings()
     paths = settings.paths
     reports = sorted(paths.drift_reports.glob("drift_*.json"))
-    drift = paths.drift_reports / f"drift_{args.date}.json" if args.date else reports[-1]
+    drift = paths.drift_report(parse_date(args.date), ".json") if args.date else reports[-1]
     summary = json.loads(drift.read_text())
     run_id = args.run_id or load_runs(settings)["run_id"].iloc[0]
     backtest = run_summary(settings, run_id)

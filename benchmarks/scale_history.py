@@ -27,7 +27,8 @@ import polars as pl
 from ml.config import load_settings
 from ml.ingest import SCHEMAS, package_source, read_source_table, source_file
 from ml.io import write_parquet
-from ml.transform import build, transform
+from ml.pipeline import transform
+from ml.transform import build
 
 SHIFT_DAYS = 364  # 52 weeks: a replicated day keeps its weekday
 

@@ -70,7 +70,8 @@ def flights_training():
         from ml.config import load_settings
         from ml.dates import parse_date
 
-        pipeline.transform_history(load_settings(), parse_date(as_of))
+        settings = load_settings()
+        pipeline.transform(settings, *pipeline.training_window(settings, parse_date(as_of)))
         return as_of
 
     @task(outlets=[MODELS])

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -243,6 +244,11 @@ def training_settings(settings: Settings) -> dict[str, Any]:
         "validation_days": settings.validation_days,
         "calibration_folds": settings.calibration_folds,
         "random_state": settings.random_state,
+        # every candidate's hyperparameters (ML_MODEL_PARAMS__* may override them)
+        "model_params": json.dumps(
+            {name: dict(params) for name, params in settings.model_params.items()},
+            sort_keys=True,
+        ),
     }
 
 

@@ -182,15 +182,27 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> None:
     from ml import registry
 
     if args.models_command == "list":
-        versions = registry.list_versions(settings)
+        from ml.html import number
+        from ml.queries import model_versions
+
+        versions = model_versions(settings)
         if args.json:
-            _print_json(versions)
+            _print_json([{**v, "error": v["error"] and str(v["error"])} for v in versions])
             return
         if not versions:
             print(f"no models in {settings.paths.models}")
-        for meta in versions:
+        for v in versions:
+            h = v["holdout"]
+            holdout = (
+                f"unreadable metrics ({v['error']})"
+                if h is None
+                else f"log loss {number(h['log_loss'], 4)} (heuristic "
+                f"{number(h['heuristic_log_loss'], 4)}), AUC {number(h['auc'], 3)} (heuristic "
+                f"{number(h['heuristic_auc'], 3)})"
+            )
             print(
-                f"{meta['version']:32} as of {meta['as_of']}  {meta['algorithm']:9} {','.join(meta['aliases'])}"
+                f"{v['version']:32} as of {v['as_of']}  {v['algorithm']:9} {holdout}  "
+                f"{','.join(v['aliases'])}"
             )
     elif args.models_command == "show":
         _print_json(

@@ -44,8 +44,9 @@ class Settings:
     calibration_folds: int = 3
     backtest_candidates: tuple[str, ...] = ("lightgbm",)
     random_state: int = 13
-    # algorithm -> its hyperparameters (read-only mappings); the names are checked against
-    # ml.models.CLASSIFIERS where a model is made, since this floor cannot see the models.
+    # algorithm -> its hyperparameters (read-only mappings); the algorithms' names are
+    # checked against ml.models.CLASSIFIERS where a model is made (make_classifier), since
+    # this floor cannot see the models.
     model_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     risk_band_low_max: float = 0.15
     risk_band_high_min: float = 0.35

@@ -38,7 +38,6 @@ from ml.io import (
     write_parquet,
     write_text,
 )
-from ml.retraining import RetrainingDecision
 
 log = logging.getLogger(__name__)
 
@@ -244,21 +243,27 @@ def _write_report(settings: Settings, day: dt.date, summary: dict) -> tuple[Path
     return json_path, html_path
 
 
-def add_decision_to_report(settings: Settings, day: dt.date, decision: RetrainingDecision) -> Path:
-    """Add the retraining policy's decision for ``day`` to the day's drift report; its page.
+def check_monitored(settings: Settings, day: dt.date) -> None:
+    """Raise :class:`DataError` unless ``day`` has been monitored (its report exists)."""
+    path = settings.paths.drift_report(day, ".json")
+    if not path.exists():
+        raise DataError(
+            f"{path}: {day} has not been monitored (run `ml monitor --date {day}` first)"
+        )
+
+
+def add_decision_to_report(settings: Settings, day: dt.date, decision: dict) -> Path:
+    """Add the retraining policy's decision for ``day`` (as :mod:`ml.retraining` records
+    it) to the day's drift report; returns the page.
 
     Raises:
         DataError: The day has not been monitored (its report is missing or unreadable).
     """
     from ml.warehouse import refresh_catalog
 
-    path = settings.paths.drift_report(day, ".json")
-    if not path.exists():
-        raise DataError(
-            f"{path}: {day} has not been monitored (run `ml monitor --date {day}` first)"
-        )
-    summary = read_json(path)
-    summary["retraining"] = decision.to_dict()
+    check_monitored(settings, day)
+    summary = read_json(settings.paths.drift_report(day, ".json"))
+    summary["retraining"] = decision
     _, html_path = _write_report(settings, day, summary)
     refresh_catalog(settings)  # the retraining_decisions view, from the first decision on
     return html_path

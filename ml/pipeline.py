@@ -1,14 +1,16 @@
 """The pipeline's steps, each named as the DAG task that runs it.
 
-A DAG task is one call of a function here, and the ``ml`` command of the same name calls
-the same function, so a word means one thing in the Airflow UI, in the CLI and in the
-code. Each step takes the settings and its dates, does one stage (or, for ``transform``,
-the three stages the daily DAG runs as separate tasks) and returns a small summary that
-fits in an XCom.
+A DAG task is one call of the function of its name here, so a word means one thing in
+the Airflow UI and in the code; the ``ml`` commands of the same names (``transform``,
+``predict``, ``monitor``, ``decide-retraining``, ``train``) call the same functions.
+(``ml ingest`` lands any range of days; the daily ``ingest`` one day and the history its
+features read.) Each step takes the settings and its dates, does one stage (or, for
+``transform``, the three stages the daily DAG runs as separate tasks) and returns a small
+summary that fits in an XCom.
 
 Daily (``flights_daily``): ``ingest`` -> ``build`` -> ``validate_build`` -> ``publish``
 -> ``predict`` -> ``monitor`` -> ``decide_retraining``. Training (``flights_training``):
-``ingest_history`` -> ``transform`` -> ``train``. Backtest (``backtest``): ``prepare``
+``ingest_history`` -> ``transform`` (of the training window) -> ``train``. Backtest (``backtest``): ``prepare``
 -> ``run`` (:func:`ml.backtest.run_backtest`) -> ``report``.
 """
 
@@ -97,11 +99,12 @@ def monitor(settings: Settings, day: dt.date) -> dict[str, Any]:
 def decide_retraining(settings: Settings, day: dt.date) -> dict[str, Any]:
     """The retraining policy as of ``day`` (after its monitoring): recorded in
     ``retraining_decisions`` and added to the day's drift report."""
-    from ml.monitor import add_decision_to_report
+    from ml.monitor import add_decision_to_report, check_monitored
     from ml.retraining import decide
 
+    check_monitored(settings, day)  # the policy reads the day's monitoring
     decision = decide(settings, day)
-    add_decision_to_report(settings, day, decision)
+    add_decision_to_report(settings, day, decision.to_dict())
     return {"day": day.isoformat(), "retrain": decision.retrain, "reasons": decision.reasons}
 
 
@@ -163,11 +166,6 @@ def ingest_history(settings: Settings, as_of: dt.date) -> dict[str, Any]:
         settings, first - dt.timedelta(days=settings.feature_lookback_days), last, history=True
     )
     return {"as_of": as_of.isoformat(), "rows": result.rows}
-
-
-def transform_history(settings: Settings, as_of: dt.date) -> dict[str, list[str]]:
-    """:func:`transform` of the training window before ``as_of``."""
-    return transform(settings, *training_window(settings, as_of))
 
 
 def train(settings: Settings, as_of: dt.date) -> dict[str, Any]:

@@ -1,6 +1,7 @@
-"""The one read API for a day's predictions: what the CLI (`ml predictions show`), the ML
-view and the demo summary show. Each reads the day's partition once, straight from
-Parquet (no catalog, no lock), and formats what it gets.
+"""The one read API for what people look at: a day's predictions (`ml predictions show`,
+the ML view, the demo summary) and the registered models with their holdout metrics
+beside the heuristic's (`ml models list`, the ML view). Predictions are read once per
+day straight from Parquet (no catalog, no lock); the caller formats what it gets.
 """
 
 from __future__ import annotations
@@ -71,3 +72,36 @@ def risk_bands(settings: Settings, day: dt.date, *, role: str = "champion") -> p
             "from read_parquet(?) where model_role = ? group by 1 order by 3 desc",
             [str(path), role],
         ).df()
+
+
+# What a registry file that lacks an expected key, or is unreadable, raises.
+UNREADABLE = (LookupError, OSError, ValueError, TypeError)
+
+
+def model_versions(settings: Settings) -> list[dict]:
+    """Every registered version, newest first: its metadata and aliases, and ``holdout``
+    (log loss and AUC of the model and of the heuristic on the same flights), or, where
+    its metrics cannot be read, ``error`` (the exception) and no ``holdout``."""
+    from ml import registry
+
+    rows = []
+    for meta in registry.list_versions(settings):
+        row = {**meta, "holdout": None, "error": None}
+        try:
+            holdout = registry.load_metrics(settings, meta["version"])["holdout"]
+            model, heuristic = holdout["model"], holdout["baselines"].get("heuristic", {})
+            row["holdout"] = {
+                "log_loss": _number(model, "log_loss"),
+                "heuristic_log_loss": _number(heuristic, "log_loss"),
+                "auc": _number(model, "auc"),
+                "heuristic_auc": _number(heuristic, "auc"),
+            }
+        except UNREADABLE as exc:
+            row["error"] = exc
+        rows.append(row)
+    return rows
+
+
+def _number(metrics: dict, name: str) -> float | None:
+    value = metrics.get(name)
+    return float(value) if isinstance(value, int | float) else None

@@ -183,24 +183,17 @@ def _serving(cfg) -> list[dict[str, Any]]:
 
 def _versions(cfg) -> list[dict[str, Any]]:
     """Every registered version with its holdout metrics beside the heuristic's."""
-    from ml import registry
+    from ml.queries import model_versions
 
     rows = []
-    for meta in registry.list_versions(cfg):
-        row = {**meta, "aliases": ", ".join(meta["aliases"]), "error": None}
-        try:
-            holdout = registry.load_metrics(cfg, meta["version"])["holdout"]
-            heuristic = holdout["baselines"].get("heuristic", {})
-        except SECTION_ERRORS as exc:
-            rows.append({**row, "error": _one_line(exc)})
-            continue
-        metrics = (
-            _metric(holdout["model"], "log_loss"),
-            _metric(heuristic, "log_loss"),
-            _metric(holdout["model"], "auc"),
-            _metric(heuristic, "auc"),
-        )
-        rows.append({**row, "metrics": metrics})
+    for version in model_versions(cfg):
+        row = {**version, "aliases": ", ".join(version["aliases"])}
+        if version["error"] is not None:
+            row["error"] = _one_line(version["error"])
+        else:
+            h = version["holdout"]
+            row["metrics"] = (h["log_loss"], h["heuristic_log_loss"], h["auc"], h["heuristic_auc"])
+        rows.append(row)
     return rows
 
 

@@ -85,6 +85,12 @@ def make_classifier(
     """A fresh, unfitted classifier of ``algorithm`` over ``spec``: the settings'
     ``model_params`` updated by ``params``, seeded with ``settings.random_state``."""
     check_algorithms("algorithm", [algorithm])
+    unknown = sorted(set(settings.model_params) - set(CLASSIFIERS))
+    if unknown:
+        raise ConfigError(
+            f"model_params {unknown}: hyperparameters of no algorithm (expected some of "
+            f"{list(ALGORITHMS)})"
+        )
     return CLASSIFIERS[algorithm].from_settings(settings, spec, params)
 
 

@@ -1,5 +1,5 @@
 """What every classifier shares: the :class:`Classifier` protocol, the scikit-learn-style
-base class, and the log-odds helpers.
+base class (the log-odds helpers are in :mod:`ml.metrics`).
 
 A classifier is a scikit-learn estimator in everything but two places, both kept because
 the rest of the pipeline is built on them: ``fit`` also takes the held-out rows the

@@ -58,3 +58,22 @@ def test_a_day_without_predictions_names_the_file_and_the_command(trained_copy):
     settings = make_settings(trained_copy)
     with pytest.raises(DataError, match=r"no predictions for 2013-03-29 \(run `ml predict"):
         riskiest_flights(settings, dt.date(2013, 3, 29))
+
+
+def test_model_versions_show_holdout_metrics_beside_the_heuristic_or_the_error(trained_copy):
+    import json
+
+    from ml import registry
+    from ml.queries import model_versions
+
+    settings = make_settings(trained_copy)
+    champion = registry.get_alias(settings, "champion")
+    (row,) = [v for v in model_versions(settings) if v["version"] == champion]
+    metrics = registry.load_metrics(settings, champion)["holdout"]
+    assert row["holdout"]["log_loss"] == metrics["model"]["log_loss"]
+    assert row["holdout"]["heuristic_auc"] == metrics["baselines"]["heuristic"]["auc"]
+    assert "champion" in row["aliases"] and row["error"] is None
+    path = registry.version_dir(settings, champion) / "metrics.json"
+    path.write_text(json.dumps({"holdout": {}}))  # a key missing: that version only
+    (row,) = [v for v in model_versions(settings) if v["version"] == champion]
+    assert row["holdout"] is None and isinstance(row["error"], LookupError)

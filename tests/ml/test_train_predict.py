@@ -265,3 +265,12 @@ def test_the_oracle_forecast_group_is_labelled_and_never_champion(trained_copy):
     assert set(rows.loc[rows.model_role == "challenger", "model_version"]) == {result.version}
     plain = load_features(make_settings(trained_copy), DAY, DAY)
     assert not any(c.startswith("oracle_") for c in plain.columns)  # off by default
+
+
+def test_the_retraining_decision_needs_the_days_monitoring(trained_copy):
+    from ml.errors import DataError
+
+    settings = make_settings(trained_copy)
+    with pytest.raises(DataError, match="has not been monitored"):
+        decide_retraining(settings, DAY)
+    assert not settings.paths.monitoring_partition("retraining", DAY).exists()
