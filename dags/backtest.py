@@ -146,11 +146,12 @@ def backtest():
         """Refresh the warehouse views and write the run's HTML report; returns its path."""
         from ml import pipeline
         from ml.config import load_settings
+        from ml.html import number
 
         path = pipeline.report(load_settings(), run["run_id"])
         print(
-            f"{run['run_id']}: log loss {run['log_loss']:.4f} (prior {run['prior_log_loss']:.4f}, "
-            f"heuristic {run['heuristic_log_loss']:.4f}), AUC {run['auc']:.3f}; report {path}"
+            f"{run['run_id']}: log loss {number(run['log_loss'], 4)} (prior {number(run['prior_log_loss'], 4)}, "
+            f"heuristic {number(run['heuristic_log_loss'], 4)}), AUC {number(run['auc'], 3)}; report {path}"
         )
         return path
 

@@ -17,6 +17,7 @@ from typing import Any
 from ml.config import CADENCES, Settings, load_settings
 from ml.dates import parse_date
 from ml.errors import ConfigError, MLError
+from ml.html import number
 
 log = logging.getLogger("ml")
 
@@ -67,9 +68,9 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> None:
     val = result.metrics["holdout"]["model"]
     base = result.metrics["holdout"]["baselines"]
     print(
-        f"model {result.version} ({result.algorithm}); holdout AUC {val['auc']:.3f} "
-        f"(heuristic {base['heuristic']['auc']:.3f}), log loss {val['log_loss']:.4f} "
-        f"(prior rate {base['prior_rate']['log_loss']:.4f}), ECE {val['ece']:.3f}"
+        f"model {result.version} ({result.algorithm}); holdout AUC {number(val['auc'], 3)} "
+        f"(heuristic {number(base['heuristic']['auc'], 3)}), log loss {number(val['log_loss'], 4)} "
+        f"(prior rate {number(base['prior_rate']['log_loss'], 4)}), ECE {number(val['ece'], 3)}"
         + (f"\n  {ORACLE_LABEL}" if settings.use_oracle_forecast else "")
         + f"\n  {'champion' if result.became_champion else 'challenger'}: {result.gate_reason}"
         + f"\n  model card: {settings.paths.models / result.version / 'model_card.html'}"
@@ -112,8 +113,8 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> None:
         for row in curve:
             m = row["scored"]
             print(
-                f"{row['window_days']:>8} {row['fit_rows']:>9} {row['seconds']:>8.1f} "
-                f"{m['auc']:>8.4f} {m['log_loss']:>9.4f} {m['ece']:>7.4f}"
+                f"{row['window_days']:>8} {row['fit_rows']:>9} {number(row['seconds'], 1):>8} "
+                f"{number(m['auc'], 4):>8} {number(m['log_loss'], 4):>9} {number(m['ece'], 4):>7}"
             )
         return
     report = evaluate(settings, args.model, args.start, args.end)
@@ -130,13 +131,13 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> None:
     for s in report["slices"]:
         print(
             f"  {s['dimension']:14} {s['value']:14} {s['rows']:>7} rows  "
-            f"observed {s['observed_rate']:.3f}  predicted {s['mean_prediction']:.3f}  "
-            f"{s['log_loss']:.4f}  {s['auc']:.4f}"
+            f"observed {number(s['observed_rate'], 3)}  predicted {number(s['mean_prediction'], 3)}  "
+            f"{number(s['log_loss'], 4)}  {number(s['auc'], 4)}"
         )
     print("\nbehavioural tests:")
     for t in report["behaviour"]:
         print(
-            f"  {'PASS' if t['passed'] else 'FAIL'}  {t['name']}: {t['description']} = {t['value']:.5f}"
+            f"  {'PASS' if t['passed'] else 'FAIL'}  {t['name']}: {t['description']} = {number(t['value'], 5)}"
         )
 
 
@@ -158,14 +159,14 @@ def cmd_monitor(settings: Settings, args: argparse.Namespace) -> None:
     est = result["estimated"]
     print(
         f"estimated performance on {result['day']} (from the calibrated scores): "
-        f"AUC {est['auc']:.3f}, log loss {est['log_loss']:.4f}"
+        f"AUC {number(est['auc'], 3)}, log loss {number(est['log_loss'], 4)}"
     )
     real = result["realized"]
     if real:
         print(
             f"realized performance on {result['realized_day']} "
-            f"(labels matured): AUC {real['auc']:.3f}, log loss {real['log_loss']:.4f}, "
-            f"ECE {real['ece']:.3f} ({real['rows']} flights, {real['observed_rate']:.1%} delayed)"
+            f"(labels matured): AUC {number(real['auc'], 3)}, log loss {number(real['log_loss'], 4)}, "
+            f"ECE {number(real['ece'], 3)} ({real['rows']} flights, {number(real['observed_rate'], 1, '%')} delayed)"
         )
     print(f"report {result['report']}")
 
@@ -182,7 +183,6 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> None:
     from ml import registry
 
     if args.models_command == "list":
-        from ml.html import number
         from ml.queries import model_versions
 
         versions = model_versions(settings)
@@ -256,11 +256,11 @@ def _print_run(run: dict[str, Any], report) -> None:
 
     print(
         f"backtest {run['run_id']}: {run['folds']} retrain(s), {run['scored_rows']:,} flights scored\n"
-        f"  log loss {run['log_loss']:.4f} (prior rate {run['prior_log_loss']:.4f}, heuristic "
-        f"{run['heuristic_log_loss']:.4f}); AUC {run['auc']:.3f} (heuristic {run['heuristic_auc']:.3f}); "
-        f"ECE {run['ece']:.3f}\n"
+        f"  log loss {number(run['log_loss'], 4)} (prior rate {number(run['prior_log_loss'], 4)}, heuristic "
+        f"{number(run['heuristic_log_loss'], 4)}); AUC {number(run['auc'], 3)} (heuristic {number(run['heuristic_auc'], 3)}); "
+        f"ECE {number(run['ece'], 3)}\n"
         + (f"  {ORACLE_LABEL}\n" if run["uses_oracle_forecast"] else "")
-        + f"  {run['elapsed_seconds']:.0f} s (features loaded once in {run['load_seconds']:.1f} s)\n"
+        + f"  {number(run['elapsed_seconds'], 0)} s (features loaded once in {number(run['load_seconds'], 1)} s)\n"
         f"  report: {report}"
     )
 
@@ -318,8 +318,8 @@ def cmd_backtest_grid(settings: Settings, args: argparse.Namespace) -> None:
             print(f"[{i}/{len(specs)}] {spec.run_id}: already run (--rerun to replace)")
         else:
             print(
-                f"[{i}/{len(specs)}] {spec.run_id}: log loss {run['log_loss']:.4f} (prior "
-                f"{run['prior_log_loss']:.4f}), AUC {run['auc']:.3f}, {run['elapsed_seconds']:.0f} s"
+                f"[{i}/{len(specs)}] {spec.run_id}: log loss {number(run['log_loss'], 4)} (prior "
+                f"{number(run['prior_log_loss'], 4)}), AUC {number(run['auc'], 3)}, {number(run['elapsed_seconds'], 0)} s"
             )
 
     report = backtest_grid(

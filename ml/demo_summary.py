@@ -9,6 +9,7 @@ import sys
 
 from ml.config import load_settings
 from ml.dates import parse_date
+from ml.html import number
 from ml.queries import riskiest_flights
 
 
@@ -57,16 +58,16 @@ def main(argv: list[str]) -> int:
     print()
     print("  date        champion rows  flights  p_delayed range  model")
     for day, rows, flights, lo, hi, model in counts:
-        print(f"  {day}  {rows:13d}  {flights:7d}  {lo:.3f} .. {hi:.3f}   {model}")
+        print(f"  {day}  {rows:13d}  {flights:7d}  {number(lo, 3)} .. {number(hi, 3)}   {model}")
     print()
     print("  date        drifted series  estimated AUC  estimated log loss  retraining")
     for day, drifted, auc, loss, retrain, reason in monitoring:
         verdict = f"yes: {reason}" if retrain else "no"
-        print(f"  {day}  {drifted:14d}  {auc:13.3f}  {loss:18.4f}  {verdict}")
+        print(f"  {day}  {drifted:14d}  {number(auc, 3):>13}  {number(loss, 4):>18}  {verdict}")
     for day, auc, loss, prior, ece, rows in realized:
         print(
-            f"  realized on {day} (labels matured): AUC {auc:.3f}, log loss {loss:.4f} "
-            f"(prior rate {prior:.4f}), ECE {ece:.3f}, {rows} flights"
+            f"  realized on {day} (labels matured): AUC {number(auc, 3)}, log loss {number(loss, 4)} "
+            f"(prior rate {number(prior, 4)}), ECE {number(ece, 3)}, {rows} flights"
         )
     print()
     print(f"Riskiest flights on {days[-1]}:")
