@@ -91,10 +91,10 @@ def model_versions(settings: Settings) -> list[dict]:
             holdout = registry.load_metrics(settings, meta["version"])["holdout"]
             model, heuristic = holdout["model"], holdout["baselines"].get("heuristic", {})
             row["holdout"] = {
-                "log_loss": _number(model, "log_loss"),
-                "heuristic_log_loss": _number(heuristic, "log_loss"),
-                "auc": _number(model, "auc"),
-                "heuristic_auc": _number(heuristic, "auc"),
+                "log_loss": metric_value(model, "log_loss"),
+                "heuristic_log_loss": metric_value(heuristic, "log_loss"),
+                "auc": metric_value(model, "auc"),
+                "heuristic_auc": metric_value(heuristic, "auc"),
             }
         except UNREADABLE as exc:
             row["error"] = exc
@@ -102,6 +102,7 @@ def model_versions(settings: Settings) -> list[dict]:
     return rows
 
 
-def _number(metrics: dict, name: str) -> float | None:
+def metric_value(metrics: dict, name: str) -> float | None:
+    """``metrics[name]`` as a float, or None where it is missing or not a number."""
     value = metrics.get(name)
     return float(value) if isinstance(value, int | float) else None

@@ -139,15 +139,11 @@ def _one_line(exc: BaseException) -> str:
     return text if "/" in text else f"{type(exc).__name__}: {text}"
 
 
-def _metric(metrics: dict[str, Any], name: str) -> float | None:
-    value = metrics.get(name)
-    return float(value) if isinstance(value, int | float) else None
-
-
 def _role(cfg, role: str, version: str | None) -> dict[str, Any]:
     """A serving role's card: its version, what it is, and its holdout metrics beside the
     baselines (or what could not be read)."""
     from ml import registry
+    from ml.queries import metric_value
 
     card: dict[str, Any] = {"role": role, "version": version, "error": None}
     if version is None:
@@ -164,7 +160,7 @@ def _role(cfg, role: str, version: str | None) -> dict[str, Any]:
         "as_of": metadata["as_of"],
         "holdout": holdout,
         "rows": [
-            [name, _metric(m, "log_loss"), _metric(m, "auc"), _metric(m, "ece")]
+            [name, metric_value(m, "log_loss"), metric_value(m, "auc"), metric_value(m, "ece")]
             for name, m in (
                 ("model", model),
                 ("heuristic", baselines.get("heuristic", {})),
