@@ -29,10 +29,6 @@ from ml.html import render
 from ml.io import write_json, write_text
 
 
-def report_dir(settings: Settings) -> Path:
-    return settings.paths.backtest_reports
-
-
 def grid_context(grid: dict[str, Any], current: str | None = None) -> dict[str, Any]:
     """The grid section's table rows (cadence by window, ``current`` marked), the series
     of its two charts and its oracle rows."""
@@ -103,9 +99,9 @@ def run_html(summary: dict[str, Any]) -> str:
 def write_run_report(settings: Settings, run_id: str) -> Path:
     """Write ``reports/backtest/<run_id>.html`` and ``.json``; returns the HTML's path."""
     summary = run_summary(settings, run_id)
-    folder = report_dir(settings)
-    write_json(json_safe(summary), folder / f"{run_id}.json")
-    return write_text(run_html(summary), folder / f"{run_id}.html")
+    paths = settings.paths
+    write_json(json_safe(summary), paths.backtest_report(run_id, ".json"))
+    return write_text(run_html(summary), paths.backtest_report(run_id, ".html"))
 
 
 def write_grid_report(settings: Settings, start: dt.date, end: dt.date, candidates: str) -> Path:
@@ -125,7 +121,6 @@ def write_grid_report(settings: Settings, start: dt.date, end: dt.date, candidat
         se_multiple=SE_MULTIPLE,
         grid=grid_context(grid),
     )
-    folder = report_dir(settings)
     label = f"grid-{start:%Y%m%d}-{end:%Y%m%d}-{candidates.replace(',', '_')}"
-    write_json(json_safe(grid), folder / f"{label}.json")
-    return write_text(page, folder / f"{label}.html")
+    write_json(json_safe(grid), settings.paths.backtest_report(label, ".json"))
+    return write_text(page, settings.paths.backtest_report(label, ".html"))

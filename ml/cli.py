@@ -205,22 +205,19 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> None:
                 f"{','.join(v['aliases'])}"
             )
     elif args.models_command == "show":
-        _print_json(
-            {
-                "metadata": registry.load_metadata(settings, args.version),
-                "metrics": registry.load_metrics(settings, args.version),
-                "aliases": [
-                    a for a, v in registry.read_aliases(settings).items() if v == args.version
-                ],
-            }
-        )
+        from ml.queries import model_details
+
+        details = model_details(settings, args.version)
+        _print_json({key: details[key] for key in ("metadata", "metrics", "aliases")})
     elif args.models_command == "promote":
         registry.promote(settings, args.version, reason=args.reason)
         print(f"{args.version} is now champion")
     elif args.models_command == "rollback":
         print(f"champion rolled back to {registry.rollback(settings, reason=args.reason)}")
     elif args.models_command == "audit":
-        for entry in registry.audit_log(settings):
+        from ml.queries import alias_history
+
+        for entry in reversed(alias_history(settings)):
             print(
                 f"{entry['at']}  {entry['alias']:10} {entry['from']} -> {entry['to']}  ({entry['reason']})"
             )

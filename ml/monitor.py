@@ -9,9 +9,9 @@ For day D it writes:
   its calibrated scores, and ``kind=realized/flight_date=M/`` for M = D minus the label
   maturity, whose labels are now all known (the ``monitoring_performance`` table; see
   :mod:`ml.performance`);
-- ``reports/drift/drift_D.json`` and a self-contained ``reports/drift/drift_D.html``, to
-  which the next step (:func:`ml.pipeline.decide_retraining`) adds the retraining
-  policy's decision with :func:`add_decision_to_report`.
+- ``reports/drift/drift_D.json`` and a self-contained ``reports/drift/drift_D.html``
+  (:func:`ml.reports.write_drift_report`), to which the next step
+  (:func:`ml.pipeline.decide_retraining`) adds the retraining policy's decision.
 """
 
 from __future__ import annotations
@@ -28,16 +28,8 @@ import pyarrow as pa
 from ml.config import Settings
 from ml.dates import as_dates, consecutive_days
 from ml.errors import DataError
-from ml.io import (
-    STALE_SECONDS,
-    read_json,
-    read_partitions,
-    reading,
-    remove_stale_temporaries,
-    write_json,
-    write_parquet,
-    write_text,
-)
+from ml.io import STALE_SECONDS, read_partitions, reading, remove_stale_temporaries, write_parquet
+from ml.reports import write_drift_report
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +212,7 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
         "realized": [] if realized is None else _json_rows(realized),
         "history": performance_history(settings, day),
     }
-    json_path, html_path = _write_report(settings, day, summary)
+    json_path, html_path = write_drift_report(settings, day, summary)
     refresh_catalog(settings)
     log.info("drift %s vs %s: %d drifted %s -> %s", day, version, len(drifted), drifted, html_path)
     return MonitorResult(
@@ -235,14 +227,6 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
     )
 
 
-def _write_report(settings: Settings, day: dt.date, summary: dict) -> tuple[Path, Path]:
-    from ml.reports import drift_report_html
-
-    json_path = write_json(summary, settings.paths.drift_report(day, ".json"))
-    html_path = write_text(drift_report_html(summary), settings.paths.drift_report(day, ".html"))
-    return json_path, html_path
-
-
 def check_monitored(settings: Settings, day: dt.date) -> None:
     """Raise :class:`DataError` unless ``day`` has been monitored (its report exists)."""
     path = settings.paths.drift_report(day, ".json")
@@ -250,23 +234,6 @@ def check_monitored(settings: Settings, day: dt.date) -> None:
         raise DataError(
             f"{path}: {day} has not been monitored (run `ml monitor --date {day}` first)"
         )
-
-
-def add_decision_to_report(settings: Settings, day: dt.date, decision: dict) -> Path:
-    """Add the retraining policy's decision for ``day`` (as :mod:`ml.retraining` records
-    it) to the day's drift report; returns the page.
-
-    Raises:
-        DataError: The day has not been monitored (its report is missing or unreadable).
-    """
-    from ml.warehouse import refresh_catalog
-
-    check_monitored(settings, day)
-    summary = read_json(settings.paths.drift_report(day, ".json"))
-    summary["retraining"] = decision
-    _, html_path = _write_report(settings, day, summary)
-    refresh_catalog(settings)  # the retraining_decisions view, from the first decision on
-    return html_path
 
 
 def _json_rows(table: pd.DataFrame) -> list[dict]:

@@ -16,6 +16,10 @@ DBT_PROJECT_DIR = REPO_DIR / "dbt_project"
 EXPECTATIONS_DIR = REPO_DIR / "expectations"
 
 PART_FILE = "part-0.parquet"
+# A registered model version's own files, beside the model's (see ml.registry).
+MODEL_METADATA = "metadata.json"
+MODEL_METRICS = "metrics.json"
+MODEL_PROFILE = "reference_profile.json"
 # The marts a build publishes, one partition per flight date each (see transform.publish).
 PUBLISHED_MARTS = ("flights", "flight_features", "flight_oracle_weather")
 
@@ -100,17 +104,57 @@ class Paths:
         return self.mart_builds / f"{label}.published.json"
 
     @property
+    def publish_lock(self) -> Path:
+        """Held by one publish at a time, from reading a build to dropping it."""
+        return self.marts / ".publish.lock"
+
+    @property
     def dbt(self) -> Path:
         """dbt's own DuckDB file (``transform.duckdb``, see profiles.yml), target and logs."""
         return self.root / "dbt"
+
+    @property
+    def dbt_database(self) -> Path:
+        return self.dbt / "transform.duckdb"
+
+    @property
+    def dbt_lock(self) -> Path:
+        """Held by one dbt run at a time (dbt's DuckDB file takes one writer)."""
+        return self.dbt / ".dbt.lock"
 
     @property
     def warehouse(self) -> Path:
         return self.root / "warehouse.duckdb"
 
     @property
+    def warehouse_lock(self) -> Path:
+        """Held while the catalog is rebuilt and swapped in."""
+        return self.warehouse.with_name(f".{self.warehouse.name}.lock")
+
+    # -- model registry ---------------------------------------------------------------------
+    @property
     def models(self) -> Path:
         return self.root / "models"
+
+    @property
+    def models_lock(self) -> Path:
+        """Held while a version is registered or an alias moves."""
+        return self.models / ".lock"
+
+    @property
+    def model_aliases(self) -> Path:
+        """``aliases.json``: champion and challenger, and their versions."""
+        return self.models / "aliases.json"
+
+    @property
+    def model_audit_log(self) -> Path:
+        """``audit.jsonl``: every alias change, one JSON object per line."""
+        return self.models / "audit.jsonl"
+
+    def model_version(self, version: str) -> Path:
+        """A version's folder: its model files and :data:`MODEL_METADATA`,
+        :data:`MODEL_METRICS`, :data:`MODEL_PROFILE` and model card."""
+        return self.models / version
 
     @property
     def predictions(self) -> Path:
@@ -194,6 +238,10 @@ class Paths:
         """The day's monitoring report, ``.html`` or ``.json``."""
         return self.drift_reports / f"drift_{day.isoformat()}{suffix}"
 
+    def drift_report_pages(self) -> list[Path]:
+        """Every day's monitoring page, oldest day first."""
+        return sorted(self.drift_reports.glob("drift_*.html"))
+
     @property
     def validation_reports(self) -> Path:
         return self.reports / "validation"
@@ -201,6 +249,10 @@ class Paths:
     def validation_report(self, label: str, suffix: str) -> Path:
         """One validation run's result, ``.html`` or ``.json``."""
         return self.validation_reports / f"validation_{label}{suffix}"
+
+    def validation_report_records(self) -> list[Path]:
+        """Every validation run's ``.json`` record (unordered)."""
+        return list(self.validation_reports.glob("validation_*.json"))
 
     @property
     def validation_index(self) -> Path:
@@ -210,5 +262,19 @@ class Paths:
     def backtest_reports(self) -> Path:
         return self.reports / "backtest"
 
+    def backtest_report(self, label: str, suffix: str) -> Path:
+        """A backtest run's (``<run_id>``) or a grid's (``grid-...``) page or record,
+        ``.html`` or ``.json``."""
+        return self.backtest_reports / f"{label}{suffix}"
+
+    def backtest_report_pages(self) -> list[Path]:
+        """Every backtest page, newest file first."""
+        pages = self.backtest_reports.glob("*.html")
+        return sorted(pages, key=lambda p: p.stat().st_mtime, reverse=True)
+
     def quarantine_day(self, label: str) -> Path:
         return self.quarantine / label
+
+    def quarantine_reason(self, label: str, suite: str) -> Path:
+        """Why a batch was quarantined: the failing suite's checks, as JSON."""
+        return self.quarantine_day(label) / f"reason_{suite}.json"

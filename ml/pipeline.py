@@ -99,12 +99,15 @@ def monitor(settings: Settings, day: dt.date) -> dict[str, Any]:
 def decide_retraining(settings: Settings, day: dt.date) -> dict[str, Any]:
     """The retraining policy as of ``day`` (after its monitoring): recorded in
     ``retraining_decisions`` and added to the day's drift report."""
-    from ml.monitor import add_decision_to_report, check_monitored
+    from ml.monitor import check_monitored
+    from ml.reports import add_retraining_decision
     from ml.retraining import decide
+    from ml.warehouse import refresh_catalog
 
     check_monitored(settings, day)  # the policy reads the day's monitoring
     decision = decide(settings, day)
-    add_decision_to_report(settings, day, decision.to_dict())
+    add_retraining_decision(settings, day, decision.to_dict())
+    refresh_catalog(settings)  # the retraining_decisions view, from the first decision on
     return {"day": day.isoformat(), "retrain": decision.retrain, "reasons": decision.reasons}
 
 

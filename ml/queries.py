@@ -1,12 +1,16 @@
-"""The one read API for what people look at: a day's predictions (`ml predictions show`,
-the ML view, the demo summary) and the registered models with their holdout metrics
-beside the heuristic's (`ml models list`, the ML view). Predictions are read once per
-day straight from Parquet (no catalog, no lock); the caller formats what it gets.
+"""The one read API for what people look at, shared by the ``ml`` commands, the ML view
+of the Airflow UI and the demo summary: a day's predictions (`ml predictions show`), the
+dates that have them, the registered models with their holdout metrics beside the
+baselines (`ml models list` and `show`), the serving roles, the alias history
+(`ml models audit`), the days' monitoring, and the latest reports. Predictions are read
+straight from Parquet (no catalog, no lock); the caller formats what it gets.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -78,6 +82,22 @@ def risk_bands(settings: Settings, day: dt.date, *, role: str = "champion") -> p
 UNREADABLE = (LookupError, OSError, ValueError, TypeError)
 
 
+def prediction_dates(settings: Settings) -> list[dt.date]:
+    """The dates with a published prediction partition, oldest first."""
+    folder = settings.paths.predictions
+    if not folder.exists():
+        return []
+    dates = []
+    for partition in folder.iterdir():
+        try:
+            day = dt.date.fromisoformat(partition.name.partition("=")[2])
+        except ValueError:
+            continue
+        if settings.paths.predictions_partition(day).exists():
+            dates.append(day)
+    return sorted(dates)
+
+
 def model_versions(settings: Settings) -> list[dict]:
     """Every registered version, newest first: its metadata and aliases, and ``holdout``
     (log loss and AUC of the model and of the heuristic on the same flights), or, where
@@ -100,6 +120,117 @@ def model_versions(settings: Settings) -> list[dict]:
             row["error"] = exc
         rows.append(row)
     return rows
+
+
+# The rows of a serving role's metric table: the model and its two baselines.
+BASELINE_ROWS = (("model", None), ("heuristic", "heuristic"), ("prior rate", "prior_rate"))
+
+
+def model_details(settings: Settings, version: str) -> dict[str, Any]:
+    """One version: its metadata, metrics and aliases, and ``rows`` (name, log loss, AUC,
+    ECE of the model and of each baseline on the holdout).
+
+    Raises:
+        RegistryError: The version is unknown or its files cannot be read.
+    """
+    from ml import registry
+
+    metadata = registry.load_metadata(settings, version)
+    metrics = registry.load_metrics(settings, version)
+    holdout = metrics["holdout"]
+    aliases = [a for a, v in registry.read_aliases(settings).items() if v == version]
+    rows = []
+    for name, baseline in BASELINE_ROWS:
+        m = holdout["model"] if baseline is None else holdout["baselines"].get(baseline, {})
+        rows.append([name, *(metric_value(m, k) for k in ("log_loss", "auc", "ece"))])
+    return {"metadata": metadata, "metrics": metrics, "aliases": aliases, "rows": rows}
+
+
+def serving_models(settings: Settings) -> list[dict[str, Any]]:
+    """Champion and challenger: per role its ``version`` (None when unset), and either
+    its ``algorithm``, ``as_of``, ``holdout`` (the metrics' section) and ``rows`` (see
+    :func:`model_details`), or ``error`` (the exception)."""
+    from ml import registry
+
+    aliases = registry.read_aliases(settings)
+    roles = []
+    for role in registry.ALIASES:
+        card: dict[str, Any] = {"role": role, "version": aliases.get(role), "error": None}
+        if card["version"] is not None:
+            try:
+                details = model_details(settings, card["version"])
+                card["algorithm"] = details["metadata"]["algorithm"]
+                card["as_of"] = details["metadata"]["as_of"]
+                card["holdout"] = details["metrics"]["holdout"]
+                card["rows"] = details["rows"]
+            except UNREADABLE as exc:
+                card["error"] = exc
+        roles.append(card)
+    return roles
+
+
+def alias_history(settings: Settings, limit: int | None = None) -> list[dict[str, Any]]:
+    """The alias changes, newest first (``limit`` of them): ``at``, ``alias``, ``from``
+    (None for the first), ``to`` and ``reason``."""
+    from ml import registry
+
+    entries = registry.audit_log(settings)[::-1][:limit]
+    return [{key: e.get(key) for key in ("at", "alias", "from", "to", "reason")} for e in entries]
+
+
+def daily_monitoring(settings: Settings, days: list[dt.date]) -> list[dict[str, Any]]:
+    """Per day of ``days`` that has predictions, from the warehouse (read-only): the
+    champion's rows and ``p_delayed`` range, drifted series, estimated AUC and log loss,
+    the retraining decision, and the performance realized on that day once its labels
+    matured (None before)."""
+    import duckdb
+
+    with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
+        cursor = con.execute(
+            """
+            with predicted as (
+                select flight_date, count(*) as champion_rows, min(p_delayed) as min_p,
+                       max(p_delayed) as max_p, any_value(model_version) as model_version
+                from latest_predictions where flight_date in (select unnest($days))
+                group by 1
+            ), drifted as (
+                select flight_date, count(distinct feature) filter (where is_drifted) as drifted
+                from monitoring_drift where flight_date in (select unnest($days)) group by 1
+            ), performance as (
+                select flight_date, kind, auc, log_loss, prior_log_loss, ece, rows
+                from monitoring_performance
+                where dimension = 'all' and model_role = 'champion'
+            )
+            select p.*, d.drifted, e.auc as estimated_auc, e.log_loss as estimated_log_loss,
+                   r.retrain, r.reasons[1] as retrain_reason,
+                   m.auc as realized_auc, m.log_loss as realized_log_loss,
+                   m.prior_log_loss as realized_prior_log_loss, m.ece as realized_ece,
+                   m.rows as realized_rows
+            from predicted p
+            left join drifted d using (flight_date)
+            left join performance e on e.flight_date = p.flight_date and e.kind = 'estimated'
+            left join performance m on m.flight_date = p.flight_date and m.kind = 'realized'
+            left join retraining_decisions r on r.flight_date = p.flight_date
+            order by p.flight_date
+            """,
+            {"days": days},
+        )
+        columns = [c[0] for c in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def latest_reports(settings: Settings, backtests: int = 10) -> list[dict[str, Any]]:
+    """The pages a person opens first: the latest day's monitoring, the ``backtests``
+    newest backtest pages and the validation index, each as ``{"kind", "path"}``."""
+    paths = settings.paths
+    found: list[tuple[str, Path]] = []
+    drift = paths.drift_report_pages()
+    if drift:
+        found.append(("latest drift and performance", drift[-1]))
+    found += [("backtest", page) for page in paths.backtest_report_pages()[:backtests]]
+    if paths.validation_index.exists():
+        found.append(("data validation", paths.validation_index))
+    return [{"kind": kind, "path": path} for kind, path in found]
 
 
 def metric_value(metrics: dict, name: str) -> float | None:

@@ -44,7 +44,7 @@ from ml.io import (
     write_json,
     write_text,
 )
-from ml.paths import REPO_DIR
+from ml.paths import MODEL_METADATA, MODEL_METRICS, MODEL_PROFILE, REPO_DIR
 
 log = logging.getLogger(__name__)
 
@@ -66,22 +66,10 @@ def _read(path: Path) -> Any:
     return read_json(path, RegistryError)
 
 
-def _lock_path(settings: Settings) -> Path:
-    return settings.paths.models / ".lock"
-
-
-def _aliases_path(settings: Settings) -> Path:
-    return settings.paths.models / "aliases.json"
-
-
-def _audit_path(settings: Settings) -> Path:
-    return settings.paths.models / "audit.jsonl"
-
-
 def version_dir(settings: Settings, version: str) -> Path:
     if not version or "/" in version or version.startswith("."):
         raise RegistryError(f"{version!r} is not a model version")
-    return settings.paths.models / version
+    return settings.paths.model_version(version)
 
 
 def _git_commit() -> str | None:
@@ -135,7 +123,7 @@ def register(
     version = metadata["version"]
     final = version_dir(settings, version)
     final.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(_lock_path(settings)):
+    with file_lock(settings.paths.models_lock):
         _recover(settings)
         staging = Path(
             tempfile.mkdtemp(prefix=f".{version}.", suffix=STAGING_SUFFIX, dir=final.parent)
@@ -169,9 +157,9 @@ def _write_version(
         "libraries": _library_versions(),
         "git_commit": _git_commit(),
     }
-    write_json(full_metadata, folder / "metadata.json")
-    write_json(metrics, folder / "metrics.json")
-    write_json(profile, folder / "reference_profile.json")
+    write_json(full_metadata, folder / MODEL_METADATA)
+    write_json(metrics, folder / MODEL_METRICS)
+    write_json(profile, folder / MODEL_PROFILE)
     for name, text in (documents(full_metadata, metrics) if documents else {}).items():
         write_text(text, folder / name)
 
@@ -186,7 +174,7 @@ def verify_artifacts(folder: Path, metadata: dict[str, Any]) -> None:
     artifacts = metadata.get("artifacts")
     if not isinstance(artifacts, dict) or not artifacts:
         raise RegistryError(
-            f"{folder / 'metadata.json'}: no artifact checksums recorded "
+            f"{folder / MODEL_METADATA}: no artifact checksums recorded "
             "(registered by an older version; retrain with `ml train --as-of D`)"
         )
     for name, expected in sorted(artifacts.items()):
@@ -210,7 +198,7 @@ def recover(settings: Settings) -> list[str]:
     """
     if not settings.paths.models.is_dir():
         return []
-    with file_lock(_lock_path(settings), blocking=False) as held:
+    with file_lock(settings.paths.models_lock, blocking=False) as held:
         return _recover(settings) if held else []
 
 
@@ -275,7 +263,7 @@ def list_versions(settings: Settings) -> list[dict[str, Any]]:
         if (
             folder.is_dir()
             and not folder.name.startswith(".")
-            and (folder / "metadata.json").exists()
+            and (folder / MODEL_METADATA).exists()
         ):
             try:
                 meta = load_metadata(settings, folder.name)
@@ -293,7 +281,7 @@ def read_aliases(settings: Settings) -> dict[str, str]:
     Raises:
         RegistryError: ``aliases.json`` exists but is not a JSON object of strings.
     """
-    path = _aliases_path(settings)
+    path = settings.paths.model_aliases
     if not path.exists():
         return {}
     aliases = _read(path)
@@ -315,14 +303,14 @@ def set_alias(settings: Settings, alias: str, version: str, reason: str) -> None
     """
     if alias not in ALIASES:
         raise RegistryError(f"unknown alias {alias!r} (expected one of {ALIASES})")
-    if not (version_dir(settings, version) / "metadata.json").exists():
+    if not (version_dir(settings, version) / MODEL_METADATA).exists():
         raise RegistryError(f"model version {version!r} not found in {settings.paths.models}")
     if alias == "champion" and load_metadata(settings, version).get("uses_oracle_forecast"):
         raise RegistryError(
             f"{version} uses the oracle-forecast group (weather observed after the cutoff): "
             "an upper bound, never champion; it can run in shadow as challenger"
         )
-    with file_lock(_lock_path(settings)):
+    with file_lock(settings.paths.models_lock):
         try:
             aliases = read_aliases(settings)
         except RegistryError as exc:
@@ -332,7 +320,7 @@ def set_alias(settings: Settings, alias: str, version: str, reason: str) -> None
         if previous == version:
             return
         aliases[alias] = version
-        write_json(aliases, _aliases_path(settings))
+        write_json(aliases, settings.paths.model_aliases)
         _append_audit(settings, {"alias": alias, "from": previous, "to": version, "reason": reason})
 
 
@@ -349,7 +337,7 @@ def _append_audit(settings: Settings, entry: dict[str, Any]) -> None:
     # The audit log records when a person or job changed an alias: wall-clock time is
     # the right stamp here; it never feeds a model or a prediction.
     entry = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **entry}
-    path = _audit_path(settings)
+    path = settings.paths.model_audit_log
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+b") as handle:
         # A line cut short by a kill stays a line of its own: the next entry starts anew.
@@ -372,7 +360,7 @@ def audit_log(settings: Settings) -> list[dict[str, Any]]:
     A line that is not an entry (cut short by a kill, edited by hand) is left out with a
     warning that names the file and the line.
     """
-    path = _audit_path(settings)
+    path = settings.paths.model_audit_log
     if not path.exists():
         return []
     entries = []
@@ -411,14 +399,16 @@ def rollback(settings: Settings, reason: str) -> str:
     """
     history = [e for e in audit_log(settings) if e["alias"] == "champion"]
     if not history or not history[-1].get("from"):
-        raise RegistryError(f"{_audit_path(settings)}: no earlier champion to roll back to")
+        raise RegistryError(
+            f"{settings.paths.model_audit_log}: no earlier champion to roll back to"
+        )
     try:
         current = get_alias(settings, "champion")
     except RegistryError:
         current = history[-1]["to"]
     if current != history[-1]["to"]:
         raise RegistryError(
-            f"{_audit_path(settings)}: the last champion change recorded is to "
+            f"{settings.paths.model_audit_log}: the last champion change recorded is to "
             f"{history[-1]['to']}, but the champion is {current}; pick the version with "
             "`ml models promote VERSION`"
         )
@@ -428,7 +418,7 @@ def rollback(settings: Settings, reason: str) -> str:
 
 
 def load_metadata(settings: Settings, version: str) -> dict[str, Any]:
-    path = version_dir(settings, version) / "metadata.json"
+    path = version_dir(settings, version) / MODEL_METADATA
     if not path.exists():
         raise RegistryError(f"model version {version!r} not found in {settings.paths.models}")
     metadata = _read(path)
@@ -438,14 +428,14 @@ def load_metadata(settings: Settings, version: str) -> dict[str, Any]:
 
 
 def load_metrics(settings: Settings, version: str) -> dict[str, Any]:
-    return _read(version_dir(settings, version) / "metrics.json")
+    return _read(version_dir(settings, version) / MODEL_METRICS)
 
 
 def load_profile(settings: Settings, version: str) -> dict[str, Any]:
     """The drift reference profile stored with ``version`` at training time."""
     from ml.drift import PROFILE_FORMAT
 
-    path = version_dir(settings, version) / "reference_profile.json"
+    path = version_dir(settings, version) / MODEL_PROFILE
     profile = _read(path)
     if not isinstance(profile, dict) or profile.get("format") != PROFILE_FORMAT:
         found = profile.get("format", 1) if isinstance(profile, dict) else "none"

@@ -1,14 +1,25 @@
 """The monitoring and validation pages: each page's context from the JSON its step
 writes, rendered by the templates of :mod:`ml.html` (drift with performance, one
 validation run, the index of validation runs). Self-contained HTML: inline style and
-SVG, nothing fetched."""
+SVG, nothing fetched.
+
+A day's monitoring report is ``reports/drift/drift_D.json`` and the page drawn from it:
+:func:`write_drift_report` writes both (from ``ml monitor``), and
+:func:`add_retraining_decision` adds the retraining policy's decision to the record and
+draws the page again (from ``ml decide-retraining``).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from pathlib import Path
 from typing import Any
 
+from ml.config import Settings
+from ml.errors import DataError
 from ml.html import render
+from ml.io import read_json, write_json, write_text
 
 # A bin of ml.drift.bin_labels: "<a", "a-b" or ">=a", each edge to 3 significant digits.
 _EDGE = r"-?\d+(?:\.\d*)?(?:e[+-]\d+)?"
@@ -18,6 +29,33 @@ _BIN = re.compile(rf"^(<|>=)?({_EDGE})(?:-({_EDGE}))?$")
 # lay out; every series' numbers are in the page's table and its bins in the JSON.
 DISTRIBUTIONS_SHOWN = 8
 SCORE = "p_delayed"
+
+
+def write_drift_report(
+    settings: Settings, day: dt.date, summary: dict[str, Any]
+) -> tuple[Path, Path]:
+    """Write the day's monitoring record and its page; their paths (JSON, HTML)."""
+    paths = settings.paths
+    json_path = write_json(summary, paths.drift_report(day, ".json"))
+    html_path = write_text(drift_report_html(summary), paths.drift_report(day, ".html"))
+    return json_path, html_path
+
+
+def add_retraining_decision(settings: Settings, day: dt.date, decision: dict) -> Path:
+    """Add the retraining policy's decision for ``day`` (as :mod:`ml.retraining` records
+    it) to the day's monitoring record, and draw its page again; returns the page.
+
+    Raises:
+        DataError: The day has not been monitored (its record is missing or unreadable).
+    """
+    path = settings.paths.drift_report(day, ".json")
+    if not path.exists():
+        raise DataError(
+            f"{path}: {day} has not been monitored (run `ml monitor --date {day}` first)"
+        )
+    summary = read_json(path)
+    summary["retraining"] = decision
+    return write_drift_report(settings, day, summary)[1]
 
 
 def drift_report_html(summary: dict[str, Any]) -> str:

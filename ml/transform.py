@@ -78,7 +78,7 @@ def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT
         str(settings.paths.dbt_logs),
     ]
     log.info("running dbt %s", " ".join(args))
-    with file_lock(dbt_dir / ".dbt.lock", timeout=DBT_LOCK_TIMEOUT_SECONDS):
+    with file_lock(settings.paths.dbt_lock, timeout=DBT_LOCK_TIMEOUT_SECONDS):
         proc = subprocess.run(
             command,
             env=dbt_env(settings),
@@ -92,7 +92,7 @@ def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT
         log.info("dbt | %s", line)
     if proc.returncode != 0 and "Could not set lock on file" in output:
         raise StorageError(
-            f"{dbt_dir / 'transform.duckdb'}: held by another process (a dbt run of another "
+            f"{settings.paths.dbt_database}: held by another process (a dbt run of another "
             "data folder user?); run the step again once it is done"
         )
     if proc.returncode != 0:
@@ -210,7 +210,7 @@ def publish(
     label = window_label(start, end)
     record = paths.mart_published_record(label)
     # One publish at a time per data folder, from reading the build to dropping it.
-    with file_lock(paths.marts / ".publish.lock"):
+    with file_lock(paths.publish_lock):
         if not paths.mart_build_dir(label).exists() and record.exists():
             # A retry after the build was published and dropped: nothing left to do.
             log.info("the build %s was already published (%s)", label, record)

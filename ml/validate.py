@@ -235,7 +235,7 @@ def quarantine(
         "files": sorted(files),
         "message": outcome.describe(),
     }
-    write_json(reason, folder / f"reason_{outcome.suite}.json")
+    write_json(reason, settings.paths.quarantine_reason(label, outcome.suite))
     log.error("quarantined %s in %s: %s", outcome.suite, folder, outcome.describe())
     return folder
 
@@ -253,15 +253,14 @@ def _report(settings: Settings, label: str, outcomes: list[SuiteOutcome]) -> Non
     paths = settings.paths
     write_json(report, paths.validation_report(label, ".json"))
     write_text(validation_html(report), paths.validation_report(label, ".html"))
-    write_text(validation_index_html(_index_rows(paths.validation_reports)), paths.validation_index)
+    write_text(validation_index_html(_index_rows(paths)), paths.validation_index)
 
 
-def _index_rows(folder: Path) -> list[dict[str, Any]]:
+def _index_rows(paths) -> list[dict[str, Any]]:
     """One row per validation run on file, newest first (by file time)."""
     rows = []
-    for path in sorted(
-        folder.glob("validation_*.json"), key=lambda p: p.stat().st_mtime, reverse=True
-    ):
+    records = paths.validation_report_records()
+    for path in sorted(records, key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             report = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):

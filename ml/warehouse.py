@@ -75,7 +75,7 @@ def refresh_catalog(settings: Settings) -> list[str]:
     views = _views(settings)
     path = settings.paths.warehouse
     path.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(path.with_name(f".{path.name}.lock"), timeout=LOCK_TIMEOUT_SECONDS):
+    with file_lock(settings.paths.warehouse_lock, timeout=LOCK_TIMEOUT_SECONDS):
         remove_stale_temporaries(path.parent, prefix=f".{path.name}.", recursive=False)
         current = catalog_views(path)
         if current == views:

@@ -139,42 +139,15 @@ def _one_line(exc: BaseException) -> str:
     return text if "/" in text else f"{type(exc).__name__}: {text}"
 
 
-def _role(cfg, role: str, version: str | None) -> dict[str, Any]:
-    """A serving role's card: its version, what it is, and its holdout metrics beside the
-    baselines (or what could not be read)."""
-    from ml import registry
-    from ml.queries import metric_value
-
-    card: dict[str, Any] = {"role": role, "version": version, "error": None}
-    if version is None:
-        return card
-    try:
-        metadata = registry.load_metadata(cfg, version)
-        holdout = registry.load_metrics(cfg, version)["holdout"]
-    except SECTION_ERRORS as exc:
-        return {**card, "error": _one_line(exc)}
-    model, baselines = holdout["model"], holdout["baselines"]
-    return {
-        **card,
-        "algorithm": metadata["algorithm"],
-        "as_of": metadata["as_of"],
-        "holdout": holdout,
-        "rows": [
-            [name, metric_value(m, "log_loss"), metric_value(m, "auc"), metric_value(m, "ece")]
-            for name, m in (
-                ("model", model),
-                ("heuristic", baselines.get("heuristic", {})),
-                ("prior rate", baselines.get("prior_rate", {})),
-            )
-        ],
-    }
-
-
 def _serving(cfg) -> list[dict[str, Any]]:
-    from ml import registry
+    """Champion and challenger, each with its holdout metrics beside the baselines, or
+    the line naming what could not be read."""
+    from ml.queries import serving_models
 
-    aliases = registry.read_aliases(cfg)
-    return [_role(cfg, role, aliases.get(role)) for role in ("champion", "challenger")]
+    return [
+        {**card, "error": card["error"] and _one_line(card["error"])}
+        for card in serving_models(cfg)
+    ]
 
 
 def _versions(cfg) -> list[dict[str, Any]]:
@@ -194,60 +167,33 @@ def _versions(cfg) -> list[dict[str, Any]]:
 
 
 def _audit(cfg) -> list[list[Any]]:
-    from ml import registry
+    from ml.queries import alias_history
 
     return [
-        [
-            e.get("at", ""),
-            e.get("alias", ""),
-            e.get("from") or "none",
-            e.get("to", ""),
-            e.get("reason", ""),
-        ]
-        for e in registry.audit_log(cfg)[::-1][:AUDIT_ROWS]
+        [e["at"] or "", e["alias"] or "", e["from"] or "none", e["to"] or "", e["reason"] or ""]
+        for e in alias_history(cfg, limit=AUDIT_ROWS)
     ]
 
 
 def _reports(cfg) -> list[dict[str, str]]:
-    """The latest drift report, the latest backtest reports and the validation index, each
-    as ``{"kind", "path" (under the reports folder), "note"}``."""
-    root = cfg.paths.reports
-    found = []
-    drift = sorted(cfg.paths.drift_reports.glob("drift_*.html"))
-    if drift:
-        found.append(("latest drift and performance", drift[-1], ""))
-    backtests = sorted(
-        cfg.paths.backtest_reports.glob("*.html"), key=lambda p: p.stat().st_mtime, reverse=True
-    )
-    found += [("backtest", path, "") for path in backtests[:BACKTEST_REPORTS]]
-    if cfg.paths.validation_index.exists():
-        found.append(
-            (
-                "data validation",
-                cfg.paths.validation_index,
-                " (every run of the expectation suites)",
-            )
-        )
+    """The latest reports, each as ``{"kind", "path" (under the reports folder), "note"}``."""
+    from ml.queries import latest_reports
+
+    notes = {"data validation": " (every run of the expectation suites)"}
     return [
-        {"kind": kind, "path": path.relative_to(root).as_posix(), "note": note}
-        for kind, path, note in found
+        {
+            "kind": r["kind"],
+            "path": r["path"].relative_to(cfg.paths.reports).as_posix(),
+            "note": notes.get(r["kind"], ""),
+        }
+        for r in latest_reports(cfg, backtests=BACKTEST_REPORTS)
     ]
 
 
 def _prediction_dates(cfg) -> list[str]:
-    """The dates with a published prediction partition, oldest first."""
-    folder = cfg.paths.predictions
-    if not folder.exists():
-        return []
-    dates = []
-    for partition in folder.iterdir():
-        try:
-            day = dt.date.fromisoformat(partition.name.partition("=")[2])
-        except ValueError:
-            continue
-        if cfg.paths.predictions_partition(day).exists():
-            dates.append(day.isoformat())
-    return sorted(dates)
+    from ml.queries import prediction_dates
+
+    return [day.isoformat() for day in prediction_dates(cfg)]
 
 
 @app.get("/", response_class=HTMLResponse)
