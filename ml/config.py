@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -30,37 +30,39 @@ CADENCES = ("daily", "weekly", "monthly", "once")
 
 @dataclass(frozen=True)
 class Settings:
-    """Every tunable of the system. Defaults live in ``ml/defaults.yaml``."""
+    """Every tunable of the system, built by :func:`load_settings`: the defaults and
+    what each one means are in ``ml/defaults.yaml``, and only there."""
 
     data_dir: Path
-    raw_source: str = ""
-    source_first_day: str = "2013-01-01"
-    source_last_day: str = "2013-12-31"
-    feature_lookback_days: int = 31
-    use_oracle_forecast: bool = False
-    train_window_days: int = 90
-    validation_days: int = 14
-    candidates: tuple[str, ...] = ("heuristic", "logistic", "lightgbm", "xgboost")
-    calibration_folds: int = 3
-    backtest_candidates: tuple[str, ...] = ("lightgbm",)
-    random_state: int = 13
-    # algorithm -> its hyperparameters (read-only mappings); the algorithms' names are
-    # checked against ml.models.CLASSIFIERS where a model is made (make_classifier), since
-    # this floor cannot see the models.
-    model_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    risk_band_low_max: float = 0.15
-    risk_band_high_min: float = 0.35
-    gate_log_loss_margin: float = 0.001
-    gate_slice_min_rows: int = 1000
-    gate_slice_tolerance: float = 0.02
-    gate_max_ece: float = 0.10
-    label_maturity_days: int = 2
-    drift_window_days: int = 7
-    retrain_every_days: int = 7
-    retrain_persistence_days: int = 3
-    retrain_degradation_margin: float = 0.03
-    drift_small_batch_rows: int = 1000
-    drift_family_alpha: float = 0.05
+    raw_source: str
+    source_first_day: str
+    source_last_day: str
+    feature_lookback_days: int
+    use_oracle_forecast: bool
+    train_window_days: int
+    validation_days: int
+    candidates: tuple[str, ...]
+    calibration_folds: int
+    boosting_max_rounds: int
+    boosting_early_stopping_rounds: int
+    backtest_candidates: tuple[str, ...]
+    random_state: int
+    # algorithm -> its hyperparameters (read-only mappings), one entry per algorithm of
+    # ml.models.CLASSIFIERS; the candidate lists are checked against its keys.
+    model_params: Mapping[str, Mapping[str, Any]]
+    risk_band_low_max: float
+    risk_band_high_min: float
+    gate_log_loss_margin: float
+    gate_slice_min_rows: int
+    gate_slice_tolerance: float
+    gate_max_ece: float
+    label_maturity_days: int
+    drift_window_days: int
+    retrain_every_days: int
+    retrain_persistence_days: int
+    retrain_degradation_margin: float
+    drift_small_batch_rows: int
+    drift_family_alpha: float
 
     @property
     def operating_threshold(self) -> float:
@@ -187,6 +189,14 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     ):
         raise ConfigError("model_params: expected a mapping of algorithm to its parameters")
     values["model_params"] = _read_only(values["model_params"])
+    # Every algorithm has its (possibly empty) hyperparameters in model_params, whose keys
+    # are the names of ml.models.CLASSIFIERS (a test holds the two together): a candidate
+    # list is checked here, where the setting is read, not when a run first needs it.
+    algorithms = list(values["model_params"])
+    for key in ("candidates", "backtest_candidates"):
+        strange = [name for name in values[key] if name not in algorithms]
+        if strange:
+            raise ConfigError(f"{key} {strange}: expected some of {algorithms}")
     if values["calibration_folds"] < 2:
         raise ConfigError("calibration_folds must be at least 2")
     if not 0 < values["drift_family_alpha"] < 1:

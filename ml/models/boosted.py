@@ -8,25 +8,60 @@ yesterday means a calmer today, which no user would trust in a risk score.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 
+from ml.config import Settings
 from ml.features import monotone_direction
 from ml.models.base import BaseClassifier
-
-MAX_ROUNDS = 2000
-EARLY_STOPPING_ROUNDS = 50
 
 
 class BoostedClassifier(BaseClassifier):
     """A gradient-boosted classifier; each library's subclass trains, predicts and stores
-    its booster (:meth:`_train`, :meth:`_raw_predict`, :meth:`_gains`, :meth:`_read`)."""
+    its booster (:meth:`_train`, :meth:`_raw_predict`, :meth:`_gains`, :meth:`_read`).
+
+    Args:
+        spec, params, random_state: As for every candidate (:class:`BaseClassifier`).
+        max_rounds: The most boosting rounds a fit may take.
+        early_stopping_rounds: A fit stops when the held-out log loss has not improved
+            for this many rounds, and keeps its best round.
+
+    The two rounds settings shape a fit only; a fitted model keeps the round it stopped
+    at (``best_iteration_``), and a loaded one takes the defaults for them.
+    """
 
     # The booster's file in a model folder, in the library's own format.
     artifact: ClassVar[str]
+
+    def __init__(
+        self,
+        spec,
+        params: Mapping[str, Any] | None = None,
+        random_state: int | None = None,
+        max_rounds: int = 2000,
+        early_stopping_rounds: int = 50,
+    ) -> None:
+        super().__init__(spec, params, random_state)
+        self.max_rounds = max_rounds
+        self.early_stopping_rounds = early_stopping_rounds
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, spec, params: Mapping[str, Any] | None = None
+    ) -> Self:
+        """As :meth:`BaseClassifier.from_settings`, with the settings' boosting rounds."""
+        return (
+            super()
+            .from_settings(settings, spec, params)
+            .set_params(
+                max_rounds=settings.boosting_max_rounds,
+                early_stopping_rounds=settings.boosting_early_stopping_rounds,
+            )
+        )
 
     def _monotone_constraints(self, directions: list[int]) -> Any:
         """``directions`` (one per column) written as the library reads them."""
@@ -84,7 +119,7 @@ class BoostedClassifier(BaseClassifier):
         self.booster_, self.best_iteration_ = self._train(
             self._matrix(frame),
             y,
-            MAX_ROUNDS,
+            self.max_rounds,
             self._matrix(eval_frame),
             eval_y,
         )

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.models.boosted import EARLY_STOPPING_ROUNDS, BoostedClassifier
+from ml.models.boosted import BoostedClassifier
 
 
 class LightGBMClassifier(BoostedClassifier):
@@ -33,7 +33,7 @@ class LightGBMClassifier(BoostedClassifier):
         early = (
             {
                 "valid_sets": [lightgbm.Dataset(x_eval, label=eval_y, reference=train_set)],
-                "callbacks": [lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
+                "callbacks": [lightgbm.early_stopping(self.early_stopping_rounds, verbose=False)],
             }
             if stop_early
             else {}

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.models.boosted import EARLY_STOPPING_ROUNDS, BoostedClassifier
+from ml.models.boosted import BoostedClassifier
 
 
 class XGBoostClassifier(BoostedClassifier):
@@ -30,7 +30,7 @@ class XGBoostClassifier(BoostedClassifier):
                 "evals": [
                     (xgboost.DMatrix(x_eval, label=eval_y, enable_categorical=True), "validation")
                 ],
-                "early_stopping_rounds": EARLY_STOPPING_ROUNDS,
+                "early_stopping_rounds": self.early_stopping_rounds,
                 "verbose_eval": False,
             }
             if stop_early

@@ -33,6 +33,29 @@ def test_a_malformed_environment_value_names_the_variable():
         load_settings(env={"ML_TRAIN_WINDOW_DAYS": "ninety"})
 
 
+@pytest.mark.parametrize("variable", ["ML_CANDIDATES", "ML_BACKTEST_CANDIDATES"])
+def test_a_candidate_list_naming_no_algorithm_is_refused_when_the_settings_are_read(variable):
+    with pytest.raises(ConfigError, match=r"candidates \['catboost'\]: expected some of"):
+        load_settings(env={variable: "lightgbm,catboost"})
+
+
+def test_model_params_name_exactly_the_algorithms_the_models_package_knows():
+    """The candidate check reads the keys of model_params; they are the classifiers."""
+    from ml.models import CLASSIFIERS
+
+    assert set(load_settings(env={}).model_params) == set(CLASSIFIERS)
+
+
+def test_every_setting_has_its_default_in_the_yaml_file_and_nowhere_else():
+    import dataclasses
+
+    from ml.config import Settings, load_defaults
+
+    fields = dataclasses.fields(Settings)
+    assert {f.name for f in fields} == set(load_defaults())
+    assert [f.name for f in fields if f.default is not dataclasses.MISSING] == []
+
+
 def test_unknown_override_is_refused():
     with pytest.raises(ConfigError, match="unknown setting"):
         load_settings(env={}, window=3)

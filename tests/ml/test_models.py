@@ -294,3 +294,15 @@ def test_behavioural_tests_fail_models_that_misbehave():
     results = {r["name"]: r for r in run_behaviour_tests(_RainLowersRisk(), frame, random_state=13)}
     assert not results["directional: worse weather before the cutoff"]["passed"]
     assert results["invariance: flight and tail numbers"]["passed"]
+
+
+@pytest.mark.parametrize("algorithm", ["lightgbm", "xgboost"])
+def test_the_boosted_models_take_their_rounds_from_the_settings(algorithm, tmp_path):
+    settings = load_settings(
+        env={}, data_dir=tmp_path, boosting_max_rounds=7, boosting_early_stopping_rounds=3
+    )
+    frame, y = _frame()
+    model = make_classifier(settings, algorithm, SPEC, SMALL_DATA.get(algorithm))
+    assert (model.max_rounds, model.early_stopping_rounds) == (7, 3)
+    model.fit(frame.iloc[:2400], y[:2400], frame.iloc[2400:], y[2400:])
+    assert 1 <= model.best_iteration_ <= 7
