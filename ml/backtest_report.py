@@ -5,7 +5,8 @@ its calibration over time, its skill by the model's age, and its folds. Every pa
 with the grid: every run over the same period and candidates, cadence by window, as a
 table and a chart, with the paired differences between cadences and a plain-language
 conclusion drawn from them, and the oracle-forecast comparison where one was run. The
-numbers come from :mod:`ml.backtest_stats`; this module only renders them.
+numbers come from :mod:`ml.backtest_stats`; this module words and draws them, its
+numbers formatted by :func:`ml.html.number` like every page's.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ml.backtest_stats import (
     SE_MULTIPLE,
@@ -25,8 +28,100 @@ from ml.backtest_stats import (
 from ml.config import CADENCES, Settings
 from ml.errors import DataError
 from ml.features import ORACLE_LABEL
-from ml.html import render
+from ml.html import number, render
 from ml.io import write_json, write_text
+
+
+def describe(diff: dict[str, float] | None, better: str, worse: str) -> str:
+    """One paired difference in words: which is lower, by how much, give or take
+    :data:`SE_MULTIPLE` standard errors, or that the two cannot be told apart."""
+    if diff is None:
+        return f"{better} and {worse} cannot be compared: they scored no common day"
+    if not np.isfinite(diff["se"]):
+        return f"{better} and {worse} share too few weeks to estimate an error"
+    margin = SE_MULTIPLE * diff["se"]
+    amount = f"{number(abs(diff['mean']), 4)} \u00b1 {number(margin, 4)}"
+    if abs(diff["mean"]) <= margin:
+        return (
+            f"{better} and {worse} are indistinguishable ({amount} log loss, {diff['weeks']} weeks)"
+        )
+    verb = "lowers" if diff["mean"] < 0 else "raises"
+    return f"{better} instead of {worse} {verb} log loss by {amount} ({diff['weeks']} weeks)"
+
+
+def _comparison(c: dict[str, Any]) -> str:
+    if "window_days" in c:
+        return f"{c['window_days']}-day window: " + describe(
+            c["difference"], f"retraining {c['a']}", c["b"]
+        )
+    return f"retraining {c['cadence']}: " + describe(
+        c["difference"], f"{c['a']} days of history", f"{c['b']}"
+    )
+
+
+def conclusion(grid: dict[str, Any]) -> list[str]:
+    """The grid's plain-language conclusion, drawn from its numbers."""
+    cells, comparisons, oracle = grid["cells"], grid["comparisons"], grid["oracle"]
+    if not cells:
+        return []
+    best = min(cells, key=lambda c: c["log_loss"])
+    worst = max(cells, key=lambda c: c["log_loss"])
+    if len(cells) == 1:
+        return [
+            f"One run so far: log loss {number(best['log_loss'], 4)} against the prior rate's "
+            f"{number(best['prior_log_loss'], 4)} and the heuristic's "
+            f"{number(best['heuristic_log_loss'], 4)}."
+        ]
+    lines = [
+        f"The lowest log loss, {number(best['log_loss'], 4)} (AUC {number(best['auc'], 3)}), "
+        f"came from retraining {best['cadence']} on {best['window_days']} days; the prior rate "
+        f"scores {number(best['prior_log_loss'], 4)} and the heuristic "
+        f"{number(best['heuristic_log_loss'], 4)} on the same flights. The highest, "
+        f"{number(worst['log_loss'], 4)}, from retraining {worst['cadence']} on "
+        f"{worst['window_days']} days."
+    ]
+    measurable = [
+        c
+        for c in comparisons
+        if c["difference"] and abs(c["difference"]["mean"]) > SE_MULTIPLE * c["difference"]["se"]
+    ]
+    if comparisons:
+        lines.append(
+            f"{len(measurable)} of {len(comparisons)} pairs of settings differ by more than "
+            f"{SE_MULTIPLE:g} (Newey-West) standard errors of their weekly paired difference:"
+        )
+        lines.extend(_comparison(c) for c in comparisons)
+    capped = sorted(
+        {
+            (c["window_days"], c["min_effective_window_days"])
+            for c in cells
+            if c["min_effective_window_days"] < c["window_days"]
+        }
+    )
+    if capped:
+        lines.append(
+            "Windows are capped where the data starts: at the first retrain "
+            + ", ".join(f"a {w}-day window held {n} days" for w, n in capped)
+            + (
+                "; retraining once, such windows train the same model."
+                if len({n for _, n in capped}) < len(capped)
+                else "."
+            )
+        )
+    for o in oracle:
+        lines.append(
+            "With the oracle-forecast features (an upper bound: the weather observed at "
+            f"departure), retraining {o['cadence']} on {o['window_days']} days reaches AUC "
+            f"{number(o['auc'], 3)} against {number(o['without_auc'], 3)} without them; "
+            + describe(o["difference"], "the oracle", "no forecast")
+            + ". A real forecast recovers at most part of that."
+        )
+    return lines
+
+
+def with_conclusion(grid: dict[str, Any]) -> dict[str, Any]:
+    """The grid's numbers and its :func:`conclusion`, as its pages and JSON records hold them."""
+    return {**grid, "conclusion": conclusion(grid)}
 
 
 def grid_context(grid: dict[str, Any], current: str | None = None) -> dict[str, Any]:
@@ -47,7 +142,7 @@ def grid_context(grid: dict[str, Any], current: str | None = None) -> dict[str, 
         }
 
     return {
-        **grid,
+        **with_conclusion(grid),
         "rows": [
             [
                 ("\u2192 " if c["run_id"] == current else "") + c["cadence"],
@@ -100,7 +195,8 @@ def write_run_report(settings: Settings, run_id: str) -> Path:
     """Write ``reports/backtest/<run_id>.html`` and ``.json``; returns the HTML's path."""
     summary = run_summary(settings, run_id)
     paths = settings.paths
-    write_json(json_safe(summary), paths.backtest_report(run_id, ".json"))
+    record = {**summary, "grid": with_conclusion(summary["grid"])}
+    write_json(json_safe(record), paths.backtest_report(run_id, ".json"))
     return write_text(run_html(summary), paths.backtest_report(run_id, ".html"))
 
 
@@ -122,5 +218,5 @@ def write_grid_report(settings: Settings, start: dt.date, end: dt.date, candidat
         grid=grid_context(grid),
     )
     label = f"grid-{start:%Y%m%d}-{end:%Y%m%d}-{candidates.replace(',', '_')}"
-    write_json(json_safe(grid), settings.paths.backtest_report(label, ".json"))
+    write_json(json_safe(with_conclusion(grid)), settings.paths.backtest_report(label, ".json"))
     return write_text(page, settings.paths.backtest_report(label, ".html"))

@@ -1,6 +1,6 @@
 """Backtest statistics: a run's tables read back, its weekly metrics and skill by model
-age, and the grid of runs over the same period with the paired differences between them
-and a plain-language conclusion. Data only; :mod:`ml.backtest_report` draws the pages.
+age, and the grid of runs over the same period with the paired differences between them.
+Numbers only: :mod:`ml.backtest_report` words the conclusion and draws the pages.
 
 Differences between two runs are paired by day (both scored the same flights) and
 summarised per week: the mean weekly difference in log loss, with a Newey-West standard
@@ -149,23 +149,10 @@ def grid_runs(runs: pd.DataFrame, run: pd.Series | dict) -> pd.DataFrame:
     return runs[same]
 
 
-def describe(diff: dict[str, float] | None, better: str, worse: str) -> str:
-    if diff is None:
-        return f"{better} and {worse} cannot be compared: they scored no common day"
-    if not np.isfinite(diff["se"]):
-        return f"{better} and {worse} share too few weeks to estimate an error"
-    margin = SE_MULTIPLE * diff["se"]
-    amount = f"{abs(diff['mean']):.4f} \u00b1 {margin:.4f}"
-    if abs(diff["mean"]) <= margin:
-        return (
-            f"{better} and {worse} are indistinguishable ({amount} log loss, {diff['weeks']} weeks)"
-        )
-    verb = "lowers" if diff["mean"] < 0 else "raises"
-    return f"{better} instead of {worse} {verb} log loss by {amount} ({diff['weeks']} weeks)"
-
-
 def grid_summary(settings: Settings, runs: pd.DataFrame) -> dict[str, Any]:
-    """The grid's table, the paired comparisons and the conclusion, as data."""
+    """The grid's cells, and the paired comparisons: between cadences on one window
+    (``window_days``, ``a`` and ``b`` cadences) and between windows on one cadence
+    (``cadence``, ``a`` and ``b`` windows in days), each with its ``difference``."""
     plain = runs[~runs["uses_oracle_forecast"].astype(bool)]
     oracle = runs[runs["uses_oracle_forecast"].astype(bool)]
     cells = [
@@ -199,14 +186,7 @@ def grid_summary(settings: Settings, runs: pd.DataFrame) -> dict[str, Any]:
                 settings, by_key[(faster, window)]["run_id"], by_key[(slower, window)]["run_id"]
             )
             comparisons.append(
-                {
-                    "window_days": window,
-                    "a": faster,
-                    "b": slower,
-                    "difference": diff,
-                    "text": f"{window}-day window: "
-                    + describe(diff, f"retraining {faster}", slower),
-                }
+                {"window_days": window, "a": faster, "b": slower, "difference": diff}
             )
     for cadence in cadences:
         present = [w for w in windows if (cadence, w) in by_key]
@@ -214,16 +194,7 @@ def grid_summary(settings: Settings, runs: pd.DataFrame) -> dict[str, Any]:
             diff = paired_difference(
                 settings, by_key[(cadence, short)]["run_id"], by_key[(cadence, long)]["run_id"]
             )
-            comparisons.append(
-                {
-                    "cadence": cadence,
-                    "a": f"{short}d",
-                    "b": f"{long}d",
-                    "difference": diff,
-                    "text": f"retraining {cadence}: "
-                    + describe(diff, f"{short} days of history", f"{long}"),
-                }
-            )
+            comparisons.append({"cadence": cadence, "a": short, "b": long, "difference": diff})
     oracle_rows = []
     for r in oracle.itertuples():
         twin = by_key.get((r.cadence, int(r.window_days)))
@@ -248,66 +219,7 @@ def grid_summary(settings: Settings, runs: pd.DataFrame) -> dict[str, Any]:
         "windows": windows,
         "comparisons": comparisons,
         "oracle": oracle_rows,
-        "conclusion": conclusion(cells, comparisons, oracle_rows),
     }
-
-
-def conclusion(
-    cells: list[dict[str, Any]], comparisons: list[dict[str, Any]], oracle: list[dict[str, Any]]
-) -> list[str]:
-    """Plain-language sentences drawn from the grid's numbers."""
-    if not cells:
-        return []
-    best = min(cells, key=lambda c: c["log_loss"])
-    worst = max(cells, key=lambda c: c["log_loss"])
-    if len(cells) == 1:
-        return [
-            f"One run so far: log loss {best['log_loss']:.4f} against the prior rate's "
-            f"{best['prior_log_loss']:.4f} and the heuristic's {best['heuristic_log_loss']:.4f}."
-        ]
-    lines = [
-        f"The lowest log loss, {best['log_loss']:.4f} (AUC {best['auc']:.3f}), came from retraining "
-        f"{best['cadence']} on {best['window_days']} days; the prior rate scores {best['prior_log_loss']:.4f} "
-        f"and the heuristic {best['heuristic_log_loss']:.4f} on the same flights. The highest, "
-        f"{worst['log_loss']:.4f}, from retraining {worst['cadence']} on {worst['window_days']} days."
-    ]
-    measurable = [
-        c
-        for c in comparisons
-        if c["difference"] and abs(c["difference"]["mean"]) > SE_MULTIPLE * c["difference"]["se"]
-    ]
-    if comparisons:
-        lines.append(
-            f"{len(measurable)} of {len(comparisons)} pairs of settings differ by more than "
-            f"{SE_MULTIPLE:g} (Newey-West) standard errors of their weekly paired difference:"
-        )
-        lines.extend(c["text"] for c in comparisons)
-    capped = sorted(
-        {
-            (c["window_days"], c["min_effective_window_days"])
-            for c in cells
-            if c["min_effective_window_days"] < c["window_days"]
-        }
-    )
-    if capped:
-        lines.append(
-            "Windows are capped where the data starts: at the first retrain "
-            + ", ".join(f"a {w}-day window held {n} days" for w, n in capped)
-            + (
-                "; retraining once, such windows train the same model."
-                if len({n for _, n in capped}) < len(capped)
-                else "."
-            )
-        )
-    for o in oracle:
-        lines.append(
-            f"With the oracle-forecast features (an upper bound: the weather observed at departure), retraining "
-            f"{o['cadence']} on {o['window_days']} days reaches AUC {o['auc']:.3f} against {o['without_auc']:.3f} "
-            f"without them; "
-            + describe(o["difference"], "the oracle", "no forecast")
-            + ". A real forecast recovers at most part of that."
-        )
-    return lines
 
 
 def run_summary(settings: Settings, run_id: str) -> dict[str, Any]:

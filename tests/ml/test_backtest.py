@@ -219,6 +219,13 @@ def test_the_report_shows_the_metrics_beside_the_baselines_and_the_grid(backtest
     page = grid.read_text()
     assert spec.run_id in page and once.run_id in page
     assert "retraining weekly" in page and "once" in page
+    import json
+
+    from markupsafe import escape
+
+    record = json.loads(grid.with_suffix(".json").read_text())  # the page's words, as data
+    assert len(record["conclusion"]) >= 2
+    assert all(str(escape(line)) in page for line in record["conclusion"])
     for text in (html, page):  # self-contained: nothing fetched from another host
         assert "<script" not in text and external_references(text) == []
 
@@ -242,7 +249,8 @@ def _write_metrics(settings, run_id: str, log_loss_by_day: dict) -> None:
 
 
 def test_paired_differences_are_signed_and_worded_from_the_numbers(tmp_path):
-    from ml.backtest_stats import describe, paired_difference
+    from ml.backtest_report import describe
+    from ml.backtest_stats import paired_difference
 
     settings = make_settings(tmp_path)
     days = [D(2013, 3, 4) + dt.timedelta(days=i) for i in range(70)]  # ten whole weeks
