@@ -39,7 +39,6 @@ import pyarrow as pa
 
 from ml.config import CADENCES, Settings
 from ml.errors import ConfigError, DataError
-from ml.evaluate import slice_columns
 from ml.features import (
     LABEL,
     ORACLE_LABEL,
@@ -50,6 +49,7 @@ from ml.features import (
 from ml.io import write_parquet
 from ml.metrics import binary_metrics, log_losses
 from ml.models import HeuristicClassifier, check_algorithms
+from ml.slices import slice_columns
 from ml.train import select_model, split_window
 
 log = logging.getLogger(__name__)

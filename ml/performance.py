@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.evaluate import slice_masks
 from ml.metrics import binary_metrics, estimated_metrics, prior_log_loss
+from ml.slices import slice_masks
 
 METRICS = ("auc", "log_loss", "brier", "ece", "precision", "recall")
 
