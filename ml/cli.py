@@ -73,7 +73,7 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> None:
         f"(prior rate {number(base['prior_rate']['log_loss'], 4)}), ECE {number(val['ece'], 3)}"
         + (f"\n  {ORACLE_LABEL}" if settings.use_oracle_forecast else "")
         + f"\n  {'champion' if result.became_champion else 'challenger'}: {result.gate_reason}"
-        + f"\n  model card: {settings.paths.models / result.version / 'model_card.html'}"
+        + f"\n  model card: {settings.paths.model_card(result.version)}"
     )
 
 
@@ -87,35 +87,41 @@ def _metric_table(rows: list[tuple[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+def _days(option: str, value: str) -> list[int]:
+    try:
+        days = [int(w) for w in _csv(value)]
+    except ValueError as exc:
+        raise ConfigError(f"{option} {value!r}: expected days, e.g. 30,90,180") from exc
+    if not days:
+        raise ConfigError(f"{option}: name at least one number of days")
+    return days
+
+
+def cmd_learning_curve(settings: Settings, args: argparse.Namespace) -> None:
+    from ml.train import version_learning_curve
+
+    windows = _days("--learning-curve", args.learning_curve)
+    curve = version_learning_curve(settings, args.model, windows, args.start, args.end)
+    if args.json:
+        _print_json(curve["rows"])
+        return
+    print(
+        f"learning curve: {curve['algorithm']} as of {curve['as_of']}, scored {args.start}..{args.end}"
+    )
+    print(f"{'window':>8} {'fit rows':>9} {'seconds':>8} {'AUC':>8} {'log loss':>9} {'ECE':>7}")
+    for row in curve["rows"]:
+        m = row["scored"]
+        print(
+            f"{row['window_days']:>8} {row['fit_rows']:>9} {number(row['seconds'], 1):>8} "
+            f"{number(m['auc'], 4):>8} {number(m['log_loss'], 4):>9} {number(m['ece'], 4):>7}"
+        )
+
+
 def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> None:
-    from ml import registry
     from ml.evaluate import evaluate
-    from ml.train import learning_curve
 
     if args.learning_curve:
-        metadata = registry.load_metadata(settings, args.model)
-        windows = [int(w) for w in args.learning_curve.split(",") if w.strip()]
-        curve = learning_curve(
-            settings,
-            metadata["algorithm"],
-            parse_date(metadata["as_of"]),
-            windows,
-            args.start,
-            args.end,
-        )
-        if args.json:
-            _print_json(curve)
-            return
-        print(
-            f"learning curve: {metadata['algorithm']} as of {metadata['as_of']}, scored {args.start}..{args.end}"
-        )
-        print(f"{'window':>8} {'fit rows':>9} {'seconds':>8} {'AUC':>8} {'log loss':>9} {'ECE':>7}")
-        for row in curve:
-            m = row["scored"]
-            print(
-                f"{row['window_days']:>8} {row['fit_rows']:>9} {number(row['seconds'], 1):>8} "
-                f"{number(m['auc'], 4):>8} {number(m['log_loss'], 4):>9} {number(m['ece'], 4):>7}"
-            )
+        cmd_learning_curve(settings, args)
         return
     report = evaluate(settings, args.model, args.start, args.end)
     if args.json:
@@ -179,51 +185,60 @@ def cmd_decide_retraining(settings: Settings, args: argparse.Namespace) -> None:
     print(f"retraining policy as of {decision['day']}: {verdict}: {'; '.join(decision['reasons'])}")
 
 
-def cmd_models(settings: Settings, args: argparse.Namespace) -> None:
+def cmd_models_list(settings: Settings, args: argparse.Namespace) -> None:
+    from ml.queries import model_versions
+
+    versions = model_versions(settings)
+    if args.json:
+        _print_json([{**v, "error": v["error"] and str(v["error"])} for v in versions])
+        return
+    if not versions:
+        print(f"no models in {settings.paths.models}")
+    for v in versions:
+        h = v["holdout"]
+        holdout = (
+            f"unreadable metrics ({v['error']})"
+            if h is None
+            else f"log loss {number(h['log_loss'], 4)} (heuristic "
+            f"{number(h['heuristic_log_loss'], 4)}), AUC {number(h['auc'], 3)} (heuristic "
+            f"{number(h['heuristic_auc'], 3)})"
+        )
+        print(
+            f"{v['version']:32} as of {v['as_of']}  {v['algorithm']:9} {holdout}  "
+            f"{','.join(v['aliases'])}"
+        )
+
+
+def cmd_models_show(settings: Settings, args: argparse.Namespace) -> None:
+    from ml.queries import model_details
+
+    details = model_details(settings, args.version)
+    _print_json({key: details[key] for key in ("metadata", "metrics", "aliases")})
+
+
+def cmd_models_promote(settings: Settings, args: argparse.Namespace) -> None:
     from ml import registry
 
-    if args.models_command == "list":
-        from ml.queries import model_versions
-
-        versions = model_versions(settings)
-        if args.json:
-            _print_json([{**v, "error": v["error"] and str(v["error"])} for v in versions])
-            return
-        if not versions:
-            print(f"no models in {settings.paths.models}")
-        for v in versions:
-            h = v["holdout"]
-            holdout = (
-                f"unreadable metrics ({v['error']})"
-                if h is None
-                else f"log loss {number(h['log_loss'], 4)} (heuristic "
-                f"{number(h['heuristic_log_loss'], 4)}), AUC {number(h['auc'], 3)} (heuristic "
-                f"{number(h['heuristic_auc'], 3)})"
-            )
-            print(
-                f"{v['version']:32} as of {v['as_of']}  {v['algorithm']:9} {holdout}  "
-                f"{','.join(v['aliases'])}"
-            )
-    elif args.models_command == "show":
-        from ml.queries import model_details
-
-        details = model_details(settings, args.version)
-        _print_json({key: details[key] for key in ("metadata", "metrics", "aliases")})
-    elif args.models_command == "promote":
-        registry.promote(settings, args.version, reason=args.reason)
-        print(f"{args.version} is now champion")
-    elif args.models_command == "rollback":
-        print(f"champion rolled back to {registry.rollback(settings, reason=args.reason)}")
-    elif args.models_command == "audit":
-        from ml.queries import alias_history
-
-        for entry in reversed(alias_history(settings)):
-            print(
-                f"{entry['at']}  {entry['alias']:10} {entry['from']} -> {entry['to']}  ({entry['reason']})"
-            )
+    registry.promote(settings, args.version, reason=args.reason)
+    print(f"{args.version} is now champion")
 
 
-def cmd_predictions(settings: Settings, args: argparse.Namespace) -> None:
+def cmd_models_rollback(settings: Settings, args: argparse.Namespace) -> None:
+    from ml import registry
+
+    print(f"champion rolled back to {registry.rollback(settings, reason=args.reason)}")
+
+
+def cmd_models_audit(settings: Settings, args: argparse.Namespace) -> None:
+    from ml.queries import alias_history
+
+    for entry in reversed(alias_history(settings)):
+        print(
+            f"{entry['at']}  {entry['alias']:10} {entry['from']} -> {entry['to']}  ({entry['reason']})"
+        )
+
+
+def cmd_predictions_show(settings: Settings, args: argparse.Namespace) -> None:
     from ml.queries import SHOWN_COLUMNS, riskiest_flights
 
     role = None if args.all_roles else "champion"
@@ -285,13 +300,10 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> None:
 
 def _grid_points(args: argparse.Namespace) -> list[tuple[str, int, bool]]:
     """(cadence, window, oracle) for every grid point; ConfigError naming a bad option."""
-    try:
-        windows = [int(w) for w in _csv(args.windows)]
-    except ValueError as exc:
-        raise ConfigError(f"--windows {args.windows!r}: expected days, e.g. 30,90,180") from exc
+    windows = _days("--windows", args.windows)
     cadences = _csv(args.cadences)
-    if not windows or not cadences:
-        raise ConfigError("--cadences and --windows need at least one value each")
+    if not cadences:
+        raise ConfigError("--cadences: name at least one cadence")
     points = [(c, w, False) for w in windows for c in cadences]
     if args.oracle_at:
         cadence, _, window = args.oracle_at.partition(":")
@@ -335,10 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, func: Callable, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+    def action(subparsers, name: str, func: Callable, help_text: str) -> argparse.ArgumentParser:
+        """A command (or a command's action) that runs ``func(settings, args)``."""
+        p = subparsers.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(func=func)
         return p
+
+    def add(name: str, func: Callable, help_text: str) -> argparse.ArgumentParser:
+        return action(sub, name, func, help_text)
 
     p = add("ingest", cmd_ingest, "land raw flights and weather for a date range")
     p.add_argument("--start", type=_iso_date, required=True)
@@ -417,22 +433,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rerun", action="store_true", help="replace runs that already exist")
 
-    p = add("models", cmd_models, "list, show, promote or roll back model versions")
+    p = sub.add_parser("models", help="list, show, promote or roll back model versions")
     msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
-    m = msub.add_parser("list", help="every version, newest first, with its aliases")
+    m = action(msub, "list", cmd_models_list, "every version, newest first, with its aliases")
     m.add_argument("--json", action="store_true")
-    m = msub.add_parser("show", help="metadata and metrics of one version")
+    m = action(msub, "show", cmd_models_show, "metadata and metrics of one version, as JSON")
     m.add_argument("version")
-    m = msub.add_parser("promote", help="make a version champion")
+    m = action(msub, "promote", cmd_models_promote, "make a version champion")
     m.add_argument("version")
     m.add_argument("--reason", default="promoted by hand")
-    m = msub.add_parser("rollback", help="point champion back at the previous one")
+    m = action(msub, "rollback", cmd_models_rollback, "point champion back at the previous one")
     m.add_argument("--reason", default="rolled back by hand")
-    msub.add_parser("audit", help="every alias change with its reason")
+    action(msub, "audit", cmd_models_audit, "every alias change with its reason")
 
-    p = add("predictions", cmd_predictions, "read the prediction table")
+    p = sub.add_parser("predictions", help="read the prediction table")
     psub = p.add_subparsers(dest="predictions_command", required=True, metavar="ACTION")
-    s = psub.add_parser("show", help="the predictions of a date, riskiest first")
+    s = action(psub, "show", cmd_predictions_show, "the predictions of a date, riskiest first")
     s.add_argument("--date", type=_iso_date, required=True)
     s.add_argument("--limit", type=int, default=20)
     s.add_argument("--all-roles", action="store_true", help="include the challenger's shadow rows")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ml.html import number, render
+from ml.paths import MODEL_CARD_FILES
 
 TOP_FEATURES = 15
 METRIC_COLUMNS = (
@@ -187,6 +188,6 @@ def card_files(metadata: dict[str, Any], metrics: dict[str, Any]) -> dict[str, s
     """The model card of a version in Markdown and HTML, as the registry stores them."""
     context = card_context(metadata, metrics)
     return {
-        "model_card.md": render("model_card.md", **context),
-        "model_card.html": render("model_card.html", **context),
+        MODEL_CARD_FILES[".md"]: render("model_card.md", **context),
+        MODEL_CARD_FILES[".html"]: render("model_card.html", **context),
     }

@@ -20,6 +20,8 @@ PART_FILE = "part-0.parquet"
 MODEL_METADATA = "metadata.json"
 MODEL_METRICS = "metrics.json"
 MODEL_PROFILE = "reference_profile.json"
+# A version's model card, rendered from its metadata and metrics (see ml.model_card).
+MODEL_CARD_FILES = {".md": "model_card.md", ".html": "model_card.html"}
 # The marts a build publishes, one partition per flight date each (see transform.publish).
 PUBLISHED_MARTS = ("flights", "flight_features", "flight_oracle_weather")
 
@@ -150,6 +152,10 @@ class Paths:
     def model_audit_log(self) -> Path:
         """``audit.jsonl``: every alias change, one JSON object per line."""
         return self.models / "audit.jsonl"
+
+    def model_card(self, version: str, suffix: str = ".html") -> Path:
+        """A version's model card, ``.html`` or ``.md``."""
+        return self.model_version(version) / MODEL_CARD_FILES[suffix]
 
     def model_version(self, version: str) -> Path:
         """A version's folder: its model files and :data:`MODEL_METADATA`,

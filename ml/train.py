@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from ml.config import Settings
+from ml.dates import parse_date
 from ml.errors import ConfigError, DataError, LeakageError
 from ml.evaluate import assess, gain_importance, permutation_importance
 from ml.features import (
@@ -322,6 +323,19 @@ def train(settings: Settings, as_of: dt.date) -> TrainingResult:
         became_champion=became_champion,
         gate_reason=decision.reason,
     )
+
+
+def version_learning_curve(
+    settings: Settings, version: str, windows: list[int], start: dt.date, end: dt.date
+) -> dict[str, Any]:
+    """:func:`learning_curve` of a registered version's algorithm, as of its date:
+    ``algorithm``, ``as_of`` and the curve's ``rows``."""
+    from ml import registry
+
+    metadata = registry.load_metadata(settings, version)
+    as_of = parse_date(metadata["as_of"])
+    rows = learning_curve(settings, metadata["algorithm"], as_of, windows, start, end)
+    return {"algorithm": metadata["algorithm"], "as_of": as_of.isoformat(), "rows": rows}
 
 
 def learning_curve(

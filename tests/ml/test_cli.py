@@ -5,11 +5,13 @@ from pathlib import Path
 ML = str(Path(sys.executable).parent / "ml")
 
 
-def _ml(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
+def _ml(*args: str, data_dir: Path, **settings: str) -> subprocess.CompletedProcess:
+    """``ml *args`` over ``data_dir``, with ``settings`` as ``ML_<NAME>`` variables."""
     env = {
         "PATH": str(Path(sys.executable).parent),
         "ML_DATA_DIR": str(data_dir),
         "HOME": str(data_dir),
+        **{f"ML_{name.upper()}": value for name, value in settings.items()},
     }
     return subprocess.run([ML, *args], capture_output=True, text=True, env=env, check=False)
 
@@ -71,3 +73,66 @@ def test_models_and_predictions_read_the_registry_and_table(trained_copy):
     rows = json.loads(shown.stdout)
     assert len(rows) == 5 and all(0 <= r["p_delayed"] <= 1 for r in rows)
     assert rows == sorted(rows, key=lambda r: -r["p_delayed"])
+
+
+# The windows of the session's trained folder (tests.conftest.make_settings).
+SMALL_WINDOWS = {"train_window_days": "30", "validation_days": "7"}
+
+
+def test_the_readmes_model_commands_run_as_shown(trained_copy):
+    """`ml train`, `ml validate`, `ml evaluate` (text, --json, --learning-curve) and every
+    `ml models` action, as the README's CLI section writes them."""
+    import json
+
+    champion = json.loads((trained_copy / "models" / "aliases.json").read_text())["champion"]
+
+    checked = _ml("validate", "--date", "2013-03-14", data_dir=trained_copy)
+    assert checked.returncode == 0, checked.stderr
+    assert "flight_features: " in checked.stdout and "expectations passed" in checked.stdout
+
+    period = ("--model", champion, "--start", "2013-03-15", "--end", "2013-03-21")
+    text = _ml("evaluate", *period, data_dir=trained_copy, **SMALL_WINDOWS)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith(f"{champion} on 2013-03-15..2013-03-21 (")
+    for part in ("heuristic", "prior_rate", "slices (log loss, AUC):", "behavioural tests:"):
+        assert part in text.stdout
+    report = json.loads(_ml("evaluate", *period, "--json", data_dir=trained_copy).stdout)
+    assert report["version"] == champion and 0.5 < report["model"]["auc"] < 1
+
+    curve = _ml(
+        "evaluate", *period, "--learning-curve", "30,21", data_dir=trained_copy, **SMALL_WINDOWS
+    )
+    assert curve.returncode == 0, curve.stderr
+    rows = [line.split() for line in curve.stdout.splitlines()[2:]]
+    assert [r[0] for r in rows] == ["21", "30"] and all(0.5 < float(r[3]) < 1 for r in rows)
+    bad = _ml("evaluate", *period, "--learning-curve", "30,x", data_dir=trained_copy)
+    assert bad.returncode == 1
+    assert "--learning-curve '30,x': expected days" in bad.stderr
+
+    trained = _ml(
+        "train",
+        "--as-of",
+        "2013-03-22",
+        data_dir=trained_copy,
+        candidates="heuristic",
+        **SMALL_WINDOWS,
+    )
+    assert trained.returncode == 0, trained.stderr
+    card = Path(trained.stdout.split("model card: ")[1].split()[0])
+    assert card.is_file() and card.parent.parent == trained_copy / "models"
+    new = card.parent.name
+
+    shown = json.loads(_ml("models", "show", champion, data_dir=trained_copy).stdout)
+    assert shown["metadata"]["version"] == champion and "holdout" in shown["metrics"]
+    promoted = _ml("models", "promote", new, data_dir=trained_copy)
+    assert promoted.stdout.strip() == f"{new} is now champion"
+    back = _ml("models", "rollback", "--reason", "test", data_dir=trained_copy)
+    assert back.returncode == 0, back.stderr
+    audit = [
+        line.split("  ", 1)[1]
+        for line in _ml("models", "audit", data_dir=trained_copy).stdout.splitlines()
+    ]
+    promotion = audit.index(f"champion   {champion} -> {new}  (promoted by hand)")
+    assert audit.index(f"champion   {new} -> {champion}  (rollback: test)") > promotion
+    listing = _ml("models", "list", "--json", data_dir=trained_copy).stdout
+    assert "champion" in {v["version"]: v["aliases"] for v in json.loads(listing)}[champion]
