@@ -27,8 +27,9 @@ import statistics
 import time
 from collections.abc import Callable
 
+from ml.backtest import load_runs
 from ml.backtest_report import run_html
-from ml.backtest_stats import load_runs, run_summary
+from ml.backtest_stats import run_summary
 from ml.config import load_settings
 from ml.dates import parse_date
 from ml.reports import drift_report_html

@@ -46,7 +46,7 @@ from ml.features import (
     load_features,
     rows_between,
 )
-from ml.io import write_parquet
+from ml.io import read_partitions, write_parquet
 from ml.metrics import binary_metrics, log_losses
 from ml.models import HeuristicClassifier, check_algorithms
 from ml.slices import slice_columns
@@ -439,14 +439,25 @@ def grid_specs(
     return [make_spec(settings, start, end, c, w, candidates, oracle) for c, w, oracle in points]
 
 
-def completed_run_ids(settings: Settings) -> set[str]:
-    """Runs already complete under the current training settings (see training_settings)."""
-    from ml.io import read_partitions
-
+def load_runs(settings: Settings) -> pd.DataFrame:
+    """Every completed run (one row each), or an empty frame."""
     runs = read_partitions(
-        settings.paths.backtest_glob("runs"), "select * from {files}", [], partition="run_id"
+        settings.paths.backtest_glob("runs"),
+        "select * from {files} order by run_id",
+        [],
+        partition="run_id",
     )
     if runs is None:
+        return pd.DataFrame()
+    for column in ("start", "end"):
+        runs[column] = pd.to_datetime(runs[column]).dt.date
+    return runs
+
+
+def completed_run_ids(settings: Settings) -> set[str]:
+    """Runs already complete under the current training settings (see training_settings)."""
+    runs = load_runs(settings)
+    if runs.empty:
         return set()
     current = training_settings(settings)
     return {

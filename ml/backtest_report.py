@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from ml.backtest import load_runs
 from ml.backtest_stats import (
     SE_MULTIPLE,
     grid_runs,
     grid_summary,
     json_safe,
-    load_runs,
     run_summary,
 )
 from ml.config import CADENCES, Settings

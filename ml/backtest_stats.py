@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.backtest import grouped_metrics
+from ml.backtest import grouped_metrics, load_runs
 from ml.config import CADENCES, Settings
 from ml.errors import DataError
 from ml.features import LABEL
@@ -31,23 +31,6 @@ AGE_BANDS = (
 )
 # Two standard errors: a difference smaller than this is reported as not measurable.
 SE_MULTIPLE = 2.0
-
-
-def load_runs(settings: Settings) -> pd.DataFrame:
-    """Every completed run (one row each), or an empty frame."""
-    from ml.io import read_partitions
-
-    runs = read_partitions(
-        settings.paths.backtest_glob("runs"),
-        "select * from {files} order by run_id",
-        [],
-        partition="run_id",
-    )
-    if runs is None:
-        return pd.DataFrame()
-    for column in ("start", "end"):
-        runs[column] = pd.to_datetime(runs[column]).dt.date
-    return runs
 
 
 def load_table(settings: Settings, table: str, run_id: str) -> pd.DataFrame:
