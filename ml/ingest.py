@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import importlib.util
 import io
+import json
 import logging
+import os
+import shutil
+import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -23,7 +28,7 @@ import polars as pl
 from ml.config import Settings
 from ml.dates import date_range, window_label
 from ml.errors import DataError, ValidationError
-from ml.io import STALE_SECONDS, remove_stale_temporaries, write_parquet
+from ml.io import STALE_SECONDS, TMP_SUFFIX, dir_mode, remove_stale_temporaries, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -287,6 +292,98 @@ def with_flight_date(path: Path, frame: pl.DataFrame, settings: Settings) -> pl.
 
 SORT_KEYS = {"flights": ["hour", "minute", "carrier", "flight"], "weather": ["origin", "hour"]}
 
+# -- the source split by day -------------------------------------------------------------
+# A daily table's source file (a year of flights in one zip, in the package) is parsed
+# and checked whole once per content, and split into one Parquet file per day; a day's
+# ingest then reads that day's file. The key holds what the split depends on: the file's
+# bytes, the source's period (rows outside it are refused) and this format.
+INDEX_FORMAT = 1
+INDEX_MANIFEST = "days.json"
+
+
+def _index_key(settings: Settings, path: Path) -> str:
+    from ml.io import file_sha256
+
+    period = "..".join(str(d or "") for d in settings.source_period)
+    content = f"{INDEX_FORMAT}:{period}:{file_sha256(path)}"
+    return hashlib.sha256(content.encode()).hexdigest()[:16]
+
+
+def source_index(settings: Settings, path: Path, table: str) -> Path:
+    """The folder of ``path`` split by ``flight_date``, one ``<date>.parquet`` per day and
+    a manifest of the days and their rows; built (every check of :func:`read_source_table`
+    and :func:`with_flight_date` on the whole file) when this content has none.
+
+    Raises:
+        DataError: The file is malformed (named, with the column, line and check).
+    """
+    folder = settings.paths.source_index_dir(table, _index_key(settings, path))
+    if (folder / INDEX_MANIFEST).is_file():
+        return folder
+    frame = with_flight_date(path, read_source_table(path, table), settings)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=TMP_SUFFIX, dir=folder.parent)
+    )
+    try:
+        days = {}
+        for (day,), part in frame.partition_by("flight_date", as_dict=True).items():
+            part.drop("flight_date").write_parquet(staging / f"{day.isoformat()}.parquet")
+            days[day.isoformat()] = part.height
+        (staging / INDEX_MANIFEST).write_text(
+            json.dumps({"source": str(path), "days": days}, sort_keys=True), encoding="utf-8"
+        )
+        os.chmod(staging, dir_mode())
+        try:
+            os.rename(staging, folder)
+        except OSError:  # another ingest published the same split first: use it
+            if not (folder / INDEX_MANIFEST).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("%s: split by day into %s (%d days)", path, folder, len(days))
+    _remove_old_indexes(settings, table, keep=folder)
+    return folder
+
+
+def _remove_old_indexes(settings: Settings, table: str, keep: Path) -> None:
+    """Splits of earlier contents of the table's file, and temporaries of killed splits,
+    once they are older than any ingest still reading them could be."""
+    import time
+
+    root = settings.paths.source_index
+    remove_stale_temporaries(root, recursive=False, older_than=STALE_SECONDS)
+    for old in root.glob(f"{table}-*"):
+        if old != keep and time.time() - old.stat().st_mtime > STALE_SECONDS:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _read_index(folder: Path, table: str, days: list[dt.date]) -> pl.DataFrame:
+    manifest = json.loads((folder / INDEX_MANIFEST).read_text(encoding="utf-8"))
+    parts = [
+        pl.read_parquet(folder / f"{day.isoformat()}.parquet").with_columns(
+            pl.lit(day).alias("flight_date")
+        )
+        for day in sorted(days)
+        if day.isoformat() in manifest["days"]
+    ]
+    if not parts:
+        return pl.DataFrame(schema={**SCHEMAS[table], "flight_date": pl.Date})
+    return pl.concat(parts, how="vertical")
+
+
+def read_days(settings: Settings, path: Path, table: str, days: list[dt.date]) -> pl.DataFrame:
+    """The rows of ``path`` dated on ``days`` (with ``flight_date``), in the file's order,
+    read from its :func:`source_index`. An index of ours that fails to read is rebuilt
+    from the file, with a warning naming it."""
+    folder = source_index(settings, path, table)
+    try:
+        return _read_index(folder, table, days)
+    except (OSError, ValueError, KeyError, pl.exceptions.PolarsError) as exc:
+        log.warning("%s: unreadable day index (%s); rebuilding it from %s", folder, exc, path)
+        shutil.rmtree(folder, ignore_errors=True)
+    return _read_index(source_index(settings, path, table), table, days)
+
 
 def ingest(
     settings: Settings, start: dt.date, end: dt.date, *, history: bool = False
@@ -324,8 +421,7 @@ def ingest(
         if not wanted:
             continue
         path = source_file(folder, table)
-        frame = with_flight_date(path, read_source_table(path, table), settings)
-        frame = frame.filter(pl.col("flight_date").is_in(wanted))
+        frame = read_days(settings, path, table, wanted)
         if table == "flights" and not history:
             landed = set(frame["flight_date"].unique().to_list())
             for day in wanted:

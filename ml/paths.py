@@ -194,6 +194,15 @@ class Paths:
         return self.backtests / table / f"run_id={run_id}" / PART_FILE
 
     @property
+    def source_index(self) -> Path:
+        """The raw source's daily files split by day, once per content (see ml.ingest)."""
+        return self.root / "source_index"
+
+    def source_index_dir(self, table: str, key: str) -> Path:
+        """One source file's split: ``source_index/<table>-<key>/``."""
+        return self.source_index / f"{table}-{key}"
+
+    @property
     def quarantine(self) -> Path:
         return self.root / "quarantine"
 

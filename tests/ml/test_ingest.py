@@ -170,3 +170,57 @@ def test_out_of_range_values_are_quarantined_and_published_days_kept(tmp_path, s
     assert pl.read_parquet(settings.paths.raw_partition("flights", DAYS[0])).equals(published)
     quarantined = pl.read_parquet(settings.paths.quarantine / "2013-01-01" / "flights.parquet")
     assert quarantined["distance"].max() == 91400
+
+
+def _landed(settings, table: str, days) -> dict[dt.date, bytes]:
+    return {d: settings.paths.raw_partition(table, d).read_bytes() for d in days}
+
+
+def test_a_day_is_read_from_the_files_split_by_day_once_per_content(tmp_path, small_source):
+    """The first ingest checks the whole file and splits it by day; later ones read only
+    their day's part, and land the same bytes as a run that reads the whole file."""
+    from ml.ingest import INDEX_MANIFEST, read_source_table, source_index, with_flight_date
+
+    settings = make_settings(tmp_path / "data", raw_source=str(small_source))
+    ingest(settings, DAYS[0], DAYS[-1])
+    whole = {t: _landed(settings, t, DAYS) for t in ("flights", "weather")}
+    (index,) = settings.paths.source_index.glob("flights-*")
+    manifest = json.loads((index / INDEX_MANIFEST).read_text())
+    assert manifest["days"] == {d.isoformat(): n for d, n in _expected_counts(small_source).items()}
+
+    built = (index / INDEX_MANIFEST).stat().st_mtime_ns
+    for day in DAYS:  # one day at a time: the split is reused, the landed bytes the same
+        ingest(settings, day, day)
+    assert (index / INDEX_MANIFEST).stat().st_mtime_ns == built
+    assert {t: _landed(settings, t, DAYS) for t in ("flights", "weather")} == whole
+
+    path = small_source / "flights.csv"  # the split holds exactly the checked file's rows
+    frame = with_flight_date(path, read_source_table(path, "flights"), settings)
+    split = pl.concat(pl.read_parquet(index / f"{d.isoformat()}.parquet") for d in sorted(DAYS))
+    assert split.equals(frame.drop("flight_date"))
+    assert source_index(settings, path, "flights") == index
+
+
+def test_a_changed_source_file_is_split_again_and_its_rows_land(tmp_path, small_source):
+    settings = make_settings(tmp_path / "data", raw_source=str(small_source))
+    ingest(settings, DAYS[0], DAYS[0])
+    before = pl.read_parquet(settings.paths.raw_partition("flights", DAYS[0]))
+    _rewrite(small_source, "\n2013,1,1,", "\n2013,1,2,")  # the first flight moves a day
+    ingest(settings, DAYS[0], DAYS[0])
+    after = pl.read_parquet(settings.paths.raw_partition("flights", DAYS[0]))
+    assert after.height == before.height - 1
+    assert len(list(settings.paths.source_index.glob("flights-*"))) == 2
+
+
+def test_a_corrupt_day_index_is_rebuilt_from_the_source_with_a_warning(
+    tmp_path, small_source, caplog
+):
+    settings = make_settings(tmp_path / "data", raw_source=str(small_source))
+    ingest(settings, DAYS[1], DAYS[1])
+    expected = _landed(settings, "flights", [DAYS[1]])
+    (index,) = settings.paths.source_index.glob("flights-*")
+    (index / f"{DAYS[1].isoformat()}.parquet").write_bytes(b"PAR1 not parquet")
+    ingest(settings, DAYS[1], DAYS[1])
+    assert _landed(settings, "flights", [DAYS[1]]) == expected
+    assert f"{index}: unreadable day index" in caplog.text
+    assert (index / f"{DAYS[1].isoformat()}.parquet").read_bytes()[:4] == b"PAR1"
