@@ -120,6 +120,18 @@ class Paths:
         return self.dbt / "transform.duckdb"
 
     @property
+    def dbt_window(self) -> Path:
+        """The dates the current dbt run builds, read by the dbt project at run time
+        (``macros/build_window.sql``), so that dbt's parse outlives the run."""
+        return self.dbt / "build_window.json"
+
+    @property
+    def dbt_outputs(self) -> Path:
+        """Where dbt writes the marts of the current run (a constant location, for the
+        same reason); ``ml`` moves them into the window's build folder."""
+        return self.dbt / "build"
+
+    @property
     def dbt_lock(self) -> Path:
         """Held by one dbt run at a time (dbt's DuckDB file takes one writer)."""
         return self.dbt / ".dbt.lock"

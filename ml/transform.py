@@ -7,15 +7,16 @@ folder live under the data folder, so runs for different data folders never coll
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
-import json
 import logging
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -61,8 +62,20 @@ def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT
     Raises:
         TransformError: dbt exited non-zero; the message lists the failing nodes.
     """
-    dbt_dir = settings.paths.dbt
-    dbt_dir.mkdir(parents=True, exist_ok=True)
+    with dbt_lock(settings):
+        return _run_dbt(settings, args, project_dir)
+
+
+@contextlib.contextmanager
+def dbt_lock(settings: Settings) -> Iterator[None]:
+    """One dbt run at a time per data folder, from its inputs to its outputs."""
+    settings.paths.dbt.mkdir(parents=True, exist_ok=True)
+    with file_lock(settings.paths.dbt_lock, timeout=DBT_LOCK_TIMEOUT_SECONDS):
+        yield
+
+
+def _run_dbt(settings: Settings, args: list[str], project_dir: Path) -> str:
+    """:func:`run_dbt`, with :func:`dbt_lock` held by the caller."""
     command = [
         sys.executable,
         "-c",
@@ -78,15 +91,14 @@ def run_dbt(settings: Settings, args: list[str], project_dir: Path = DBT_PROJECT
         str(settings.paths.dbt_logs),
     ]
     log.info("running dbt %s", " ".join(args))
-    with file_lock(settings.paths.dbt_lock, timeout=DBT_LOCK_TIMEOUT_SECONDS):
-        proc = subprocess.run(
-            command,
-            env=dbt_env(settings),
-            capture_output=True,
-            text=True,
-            check=False,
-            preexec_fn=_dying_with(os.getpid()),
-        )
+    proc = subprocess.run(
+        command,
+        env=dbt_env(settings),
+        capture_output=True,
+        text=True,
+        check=False,
+        preexec_fn=_dying_with(os.getpid()),
+    )
     output = proc.stdout + proc.stderr
     for line in output.splitlines():
         log.info("dbt | %s", line)
@@ -149,24 +161,37 @@ def build(settings: Settings, start: dt.date | None = None, end: dt.date | None 
     Returns:
         The build folder, ``marts/_build/<window>/``.
     """
-    build_dir = settings.paths.mart_build_dir(window_label(start, end))
-    window: dict[str, object] = {"build_dir": str(build_dir)}
-    if start is not None and end is not None:
-        if end < start:
-            raise ConfigError(f"end {end} is before start {start}")
-        window |= {
-            "start_date": start.isoformat(),
-            "end_date": end.isoformat(),
-            "lookback_days": settings.feature_lookback_days,
-        }
-    args = ["build", "--vars", json.dumps(window)]
-    _remove_stale_builds(settings.paths.mart_builds)
+    paths = settings.paths
+    label = window_label(start, end)
+    build_dir = paths.mart_build_dir(label)
+    if start is not None and end is not None and end < start:
+        raise ConfigError(f"end {end} is before start {start}")
+    # Read by the dbt project at run time (macros/build_window.sql): passed as --vars,
+    # the dates would make dbt parse the whole project again for every new day.
+    window = {
+        "start_date": start and start.isoformat(),
+        "end_date": end and end.isoformat(),
+        "lookback_days": settings.feature_lookback_days,
+    }
+    _remove_stale_builds(paths.mart_builds)
     # A stale build must never be published as this run's, nor an older publish of the
     # same window be taken for this build's.
     shutil.rmtree(build_dir, ignore_errors=True)
-    settings.paths.mart_published_record(window_label(start, end)).unlink(missing_ok=True)
-    build_dir.mkdir(parents=True)
-    run_dbt(settings, args)
+    paths.mart_published_record(label).unlink(missing_ok=True)
+    paths.mart_builds.mkdir(parents=True, exist_ok=True)
+    with dbt_lock(settings):
+        shutil.rmtree(paths.dbt_outputs, ignore_errors=True)
+        paths.dbt_outputs.mkdir(parents=True)
+        write_json(window, paths.dbt_window)
+        _run_dbt(settings, ["build"], DBT_PROJECT_DIR)
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{label}.", suffix=TMP_SUFFIX, dir=paths.mart_builds)
+        )
+        for mart in PUBLISHED_MARTS:
+            os.replace(paths.dbt_outputs / f"{mart}.parquet", staging / f"{mart}.parquet")
+        os.chmod(staging, dir_mode())
+        shutil.rmtree(build_dir, ignore_errors=True)
+        os.rename(staging, build_dir)
     return build_dir
 
 

@@ -161,3 +161,34 @@ def test_the_dbt_project_reads_time_in_the_package_time_zone():
 
     project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
     assert project["vars"]["local_time_zone"] == TIME_ZONE
+
+
+def test_a_new_window_keeps_dbts_parse_and_builds_only_its_dates(built_data, tmp_path, caplog):
+    """The window is read at run time (macros/build_window.sql): building another day
+    does not make dbt parse the project again, and each build holds its own days."""
+    import logging
+
+    from ml.transform import build
+
+    data = tmp_path / "data"
+    shutil.copytree(built_data, data, symlinks=True)
+    settings = make_settings(data)
+    reparse = "Unable to do partial parsing"
+
+    def dbt_output(start, end):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="ml.transform"):
+            folder = build(settings, start, end)
+        return folder, [r.getMessage() for r in caplog.records if "dbt |" in r.getMessage()]
+
+    _, first = dbt_output(DAY, DAY)  # the copy's folder is new to dbt's saved parse
+    assert any(reparse in line for line in first)
+    folder, second = dbt_output(DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2))
+    assert second and not any(reparse in line for line in second)
+    days = pl.read_parquet(folder / "flight_features.parquet")["flight_date"].unique().sort()
+    assert days.to_list() == [DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2)]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "flight_features.parquet",
+        "flight_oracle_weather.parquet",
+        "flights.parquet",
+    ]

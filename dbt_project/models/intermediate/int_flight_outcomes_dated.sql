@@ -43,7 +43,7 @@ arrivals_scheduled as (
         ) as sched_arr_same_day_at
     from flights
     left join airports on flights.dest = airports.airport_code
-    where {{ build_window('flights.flight_date', var('lookback_days', 31)) }}
+    where {{ build_window('flights.flight_date', lookback=true) }}
 
 ),
 

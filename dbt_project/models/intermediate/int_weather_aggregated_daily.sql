@@ -40,7 +40,7 @@ aggregated as (
         min(visibility_miles) filter (where observed_local_hour >= 18) as evening_min_visibility_miles,
         max(wind_gust_mph) filter (where observed_local_hour >= 18) as evening_max_wind_gust_mph
     from weather
-    where {{ build_window('observed_date', 1) }}
+    where {{ build_window('observed_date', extra_days=1) }}
     group by all
 
 )

@@ -15,7 +15,7 @@ with flights as (
 weather as (
 
     select * from {{ ref('stg_nycflights__weather') }}
-    where {{ build_window('observed_date', 1) }}
+    where {{ build_window('observed_date', extra_days=1) }}
 
 ),
 
