@@ -19,6 +19,7 @@ empty; these pages reference nothing outside themselves.)
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -74,13 +75,19 @@ class SuiteOutcome:
 
 
 def load_suite(name: str, folder: Path = EXPECTATIONS_DIR):
-    """Load ``expectations/<name>.json`` as a Great Expectations suite."""
-    _quiet_gx()
-    import great_expectations as gx
-
+    """Load ``expectations/<name>.json`` as a Great Expectations suite (read once per
+    process and content: a suite edited on disk is read again)."""
     path = folder / f"{name}.json"
     if not path.exists():
         raise ConfigError(f"{path}: expectation suite not found")
+    return _suite(path, path.stat().st_mtime_ns)
+
+
+@functools.cache
+def _suite(path: Path, modified_ns: int):
+    _quiet_gx()
+    import great_expectations as gx
+
     return gx.ExpectationSuite(**json.loads(path.read_text(encoding="utf-8")))
 
 
@@ -91,8 +98,9 @@ def _quiet_gx() -> None:
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 
+@functools.cache
 def _context():
-    """An ephemeral context, for checks whose results need not be kept."""
+    """An ephemeral context, for checks whose results need not be kept: one per process."""
     _quiet_gx()
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -103,6 +111,14 @@ def _context():
 
 
 RESULT_FORMAT = {"result_format": "COMPLETE", "partial_unexpected_count": 3}
+
+
+@functools.cache
+def _batch_definition(suite_name: str):
+    """A whole-dataframe batch definition of the process's context, one per suite; each
+    validation hands it its frame."""
+    source = _context().data_sources.add_pandas(f"{suite_name}_source")
+    return source.add_dataframe_asset(suite_name).add_batch_definition_whole_dataframe("batch")
 
 
 def run_suite(
@@ -117,12 +133,7 @@ def run_suite(
     reported in ``bad_days`` (so one bad day does not condemn a whole range).
     """
     frame = frame.reset_index(drop=True)
-    asset = (
-        _context().data_sources.add_pandas(f"{suite_name}_source").add_dataframe_asset(suite_name)
-    )
-    batch = asset.add_batch_definition_whole_dataframe("batch").get_batch(
-        batch_parameters={"dataframe": frame}
-    )
+    batch = _batch_definition(suite_name).get_batch(batch_parameters={"dataframe": frame})
     result = batch.validate(
         load_suite(suite_name),
         expectation_parameters=parameters or {},
