@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -79,10 +80,7 @@ def top_reasons(
     ]
 
 
-def _score(settings: Settings, frame: pd.DataFrame, role: str, version: str) -> pd.DataFrame:
-    from ml import registry
-
-    model, _ = registry.load_model(settings, version)
+def _score(settings: Settings, frame: pd.DataFrame, role: str, version: str, model) -> pd.DataFrame:
     p = model.predict_proba(frame)
     reasons = top_reasons(model.contributions(frame), model.spec.columns)
     return _rows(settings, frame, p, reasons, version, role, row_fingerprints(frame, model.spec))
@@ -130,47 +128,56 @@ def _rows(
     return out.reset_index(drop=True)
 
 
-def _any_uses_oracle(settings: Settings, versions) -> bool:
+def _load_models(settings: Settings) -> tuple[dict[str, tuple[str, Any, dict]], dict[str, str]]:
+    """The serving roles' models, each loaded once: role to (version, model, metadata),
+    and role to why it cannot be used (a missing champion, an unreadable alias file or
+    a version that fails to load)."""
     from ml import registry
 
-    for version in versions:
-        try:
-            if registry.load_metadata(settings, version).get("uses_oracle_forecast"):
-                return True
-        except registry.RegistryError:
+    try:
+        aliases = registry.read_aliases(settings)
+    except registry.RegistryError as exc:  # no alias can be trusted: score with the heuristic
+        return {}, {"champion": str(exc)}
+    loaded, unusable = {}, {}
+    if aliases.get("champion") is None:
+        unusable["champion"] = "no champion model is registered (run `ml train --as-of D`)"
+    for role in registry.ALIASES:
+        version = aliases.get(role)
+        if version is None or (role == "challenger" and version == aliases.get("champion")):
             continue
-    return False
+        try:
+            loaded[role] = (version, *registry.load_model(settings, version))
+        except registry.RegistryError as exc:
+            unusable[role] = str(exc) if role == "champion" else f"{version} skipped: {exc}"
+    return loaded, unusable
 
 
 def predict(settings: Settings, day: dt.date) -> PredictionResult:
     """Score the flights of ``day`` with the champion (and challenger) and publish them."""
-    from ml import registry
     from ml.warehouse import refresh_catalog
 
-    try:
-        aliases = registry.read_aliases(settings)
-        unusable = "no champion model is registered (run `ml train --as-of D`)"
-    except registry.RegistryError as exc:  # no alias can be trusted: score with the heuristic
-        aliases, unusable = {}, str(exc)
-    frame = load_features(settings, day, day, oracle=_any_uses_oracle(settings, aliases.values()))
+    loaded, unusable = _load_models(settings)
+    oracle = any(meta.get("uses_oracle_forecast") for _, _, meta in loaded.values())
+    frame = load_features(settings, day, day, oracle=oracle)
     parts, versions = [], {}
-    champion = aliases.get("champion")
-    try:
-        if champion is None:
-            raise registry.RegistryError(unusable)
-        parts.append(_score(settings, frame, "champion", champion))
-        versions["champion"] = champion
-    except registry.RegistryError as exc:
-        log.warning("!!! champion unusable, scoring %s with the heuristic baseline: %s", day, exc)
+    if "champion" in loaded:
+        version, model, _ = loaded["champion"]
+        parts.append(_score(settings, frame, "champion", version, model))
+        versions["champion"] = version
+    else:
+        log.warning(
+            "!!! champion unusable, scoring %s with the heuristic baseline: %s",
+            day,
+            unusable["champion"],
+        )
         parts.append(_fallback(settings, frame))
         versions["champion"] = FALLBACK_VERSION
-    challenger = aliases.get("challenger")
-    if challenger and challenger != champion:
-        try:
-            parts.append(_score(settings, frame, "challenger", challenger))
-            versions["challenger"] = challenger
-        except registry.RegistryError as exc:
-            log.warning("challenger %s skipped: %s", challenger, exc)
+    if "challenger" in loaded:
+        version, model, _ = loaded["challenger"]
+        parts.append(_score(settings, frame, "challenger", version, model))
+        versions["challenger"] = version
+    elif "challenger" in unusable:
+        log.warning("challenger %s", unusable["challenger"])
     rows = pd.concat(parts, ignore_index=True)
     table = pa.Table.from_pandas(rows, schema=PREDICTIONS_SCHEMA, preserve_index=False)
     destination = settings.paths.predictions_partition(day)
