@@ -29,7 +29,7 @@ ENV_VARS := AIRFLOW_HOME ML_DATA_DIR AIRFLOW__CORE__DAGS_FOLDER AIRFLOW__CORE__P
 	AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL \
 	DBT_SEND_ANONYMOUS_USAGE_STATS GX_ANALYTICS_ENABLED
 
-.PHONY: help install airflow-init demo test test-fast lint format lock env airflow clean clean-data bench-drift bench-backtest bench-topology
+.PHONY: help install airflow-init demo test test-fast lint format lock env airflow clean clean-data bench-drift bench-backtest bench-topology bench-daily
 
 help:
 	@echo "make demo     set everything up and run the pipeline for $(DEMO_DATES) through Airflow"
@@ -41,6 +41,7 @@ help:
 	@echo "make bench-drift  ml.drift against Evidently's DataDriftPreset (Evidently in its own venv)"
 	@echo "make bench-backtest  a full-year weekly backtest beside its floor (lands and builds 2013 first)"
 	@echo "make bench-topology  four daily runs per executor: dags test, standalone, Celery with 1 and 2 workers"
+	@echo "make bench-daily  where a day of flights_daily spends its time, per task and per library"
 
 # -- setup -------------------------------------------------------------------------------
 $(BIN)/activate:
@@ -119,6 +120,11 @@ bench-backtest: install
 # Needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379; about 20 minutes.
 bench-topology: install
 	$(BIN)/python benchmarks/topology_throughput.py --days 4
+
+# One day of flights_daily: each step in its own process, profiled by owner, then through
+# airflow dags test and airflow standalone; about 8 minutes.
+bench-daily: install
+	$(BIN)/python benchmarks/daily_breakdown.py
 
 clean-data:
 	rm -rf $(ML_DATA_DIR)
