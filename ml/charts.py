@@ -125,14 +125,16 @@ def lines(
                 # A UTC scale formats its labels in UTC (and "formatType": "utc" beside
                 # a format makes Vega-Lite 6.4 drop the format). Ticks on the data's own
                 # dates (weekly data: on its Mondays), as many as fit.
-                "scale": {"type": "utc"},
+                "scale": {"type": "utc", "padding": 12},
                 "axis": {"format": "%b %-d", "values": _thin(dates, width // 80)},
             },
             "y": {
                 "field": "value",
                 "type": "quantitative",
                 "title": y_title,
-                "scale": {"zero": False},
+                # Room above and below the extreme values, so that no point sits on the
+                # plot's edge.
+                "scale": {"zero": False, "nice": True, "padding": 8},
                 "axis": {"tickCount": 5},
             },
             "color": _colours("series", names, PALETTE),
