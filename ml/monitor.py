@@ -139,6 +139,33 @@ def drifted_since(
     return since
 
 
+def champion_scores(settings: Settings, window: pd.DataFrame, version: str) -> np.ndarray:
+    """The champion's ``p_delayed`` for every row of ``window``: as published, for the
+    flights of the days this version scored (the partitions' champion rows), and from
+    the model, loaded only if needed, for the others (days scored by an earlier champion
+    or by the fallback, or not predicted)."""
+    from ml import registry
+
+    stored: dict[str, float] = {}
+    for day in sorted(set(window["flight_date"])):
+        path = settings.paths.predictions_partition(day)
+        if not path.exists():
+            continue
+        with reading(path, f"predict the day again with `ml predict --date {day}`"):
+            rows = pd.read_parquet(
+                path, columns=["flight_id", "p_delayed", "model_version", "model_role"]
+            )
+        mine = rows[(rows["model_role"] == "champion") & (rows["model_version"] == version)]
+        stored.update(zip(mine["flight_id"], mine["p_delayed"], strict=True))
+    scores = window["flight_id"].map(stored).to_numpy(dtype=float, na_value=np.nan, copy=True)
+    missing = np.isnan(scores)
+    if missing.any():
+        model, _ = registry.load_model(settings, version)
+        scores[missing] = model.predict_proba(window[missing])
+    log.debug("champion scores: %d published, %d scored now", (~missing).sum(), missing.sum())
+    return scores
+
+
 def monitor(settings: Settings, day: dt.date) -> MonitorResult:
     """Test the drift of ``day`` (and its trailing window) against the champion's reference."""
     from ml import registry
@@ -152,7 +179,7 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
     if version is None:
         raise DataError("no champion model: train one first (`ml train --as-of D`)")
     profile = registry.load_profile(settings, version)
-    model, metadata = registry.load_model(settings, version)
+    metadata = registry.load_metadata(settings, version)
     first = day - dt.timedelta(days=profile["window_days"] - 1)
     window = load_features(
         settings, first, day, oracle=bool(metadata.get("uses_oracle_forecast"))
@@ -163,7 +190,7 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
             f"{settings.paths.mart('flight_features')}: no flights on {day} "
             f"(run `ml transform --start {day} --end {day}` first)"
         )
-    scores = model.predict_proba(window)
+    scores = champion_scores(settings, window, version)
     table = compare(profile, window[today], scores[today], window, scores)
     drifted = sorted(set(table.loc[table["is_drifted"], "feature"]))
     since = drifted_since(settings, day, version, drifted)

@@ -274,3 +274,37 @@ def test_the_retraining_decision_needs_the_days_monitoring(trained_copy):
     with pytest.raises(DataError, match="has not been monitored"):
         decide_retraining(settings, DAY)
     assert not settings.paths.monitoring_partition("retraining", DAY).exists()
+
+
+def test_monitor_reads_the_published_scores_and_scores_only_what_is_missing(
+    trained_copy, monkeypatch
+):
+    """The drift of the score is computed from the champion's published p_delayed where
+    it scored the day, as if the model scored the whole window again; the model is only
+    loaded when some day of the window lacks them."""
+    import shutil
+
+    import pandas as pd
+
+    settings = make_settings(trained_copy)
+    first = DAY - dt.timedelta(days=settings.drift_window_days - 1)
+    predict(settings, DAY)  # the other days of the window are scored by the model
+    monitor(settings, DAY)
+    rescored = pd.read_parquet(settings.paths.monitoring_partition("drift", DAY))
+
+    for offset in range(settings.drift_window_days - 1):
+        predict(settings, first + dt.timedelta(days=offset))
+    loaded = []
+    real_load = registry.load_model
+    monkeypatch.setattr(registry, "load_model", lambda *a: loaded.append(a) or real_load(*a))
+    monitor(settings, DAY)
+    published = pd.read_parquet(settings.paths.monitoring_partition("drift", DAY))
+    assert loaded == []  # every day of the window was published by this champion
+    pd.testing.assert_frame_equal(published, rescored)
+
+    shutil.rmtree(settings.paths.predictions_partition(first).parent)
+    monitor(settings, DAY)  # one day missing: the model scores it
+    assert len(loaded) == 1
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(settings.paths.monitoring_partition("drift", DAY)), rescored
+    )
