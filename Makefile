@@ -6,8 +6,8 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
-DEMO_AS_OF ?= 2013-07-01
-DEMO_DATES ?= 2013-07-01 2013-07-02 2013-07-03
+DEMO_START ?= 2013-07-01
+DEMO_END ?= 2013-07-31
 
 # One place for the environment of every Airflow and ml command; `eval "$$(make -s env)"`
 # puts it in your shell.
@@ -29,10 +29,10 @@ ENV_VARS := AIRFLOW_HOME ML_DATA_DIR AIRFLOW__CORE__DAGS_FOLDER AIRFLOW__CORE__P
 	AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL \
 	DBT_SEND_ANONYMOUS_USAGE_STATS GX_ANALYTICS_ENABLED
 
-.PHONY: help install airflow-init demo test test-fast lint format lock env airflow clean clean-data bench-drift bench-backtest bench-topology bench-daily
+.PHONY: help install airflow-init demo test test-fast lint format lock env airflow clean clean-data bench-drift bench-backtest bench-topology bench-daily bench-scoring
 
 help:
-	@echo "make demo     set everything up and run the pipeline for $(DEMO_DATES) through Airflow"
+	@echo "make demo     set everything up and replay $(DEMO_START)..$(DEMO_END) through Airflow"
 	@echo "make test     set everything up and run the whole test suite"
 	@echo "make lint     ruff over the Python code, sqlfluff over the dbt models"
 	@echo "make airflow  start Airflow (standalone: scheduler, API server and UI on :8080)"
@@ -42,6 +42,7 @@ help:
 	@echo "make bench-backtest  a full-year weekly backtest beside its floor (lands and builds 2013 first)"
 	@echo "make bench-topology  four daily runs per executor: dags test, standalone, Celery with 1 and 2 workers"
 	@echo "make bench-daily  where a day of flights_daily spends its time, per task and per library"
+	@echo "make bench-scoring  LightGBM and XGBoost scoring beside the library's own predict"
 
 # -- setup -------------------------------------------------------------------------------
 $(BIN)/activate:
@@ -65,15 +66,12 @@ airflow-init: $(AIRFLOW_HOME)/.initialised
 
 # -- the quick start -----------------------------------------------------------------------
 demo: airflow-init
-	@echo "==> training as of $(DEMO_AS_OF) through the flights_training DAG"
-	$(BIN)/airflow dags test flights_training $(DEMO_AS_OF) > $(AIRFLOW_HOME)/demo-training.log 2>&1 \
-		|| (tail -40 $(AIRFLOW_HOME)/demo-training.log; exit 1)
-	@for day in $(DEMO_DATES); do \
-		echo "==> daily pipeline for $$day through the flights_daily DAG"; \
-		$(BIN)/airflow dags test flights_daily $$day > $(AIRFLOW_HOME)/demo-daily-$$day.log 2>&1 \
-			|| { tail -40 $(AIRFLOW_HOME)/demo-daily-$$day.log; exit 1; }; \
-	done
-	@$(BIN)/python -m ml.demo_summary $(DEMO_DATES)
+	@echo "==> replaying $(DEMO_START)..$(DEMO_END) through the flights_replay DAG (log: $(AIRFLOW_HOME)/demo-replay.log)"
+	@set -o pipefail; $(BIN)/airflow dags test flights_replay $(DEMO_END) \
+		-c '{"start": "$(DEMO_START)", "end": "$(DEMO_END)"}' 2>&1 \
+		| tee $(AIRFLOW_HOME)/demo-replay.log | sed -nu 's/^replay: /  /p' \
+		|| { tail -40 $(AIRFLOW_HOME)/demo-replay.log; exit 1; }
+	@$(BIN)/python -m ml.demo_summary $(DEMO_START) $(DEMO_END)
 
 test: airflow-init
 	$(BIN)/python -m pytest
@@ -125,6 +123,10 @@ bench-topology: install
 # airflow dags test and airflow standalone; about 8 minutes.
 bench-daily: install
 	$(BIN)/python benchmarks/daily_breakdown.py
+
+# Lands and builds April to July 2013 in ML_DATA_DIR first (about a minute), then about 2.
+bench-scoring: install
+	$(BIN)/python benchmarks/scoring_speed.py --prepare
 
 clean-data:
 	rm -rf $(ML_DATA_DIR)

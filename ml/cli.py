@@ -185,6 +185,16 @@ def cmd_decide_retraining(settings: Settings, args: argparse.Namespace) -> None:
     print(f"retraining policy as of {decision['day']}: {verdict}: {'; '.join(decision['reasons'])}")
 
 
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> None:
+    from ml.pipeline import replay
+
+    summaries = replay(
+        settings, args.start, args.end, progress=lambda line: print(line, flush=True)
+    )
+    trained = sum("trained" in s for s in summaries)
+    print(f"replayed {len(summaries)} day(s), {trained} training(s) by the retraining policy")
+
+
 def cmd_models_list(settings: Settings, args: argparse.Namespace) -> None:
     from ml.queries import model_versions
 
@@ -394,6 +404,13 @@ def build_parser() -> argparse.ArgumentParser:
         "apply the retraining policy as of a monitored date and record the decision",
     )
     p.add_argument("--date", type=_iso_date, required=True)
+    p = add(
+        "replay",
+        cmd_replay,
+        "the daily pipeline over a date range in one process, retraining by the policy",
+    )
+    p.add_argument("--start", type=_iso_date, required=True)
+    p.add_argument("--end", type=_iso_date, required=True)
 
     p = add(
         "backtest",

@@ -1,7 +1,7 @@
 """Print what the demo produced: where the tables and reports are, and a few predictions.
 
-Usage: ``python -m ml.demo_summary 2013-07-01 2013-07-02``. Reads the warehouse read-only,
-through :mod:`ml.queries`.
+Usage: ``python -m ml.demo_summary 2013-07-01 2013-07-31`` (the first and last day; one
+day alone is a range too). Reads the warehouse read-only, through :mod:`ml.queries`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from ml.config import load_settings
-from ml.dates import parse_date
+from ml.dates import date_range, parse_date
 from ml.html import number
 from ml.queries import daily_monitoring, riskiest_flights
 
@@ -17,7 +17,7 @@ from ml.queries import daily_monitoring, riskiest_flights
 def main(argv: list[str]) -> int:
     settings = load_settings()
     paths = settings.paths
-    days = [parse_date(d) for d in argv]
+    days = date_range(parse_date(argv[0]), parse_date(argv[-1]))
     monitoring = daily_monitoring(settings, days)
     print()
     print("Flight-delay predictions are ready.")
@@ -39,22 +39,24 @@ def main(argv: list[str]) -> int:
             f"{number(d['max_p'], 3)}   {d['model_version']}"
         )
     print()
-    print("  date        drifted series  estimated AUC  estimated log loss  retraining")
+    print(
+        "  date        drifted series  estimated AUC  log loss  realized AUC  log loss"
+        "  (prior rate)  retraining"
+    )
     for d in monitoring:
         verdict = f"yes: {d['retrain_reason']}" if d["retrain"] else "no"
+        matured = d["realized_rows"] is not None
+        realized = (
+            f"{number(d['realized_auc'], 3):>12}  {number(d['realized_log_loss'], 4):>8}"
+            f"  {'(' + number(d['realized_prior_log_loss'], 4) + ')':>12}"
+            if matured
+            else f"{'not matured':>12}  {'':>8}  {'':>12}"
+        )
         print(
             f"  {d['flight_date']}  {number(d['drifted'], 0):>14}  "
-            f"{number(d['estimated_auc'], 3):>13}  {number(d['estimated_log_loss'], 4):>18}  "
-            f"{verdict}"
+            f"{number(d['estimated_auc'], 3):>13}  {number(d['estimated_log_loss'], 4):>8}  "
+            f"{realized}  {verdict}"
         )
-    for d in monitoring:
-        if d["realized_rows"] is not None:
-            print(
-                f"  realized on {d['flight_date']} (labels matured): AUC {number(d['realized_auc'], 3)}, "
-                f"log loss {number(d['realized_log_loss'], 4)} (prior rate "
-                f"{number(d['realized_prior_log_loss'], 4)}), ECE {number(d['realized_ece'], 3)}, "
-                f"{d['realized_rows']} flights"
-            )
     print()
     print(f"Riskiest flights on {days[-1]}:")
     sample = riskiest_flights(settings, days[-1], limit=5).round({"p_delayed": 3})

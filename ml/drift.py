@@ -259,12 +259,18 @@ def reference_profile(
     z_by_day: dict[Any, list[float]] = {}
     for name, values in series.items():
         entry = _profile_series(values, kinds.get(name, "numeric"))
+        # Masked once per reference day and window: a plain array masks in microseconds,
+        # an Arrow-backed string column in milliseconds.
+        if entry["kind"] == "numeric":
+            cheap = values.to_numpy(dtype=float, na_value=np.nan)
+        else:
+            cheap = values.astype(object).where(values.notna(), None).to_numpy()
         entry["source"] = "prediction" if name == PREDICTION else "feature"
         entry["tests"] = {}
         for horizon, windows in horizons.items():
             span = 1 if horizon == HORIZON_DAY else window_days
             test = choose_test(entry["kind"], day_rows * span, small_batch_rows)
-            stats = np.array([TESTS[test](entry, values[mask]) for _, mask in windows])
+            stats = np.array([TESTS[test](entry, cheap[mask]) for _, mask in windows])
             logs = np.log(np.clip(stats, 1e-9, None))
             center = float(np.nanmean(logs)) if np.isfinite(logs).any() else 0.0
             scale = float(max(np.nanstd(logs) if np.isfinite(logs).any() else 0.0, MIN_LOG_SCALE))

@@ -46,3 +46,12 @@ def requested_day(context: Mapping[str, Any], key: str) -> dt.date | None:
         if (getattr(event, "extra", None) or {}).get(key)
     ]
     return max(days, default=None)
+
+
+def run_range(context: Mapping[str, Any]) -> tuple[dt.date, dt.date]:
+    """The days a replay run is for: its ``start`` and ``end`` params, each defaulting to
+    the run's day (:func:`run_day`)."""
+    start, end = run_day(context, "start"), run_day(context, "end")
+    if end < start:
+        raise ConfigError(f"replay {start}..{end}: the end is before the start")
+    return start, end

@@ -10,16 +10,22 @@ summary that fits in an XCom.
 
 Daily (``flights_daily``): ``ingest`` -> ``build`` -> ``validate_build`` -> ``publish``
 -> ``predict`` -> ``monitor`` -> ``decide_retraining``. Training (``flights_training``):
-``ingest_history`` -> ``transform`` (of the training window) -> ``train``. Backtest (``backtest``): ``prepare``
--> ``run`` (:func:`ml.backtest.run_backtest`) -> ``report``.
+``ingest_history`` -> ``transform`` (of the training window) -> ``train``. Replay
+(``flights_replay``): ``ingest_range`` -> ``build`` -> ``validate_build`` -> ``publish``
+(of the whole range and the training window before it) -> ``replay_days`` (the daily
+steps and the retraining policy's training, day by day). Backtest (``backtest``):
+``prepare`` -> ``run`` (:func:`ml.backtest.run_backtest`) -> ``report``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
 from typing import Any
 
 from ml.config import Settings
+from ml.errors import ConfigError
 
 
 # -- daily -------------------------------------------------------------------------------
@@ -109,6 +115,96 @@ def decide_retraining(settings: Settings, day: dt.date) -> dict[str, Any]:
     add_retraining_decision(settings, day, decision.to_dict())
     refresh_catalog(settings)  # the retraining_decisions view, from the first decision on
     return {"day": day.isoformat(), "retrain": decision.retrain, "reasons": decision.reasons}
+
+
+# -- replay ------------------------------------------------------------------------------
+def replay_window(settings: Settings, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
+    """The days a replay of ``start..end`` builds: the range, and before it one training
+    window, which any training as of a day of the range reads (its later part, the range)."""
+    return start - dt.timedelta(days=settings.train_window_days), end
+
+
+def ingest_range(settings: Settings, start: dt.date, end: dt.date) -> dict[str, Any]:
+    """Land every day of ``start..end`` (replacing it, as the daily ``ingest`` does) and
+    any missing day of the history before it: the training window and the features'
+    lookback."""
+    from ml.ingest import ingest as land
+
+    first, _ = replay_window(settings, start, end)
+    history = first - dt.timedelta(days=settings.feature_lookback_days)
+    land(settings, history, start - dt.timedelta(days=1), history=True)
+    result = land(settings, start, end)
+    return {"start": start.isoformat(), "end": end.isoformat(), "rows": result.rows}
+
+
+def replay_days(
+    settings: Settings,
+    start: dt.date,
+    end: dt.date,
+    progress: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """The daily run's ``predict``, ``monitor`` and ``decide_retraining`` for each day of
+    ``start..end`` in order, and, when the policy fires on a day D, the training DAG's
+    ``train`` as of D before D + 1: what ``flights_daily`` day after day and the
+    ``flights_training`` runs its events start leave, in one process. The range's marts
+    (and the training window before it) must be published (:func:`replay_window`).
+
+    With no champion serving, a first model is trained as of ``start`` (the policy's
+    "no champion" rule, applied before the first day, as ``make demo`` does).
+
+    ``progress`` gets one line per day (and per training); the days' summaries are
+    returned.
+    """
+    from ml import registry
+    from ml.dates import date_range
+
+    days = date_range(start, end)
+    if registry.get_alias(settings, "champion") is None:
+        progress(_trained_line(start, train(settings, start), "no champion is serving"))
+    summaries = []
+    for number, day in enumerate(days, 1):
+        started = time.perf_counter()
+        scored = predict(settings, day)
+        monitored = monitor(settings, day)
+        decision = decide_retraining(settings, day)
+        summaries.append({**scored, "drifted": monitored["drifted"], "retraining": decision})
+        progress(
+            f"{day} ({number}/{len(days)}): {scored['rows']} predictions ("
+            + ", ".join(f"{role} {version}" for role, version in scored["versions"].items())
+            + f"); drift in {len(monitored['drifted'])} feature(s); "
+            + ("retrain: " if decision["retrain"] else "no retraining: ")
+            + "; ".join(decision["reasons"])
+            + f" ({time.perf_counter() - started:.1f} s)"
+        )
+        if decision["retrain"]:
+            summaries[-1]["trained"] = trained = train(settings, day)
+            progress(_trained_line(day, trained, "the policy fired"))
+    return summaries
+
+
+def _trained_line(as_of: dt.date, trained: dict[str, Any], why: str) -> str:
+    role = "champion" if trained["champion"] else "challenger"
+    return f"trained as of {as_of} ({why}): {trained['version']}, {role}: {trained['gate']}"
+
+
+def replay(
+    settings: Settings,
+    start: dt.date,
+    end: dt.date,
+    progress: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """The daily pipeline over ``start..end`` as ``flights_replay`` runs it: one ingest,
+    one dbt build, one validation and one publish of the range (and the training window
+    before it), then :func:`replay_days`. The partitions it leaves are those of daily
+    runs of each day in order, with the policy's trainings between them."""
+    if end < start:
+        raise ConfigError(f"replay {start}..{end}: the end is before the start")
+    ingest_range(settings, start, end)
+    progress(f"landed {start}..{end} and the history before it")
+    first, last = replay_window(settings, start, end)
+    transform(settings, first, last)
+    progress(f"built, validated and published the marts of {first}..{last}")
+    return replay_days(settings, start, end, progress)
 
 
 # -- backtest ----------------------------------------------------------------------------

@@ -253,7 +253,15 @@ def publish(
                         "the window since); validate the window again, then publish"
                     )
                 table = pq.read_table(pa.BufferReader(data))
-            tables[mart] = table.sort_by([("flight_date", "ascending"), ("flight_id", "ascending")])
+            # Every column nullable: DuckDB marks a column required when the rows it
+            # happened to build have no null, and a day's partition must not depend on
+            # which other days were built with it.
+            nullable = pa.schema(
+                [f.with_nullable(True) for f in table.schema], metadata=table.schema.metadata
+            )
+            tables[mart] = table.cast(nullable).sort_by(
+                [("flight_date", "ascending"), ("flight_id", "ascending")]
+            )
         remove_stale_temporaries(paths.mart_dates, recursive=False)
         published: dict[str, list[str]] = {mart: [] for mart in PUBLISHED_MARTS}
         days = sorted({d for t in tables.values() for d in t.column("flight_date").to_pylist()})

@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ml.config import Settings
 from ml.features import monotone_direction
@@ -104,6 +106,28 @@ class BoostedClassifier(BaseClassifier):
             out[column] = pd.Categorical(values, categories=self.categories_[column])
         return out
 
+    def _array(self, frame: pd.DataFrame) -> np.ndarray:
+        """The booster's input for scoring, built once as one row-major float64 array in
+        its column order: the numeric features as they are and each categorical as the
+        code of its level among those learned at fit (missing or unseen: NaN), exactly as
+        each library encodes the pandas categoricals of :meth:`_matrix` (the predictions
+        are the same bits), without a per-column pandas conversion."""
+        numeric = len(self.spec.numeric)
+        out = np.empty((len(frame), len(self.spec.columns)), dtype=np.float64, order="F")
+        if numeric:
+            out[:, :numeric] = frame[list(self.spec.numeric)].to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
+        for offset, column in enumerate(self.spec.categorical, numeric):
+            values = frame[column]
+            levels = pa.array(self.categories_[column], type=pa.string())
+            codes = pc.index_in(
+                pa.array(values.astype(object) if values.dtype == object else values),
+                value_set=levels,
+            )
+            out[:, offset] = pc.cast(codes, pa.float64()).fill_null(np.nan).to_numpy()
+        return np.ascontiguousarray(out)
+
     def learn_categories(self, frame: pd.DataFrame) -> Self:
         """Learn the levels of each categorical feature in ``frame`` (``categories_``);
         other levels read as missing. The first step of :meth:`fit`."""
@@ -127,11 +151,11 @@ class BoostedClassifier(BaseClassifier):
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         self._check_fitted()
-        return self._raw_predict(self.booster_, self._matrix(frame))
+        return self._raw_predict(self.booster_, self._array(frame))
 
     def contributions(self, frame: pd.DataFrame) -> np.ndarray:
         self._check_fitted()
-        return self._raw_predict(self.booster_, self._matrix(frame), contrib=True)[:, :-1]
+        return self._raw_predict(self.booster_, self._array(frame), contrib=True)[:, :-1]
 
     def cross_fitted(self, frame, y, folds) -> np.ndarray:
         """Out-of-fold probabilities, each fold's copy trained for ``best_iteration_`` rounds."""

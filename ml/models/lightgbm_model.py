@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ml.models.boosted import BoostedClassifier
 
@@ -41,7 +40,8 @@ class LightGBMClassifier(BoostedClassifier):
         booster = lightgbm.train(self.resolved_params(), train_set, num_boost_round=rounds, **early)
         return booster, int(booster.best_iteration) if stop_early else rounds
 
-    def _raw_predict(self, booster, matrix: pd.DataFrame, contrib: bool = False) -> np.ndarray:
+    def _raw_predict(self, booster, matrix, contrib: bool = False) -> np.ndarray:
+        """Scores of ``matrix``: a frame of :meth:`_matrix` or an array of :meth:`_array`."""
         return np.asarray(
             booster.predict(matrix, num_iteration=self.best_iteration_, pred_contrib=contrib)
         )

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ml.models.boosted import BoostedClassifier
 
@@ -40,15 +39,25 @@ class XGBoostClassifier(BoostedClassifier):
         # best_iteration counts from 0; the rounds to use count from 1
         return booster, int(booster.best_iteration) + 1 if stop_early else rounds
 
-    def _raw_predict(self, booster, matrix: pd.DataFrame, contrib: bool = False) -> np.ndarray:
+    def _raw_predict(self, booster, matrix, contrib: bool = False) -> np.ndarray:
+        """Scores of ``matrix``: a frame of :meth:`_matrix`, or an array of :meth:`_array`
+        (scored in place, without a DMatrix, unless contributions are asked for)."""
         import xgboost
 
-        dmatrix = xgboost.DMatrix(matrix, enable_categorical=True)
-        return np.asarray(
-            booster.predict(
-                dmatrix, iteration_range=(0, self.best_iteration_), pred_contribs=contrib
+        rounds = (0, self.best_iteration_)
+        if isinstance(matrix, np.ndarray) and not contrib:
+            return np.asarray(booster.inplace_predict(matrix, iteration_range=rounds))
+        if isinstance(matrix, np.ndarray):
+            types = ["q"] * len(self.spec.numeric) + ["c"] * len(self.spec.categorical)
+            dmatrix = xgboost.DMatrix(
+                matrix,
+                feature_names=list(self.spec.columns),
+                feature_types=types,
+                enable_categorical=True,
             )
-        )
+        else:
+            dmatrix = xgboost.DMatrix(matrix, enable_categorical=True)
+        return np.asarray(booster.predict(dmatrix, iteration_range=rounds, pred_contribs=contrib))
 
     def _gains(self) -> dict[str, float]:
         return self.booster_.get_score(importance_type="total_gain")

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import REPO
 
-EXPECTED_DAGS = {"backtest", "flights_daily", "flights_training"}
+EXPECTED_DAGS = {"backtest", "flights_daily", "flights_replay", "flights_training"}
 HEAVY_MODULES = [
     "pandas",
     "polars",
@@ -80,6 +80,19 @@ def test_the_retraining_request_is_the_asset_the_training_dag_is_scheduled_on(da
     assert [a.name for a in request.outlets] == ["retraining_requested"]
     training = dag_bag.dags["flights_training"]
     assert [a.name for a in training.timetable.asset_condition.objects] == ["retraining_requested"]
+
+
+def test_the_replay_dag_is_manual_and_trains_in_line(dag_bag):
+    dag = dag_bag.dags["flights_replay"]
+    assert type(dag.timetable).__name__ == "NullTimetable"
+    assert set(dag.params) == {"start", "end"} and dag.max_active_runs == 1
+    order = ["ingest_range", "build", "validate_build", "publish", "replay_days"]
+    for upstream, downstream in itertools.pairwise(order):
+        assert downstream in dag.get_task(upstream).downstream_task_ids
+    writers = {t.task_id for t in dag.tasks if t.pool == "warehouse"}
+    assert writers == {"build", "publish", "replay_days"}
+    # It trains in line: an event on retraining_requested would train a second time.
+    assert not any(task.outlets for task in dag.tasks)
 
 
 def test_the_backtest_dag_is_manual_with_typed_described_params(dag_bag):

@@ -5,7 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from ml.orchestration import run_day
+from ml.errors import ConfigError
+from ml.orchestration import run_day, run_range
 
 LOGICAL = dt.datetime(2013, 7, 1, 4, tzinfo=dt.UTC)  # 00:00 in New York
 
@@ -33,3 +34,14 @@ def test_the_trigger_form_wins_then_the_logical_date():
     )
     with pytest.raises(ValueError, match="say which day"):
         run_day({})
+
+
+def test_a_replay_runs_from_its_start_to_its_end_param_each_defaulting_to_the_run_day():
+    params = {"start": "2013-07-01", "end": "2013-07-31"}
+    assert run_range({"params": params}) == (dt.date(2013, 7, 1), dt.date(2013, 7, 31))
+    assert run_range({"params": {"start": None, "end": None}, "logical_date": LOGICAL}) == (
+        dt.date(2013, 7, 1),
+        dt.date(2013, 7, 1),
+    )
+    with pytest.raises(ConfigError, match="the end is before the start"):
+        run_range({"params": {"start": "2013-07-31", "end": "2013-07-01"}})
