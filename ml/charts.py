@@ -14,6 +14,8 @@ machine's time zone. This module imports nothing from ``ml``.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -288,8 +290,6 @@ def bars(
 def render(spec: dict[str, Any], width: int) -> str:
     """``spec`` drawn ``width`` pixels wide in all (axes and legend included), as an SVG
     element that scales down to its container and never past ``width``."""
-    import vl_convert
-
     full = {
         "$schema": f"https://vega.github.io/schema/vega-lite/v{VEGA_LITE.split('.')[0]}.json",
         "width": width,
@@ -297,7 +297,17 @@ def render(spec: dict[str, Any], width: int) -> str:
         **spec,
         "config": CONFIG,
     }
-    svg = vl_convert.vegalite_to_svg(full, vl_version=VEGA_LITE, allowed_base_urls=[])
+    return _drawn(json.dumps(full))
+
+
+@functools.lru_cache(maxsize=256)
+def _drawn(spec: str) -> str:
+    """A Vega-Lite specification (JSON) as a responsive SVG. Drawing is a pure function of
+    the specification, so a page drawn again in the same process (a day's drift page,
+    once by monitoring and again with the retraining decision) reuses its charts."""
+    import vl_convert
+
+    svg = vl_convert.vegalite_to_svg(json.loads(spec), vl_version=VEGA_LITE, allowed_base_urls=[])
     return _responsive(svg)
 
 

@@ -35,6 +35,7 @@ So on the reference period at most ``alpha`` of the days raise any alarm at all.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
@@ -61,13 +62,18 @@ def _round(values) -> list[float]:
 # -- the four statistics -------------------------------------------------------------------
 
 
-def _finite(values) -> np.ndarray:
-    """The finite values of a numeric series (missing and infinite ones dropped), as floats."""
+def _as_floats(values) -> np.ndarray:
+    """A numeric series as float64; missing values (and any that is not a number): NaN."""
     series = values if isinstance(values, pd.Series) else pd.Series(values)
     if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
-        array = series.to_numpy(dtype=float, na_value=np.nan)
-    else:
-        array = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        return series.to_numpy(dtype=float, na_value=np.nan)
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _finite(values) -> np.ndarray:
+    """The finite values of a numeric series (missing and infinite ones dropped), as floats."""
+    floats = values.dtype == np.float64 if isinstance(values, np.ndarray) else False
+    array = values if floats else _as_floats(values)
     return array[np.isfinite(array)]
 
 
@@ -123,7 +129,27 @@ def wasserstein_normed(entry: dict[str, Any], values) -> float:
     return float(distance / max(entry["std"], 1e-3))
 
 
+@dataclass(frozen=True)
+class CategoryCodes:
+    """A categorical series as the index of each value among a profile's categories
+    (missing and unseen values: one past the last), to count many batches of it fast."""
+
+    codes: np.ndarray
+
+    @classmethod
+    def of(cls, entry: dict[str, Any], values: pd.Series) -> CategoryCodes:
+        categories = entry["categories"]
+        codes = pd.Index(categories).get_indexer(values.astype("string"))
+        return cls(np.where(codes < 0, len(categories), codes))
+
+    def __getitem__(self, mask: np.ndarray) -> CategoryCodes:
+        return CategoryCodes(self.codes[mask])
+
+
 def _category_counts(entry: dict[str, Any], values) -> np.ndarray:
+    """Rows per reference category, then the rest (missing or unseen), as floats."""
+    if isinstance(values, CategoryCodes):
+        return np.bincount(values.codes, minlength=len(entry["categories"]) + 1).astype(float)
     counts = _value_counts(values)
     known = counts.reindex(entry["categories"], fill_value=0.0).to_numpy(dtype=float)
     return np.append(known, counts.sum() - known.sum())
@@ -259,12 +285,12 @@ def reference_profile(
     z_by_day: dict[Any, list[float]] = {}
     for name, values in series.items():
         entry = _profile_series(values, kinds.get(name, "numeric"))
-        # Masked once per reference day and window: a plain array masks in microseconds,
-        # an Arrow-backed string column in milliseconds.
+        # Converted once, then masked for every reference day and window: plain floats,
+        # or category codes to count, instead of a pandas series per batch.
         if entry["kind"] == "numeric":
-            cheap = values.to_numpy(dtype=float, na_value=np.nan)
+            cheap = _as_floats(values)
         else:
-            cheap = values.astype(object).where(values.notna(), None).to_numpy()
+            cheap = CategoryCodes.of(entry, values)
         entry["source"] = "prediction" if name == PREDICTION else "feature"
         entry["tests"] = {}
         for horizon, windows in horizons.items():

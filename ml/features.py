@@ -212,8 +212,9 @@ def infer_spec(frame: pd.DataFrame) -> FeatureSpec:
 
 
 def row_fingerprints(frame: pd.DataFrame, spec: FeatureSpec) -> pd.Series:
-    """A short, stable hash of each row's feature values (same inputs, same fingerprint)."""
-    hashed = pd.util.hash_pandas_object(frame[spec.columns].astype(str), index=False)
+    """A short, stable hash of each row's feature values (same inputs, same fingerprint),
+    each column hashed in its own type."""
+    hashed = pd.util.hash_pandas_object(frame[list(spec.columns)], index=False)
     return hashed.map(lambda value: f"{int(value) & 0xFFFFFFFFFFFFFFFF:016x}")
 
 

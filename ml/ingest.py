@@ -28,7 +28,14 @@ import polars as pl
 from ml.config import Settings
 from ml.dates import date_range, window_label
 from ml.errors import DataError, ValidationError
-from ml.io import STALE_SECONDS, TMP_SUFFIX, dir_mode, remove_stale_temporaries, write_parquet
+from ml.io import (
+    STALE_SECONDS,
+    TMP_SUFFIX,
+    dir_mode,
+    file_sha256,
+    remove_stale_temporaries,
+    write_parquet,
+)
 
 log = logging.getLogger(__name__)
 
@@ -302,8 +309,6 @@ INDEX_MANIFEST = "days.json"
 
 
 def _index_key(settings: Settings, path: Path) -> str:
-    from ml.io import file_sha256
-
     period = "..".join(str(d or "") for d in settings.source_period)
     content = f"{INDEX_FORMAT}:{period}:{file_sha256(path)}"
     return hashlib.sha256(content.encode()).hexdigest()[:16]

@@ -254,15 +254,6 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
     )
 
 
-def check_monitored(settings: Settings, day: dt.date) -> None:
-    """Raise :class:`DataError` unless ``day`` has been monitored (its report exists)."""
-    path = settings.paths.drift_report(day, ".json")
-    if not path.exists():
-        raise DataError(
-            f"{path}: {day} has not been monitored (run `ml monitor --date {day}` first)"
-        )
-
-
 def _json_rows(table: pd.DataFrame) -> list[dict]:
     """Records with dates as ISO strings and NaN as null, for the JSON report."""
     records = []

@@ -105,8 +105,7 @@ def monitor(settings: Settings, day: dt.date) -> dict[str, Any]:
 def decide_retraining(settings: Settings, day: dt.date) -> dict[str, Any]:
     """The retraining policy as of ``day`` (after its monitoring): recorded in
     ``retraining_decisions`` and added to the day's drift report."""
-    from ml.monitor import check_monitored
-    from ml.reports import add_retraining_decision
+    from ml.reports import add_retraining_decision, check_monitored
     from ml.retraining import decide
     from ml.warehouse import refresh_catalog
 

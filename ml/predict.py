@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,9 @@ from ml.features import (
     row_fingerprints,
 )
 from ml.io import STALE_SECONDS, remove_stale_temporaries, write_parquet
+
+if TYPE_CHECKING:
+    from ml.models import CalibratedClassifier
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +83,9 @@ def top_reasons(
     ]
 
 
-def _score(settings: Settings, frame: pd.DataFrame, role: str, version: str, model) -> pd.DataFrame:
+def _score(
+    settings: Settings, frame: pd.DataFrame, role: str, version: str, model: CalibratedClassifier
+) -> pd.DataFrame:
     p = model.predict_proba(frame)
     reasons = top_reasons(model.contributions(frame), model.spec.columns)
     return _rows(settings, frame, p, reasons, version, role, row_fingerprints(frame, model.spec))

@@ -41,6 +41,16 @@ def write_drift_report(
     return json_path, html_path
 
 
+def check_monitored(settings: Settings, day: dt.date) -> Path:
+    """The day's monitoring record; :class:`DataError` unless ``day`` has been monitored."""
+    path = settings.paths.drift_report(day, ".json")
+    if not path.exists():
+        raise DataError(
+            f"{path}: {day} has not been monitored (run `ml monitor --date {day}` first)"
+        )
+    return path
+
+
 def add_retraining_decision(settings: Settings, day: dt.date, decision: dict) -> Path:
     """Add the retraining policy's decision for ``day`` (as :mod:`ml.retraining` records
     it) to the day's monitoring record, and draw its page again; returns the page.
@@ -48,11 +58,7 @@ def add_retraining_decision(settings: Settings, day: dt.date, decision: dict) ->
     Raises:
         DataError: The day has not been monitored (its record is missing or unreadable).
     """
-    path = settings.paths.drift_report(day, ".json")
-    if not path.exists():
-        raise DataError(
-            f"{path}: {day} has not been monitored (run `ml monitor --date {day}` first)"
-        )
+    path = check_monitored(settings, day)
     summary = read_json(path)
     summary["retraining"] = decision
     return write_drift_report(settings, day, summary)[1]

@@ -13,6 +13,12 @@ from ml.metrics import sigmoid
 from ml.models.base import BaseClassifier
 
 
+def _numeric(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The numeric features as float64, missing values as NaN."""
+    values = frame[list(columns)].to_numpy(dtype="float64", na_value=np.nan)
+    return pd.DataFrame(values, columns=list(columns), index=frame.index)
+
+
 class LogisticClassifier(BaseClassifier):
     """L2 logistic regression: numeric features median-imputed, standardized and clipped to
     ``clip_sd`` standard deviations; categoricals one-hot, with values rarer than
@@ -25,16 +31,16 @@ class LogisticClassifier(BaseClassifier):
         clip = self.resolved_params()["clip_sd"]
         blocks = []
         if self.spec.numeric:
-            x = frame[list(self.spec.numeric)].apply(pd.to_numeric, errors="coerce")
-            x = x.astype("float64").to_numpy()
+            x = _numeric(frame, self.spec.numeric).to_numpy()
             x = np.where(np.isnan(x), self.medians_, x)
             blocks.append(np.clip((x - self.means_) / self.scales_, -clip, clip))
         for column in self.spec.categorical:
-            values = frame[column].astype("object").to_numpy()
             levels = self.levels_[column]
-            blocks.append(
-                (values[:, None] == np.asarray(levels, dtype=object)[None, :]).astype(float)
-            )
+            codes = pd.Index(levels, dtype=object).get_indexer(frame[column].astype("object"))
+            block = np.zeros((len(frame), len(levels)))
+            rows = np.flatnonzero(codes >= 0)  # a rare, unseen or missing value: all zeros
+            block[rows, codes[rows]] = 1.0
+            blocks.append(block)
         return np.hstack(blocks) if blocks else np.zeros((len(frame), 0))
 
     def fit(self, frame, y, eval_frame=None, eval_y=None) -> Self:
@@ -42,8 +48,7 @@ class LogisticClassifier(BaseClassifier):
         from sklearn.linear_model import LogisticRegression
 
         params = self.resolved_params()
-        numeric = frame[list(self.spec.numeric)].apply(pd.to_numeric, errors="coerce")
-        numeric = numeric.astype("float64")
+        numeric = _numeric(frame, self.spec.numeric)
         self.medians_ = np.nan_to_num(numeric.median().to_numpy(), nan=0.0)
         filled = numeric.fillna(pd.Series(self.medians_, index=numeric.columns))
         self.means_ = filled.mean().to_numpy()

@@ -192,3 +192,20 @@ def test_a_new_window_keeps_dbts_parse_and_builds_only_its_dates(built_data, tmp
         "flight_oracle_weather.parquet",
         "flights.parquet",
     ]
+
+
+def test_the_dbt_project_spells_the_data_folders_files_as_ml_paths_names_them(tmp_path):
+    """profiles.yml and the window macros name files of the data folder themselves (dbt
+    cannot import ml): the same files as ml.paths, or dbt and ml would not meet."""
+    from ml.paths import DBT_PROJECT_DIR, Paths
+
+    paths = Paths(tmp_path)
+    spelled = {
+        "profiles.yml": [paths.dbt_database, paths.dbt_outputs],
+        "macros/build_window.sql": [paths.dbt_window, paths.dbt_outputs],
+    }
+    for name, files in spelled.items():
+        text = (DBT_PROJECT_DIR / name).read_text()
+        for path in files:
+            relative = path.relative_to(tmp_path).as_posix()
+            assert "{{ env_var('ML_DATA_DIR') }}/" + relative in text, (name, relative)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.metrics import estimated_metrics, expected_auc
+from ml.metrics import average_precision, estimated_metrics, expected_auc, roc_auc
 from tests.conftest import AS_OF, make_settings, raw_labels
 
 
@@ -28,6 +28,18 @@ def test_expected_auc_is_the_pairwise_expectation_ties_included():
     rng = np.random.default_rng(3)
     p = np.round(rng.beta(2, 5, 60), 2)  # rounded: many ties
     assert expected_auc(p) == pytest.approx(_brute_force_auc(p))
+
+
+def test_auc_and_average_precision_are_sklearns_numbers_ties_included():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(7)
+    for rows, decimals in [(2, 3), (50, 1), (1000, 2), (5000, 6)]:
+        y = np.r_[0, 1, rng.integers(0, 2, rows - 2)]
+        p = np.round(rng.random(rows), decimals)  # few decimals: many tied scores
+        assert roc_auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+        assert average_precision(y, p) == pytest.approx(average_precision_score(y, p), abs=1e-12)
+    assert roc_auc([0, 1, 0, 1], [0.1, 0.9, 0.5, 0.5]) == 0.875  # the tie counts half
 
 
 def test_a_calibrated_model_realizes_what_was_estimated():
