@@ -49,10 +49,12 @@ def permutation_importance(
     rng = np.random.default_rng(random_state)
     base = log_loss(y, model.predict_proba(frame))
     out = {}
+    shuffled = frame.copy()  # one copy: each column is shuffled in it, then put back
     for column in model.spec.columns:
-        shuffled = frame.copy()
-        shuffled[column] = frame[column].to_numpy()[rng.permutation(len(frame))]
+        original = shuffled[column]
+        shuffled[column] = original.to_numpy()[rng.permutation(len(frame))]
         out[column] = log_loss(y, model.predict_proba(shuffled)) - base
+        shuffled[column] = original
     return out
 
 
