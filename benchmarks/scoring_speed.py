@@ -14,7 +14,8 @@ candidate, over the flights of ``--start..--end`` read from the mart's Parquet:
   fingerprints, the Parquet write), step by step, beside its own floor (the library's
   predict plus its contributions).
 
-Medians of ``--repeat`` runs in one process. Needs the marts of the training window and
+The three scorings run interleaved ``--repeat`` times in one process; each ratio is the
+median of the runs' own ratios (the steps of the breakdown: medians of 5 runs). Needs the marts of the training window and
 of the scored range published in ``ML_DATA_DIR`` (``make bench-scoring`` lands and
 builds them first with ``--prepare``).
 
@@ -53,6 +54,16 @@ def _median(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
+def _interleaved(calls: dict) -> dict[str, float]:
+    """One run of each call, in turn; seconds per call."""
+    seconds = {}
+    for name, fn in calls.items():
+        started = time.perf_counter()
+        fn()
+        seconds[name] = time.perf_counter() - started
+    return seconds
+
+
 def _floor(base, array: np.ndarray, contrib: bool = False) -> np.ndarray:
     """The library's own call on the prepared array, nothing of ours around it."""
     if base.algorithm == "lightgbm":
@@ -80,12 +91,22 @@ def measure(settings, algorithm: str, fit, validation, start, end, repeat: int) 
     rows = len(frame)
     array = base._array(frame)
     assert np.array_equal(_old_predict_proba(model, frame), model.predict_proba(frame))
-    timings = {
-        "floor_predict": _median(lambda: _floor(base, array), repeat),
-        "predict_proba": _median(lambda: model.predict_proba(frame), repeat),
-        "old_predict_proba": _median(lambda: _old_predict_proba(model, frame), repeat),
-        "floor_contributions": _median(lambda: _floor(base, array, contrib=True), repeat),
-    }
+    # The three scorings interleaved, run after run, so that the machine's noise falls on
+    # all of them alike; the ratios are medians of each run's own ratio.
+    runs = [
+        _interleaved(
+            {
+                "floor_predict": lambda: _floor(base, array),
+                "predict_proba": lambda: model.predict_proba(frame),
+                "old_predict_proba": lambda: _old_predict_proba(model, frame),
+            }
+        )
+        for _ in range(repeat)
+    ]
+    timings = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    ratio = statistics.median(r["floor_predict"] / r["predict_proba"] for r in runs)
+    old_ratio = statistics.median(r["floor_predict"] / r["old_predict_proba"] for r in runs)
+    timings["floor_contributions"] = _median(lambda: _floor(base, array, contrib=True), 3)
     # The daily predict step, piece by piece, from the mart's Parquet to the partition.
     with tempfile.TemporaryDirectory() as scratch:
         target = Path(scratch) / "part-0.parquet"
@@ -97,7 +118,7 @@ def measure(settings, algorithm: str, fit, validation, start, end, repeat: int) 
             "top_reasons": lambda: top_reasons(model.contributions(frame), model.spec.columns),
             "fingerprints": lambda: row_fingerprints(frame, model.spec),
         }
-        breakdown = {name: _median(fn, repeat) for name, fn in steps.items()}
+        breakdown = {name: _median(fn, 5) for name, fn in steps.items()}
         breakdown["top_reasons"] -= breakdown["library_contributions"]
         p = model.predict_proba(frame)
         reasons = top_reasons(model.contributions(frame), model.spec.columns)
@@ -108,8 +129,8 @@ def measure(settings, algorithm: str, fit, validation, start, end, repeat: int) 
             return pa.Table.from_pandas(out, schema=PREDICTIONS_SCHEMA, preserve_index=False)
 
         table = assemble()
-        breakdown["assemble_rows"] = _median(assemble, repeat)
-        breakdown["write_parquet"] = _median(lambda: write_parquet(table, target), repeat)
+        breakdown["assemble_rows"] = _median(assemble, 5)
+        breakdown["write_parquet"] = _median(lambda: write_parquet(table, target), 5)
     end_to_end = sum(breakdown.values()) - breakdown["build_array"]  # inside the two calls
     return {
         "algorithm": algorithm,
@@ -117,8 +138,8 @@ def measure(settings, algorithm: str, fit, validation, start, end, repeat: int) 
         "rounds": base.best_iteration_,
         "floor_rows_per_s": round(rows / timings["floor_predict"]),
         "predict_proba_rows_per_s": round(rows / timings["predict_proba"]),
-        "ratio": round(timings["floor_predict"] / timings["predict_proba"], 2),
-        "old_ratio": round(timings["floor_predict"] / timings["old_predict_proba"], 2),
+        "ratio": round(ratio, 2),
+        "old_ratio": round(old_ratio, 2),
         "end_to_end_rows_per_s": round(rows / end_to_end),
         "end_to_end_ratio_to_predict_and_contributions": round(
             (timings["floor_predict"] + timings["floor_contributions"]) / end_to_end, 2
@@ -141,7 +162,7 @@ def main() -> None:
     parser.add_argument("--as-of", type=dt.date.fromisoformat, default=dt.date(2013, 7, 1))
     parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2013, 7, 1))
     parser.add_argument("--end", type=dt.date.fromisoformat, default=dt.date(2013, 7, 31))
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=21)
     parser.add_argument("--prepare", action="store_true", help="land and build the days first")
     args = parser.parse_args()
     settings = load_settings()

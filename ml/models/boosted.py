@@ -107,8 +107,9 @@ class BoostedClassifier(BaseClassifier):
         return out
 
     def _array(self, frame: pd.DataFrame) -> np.ndarray:
-        """The booster's input for scoring, built once as one row-major float64 array in
-        its column order: the numeric features as they are and each categorical as the
+        """The booster's input for scoring, built once as one float64 array in its column
+        order (column-major, as pandas hands the numeric block over; a library that
+        wants rows contiguous copies it once): the numeric features as they are and each categorical as the
         code of its level among those learned at fit (missing or unseen: NaN), exactly as
         each library encodes the pandas categoricals of :meth:`_matrix` (the predictions
         are the same bits), without a per-column pandas conversion."""
@@ -126,7 +127,7 @@ class BoostedClassifier(BaseClassifier):
                 value_set=levels,
             )
             out[:, offset] = pc.cast(codes, pa.float64()).fill_null(np.nan).to_numpy()
-        return np.ascontiguousarray(out)
+        return out
 
     def learn_categories(self, frame: pd.DataFrame) -> Self:
         """Learn the levels of each categorical feature in ``frame`` (``categories_``);

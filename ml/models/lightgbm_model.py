@@ -41,7 +41,10 @@ class LightGBMClassifier(BoostedClassifier):
         return booster, int(booster.best_iteration) if stop_early else rounds
 
     def _raw_predict(self, booster, matrix, contrib: bool = False) -> np.ndarray:
-        """Scores of ``matrix``: a frame of :meth:`_matrix` or an array of :meth:`_array`."""
+        """Scores of ``matrix``: a frame of :meth:`_matrix` or an array of :meth:`_array`
+        (LightGBM reads rows: handed over row-major, as it would copy it)."""
+        if isinstance(matrix, np.ndarray):
+            matrix = np.ascontiguousarray(matrix)
         return np.asarray(
             booster.predict(matrix, num_iteration=self.best_iteration_, pred_contrib=contrib)
         )
