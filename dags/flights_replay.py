@@ -17,6 +17,11 @@ after a pause.
    would) before D + 1. With no champion serving, a first model is trained as of the
    start. One line per day in the task log.
 
+A day whose retraining decision is recorded has been run (by a replay or a daily run) and
+is skipped: a retried or repeated replay resumes at its first day not run. A range that a
+registered model's training window covers is refused at once (that model learned from its
+outcomes and must not score it): replay such history into a new data folder.
+
 Trigger it from the UI's form or with
 `airflow dags trigger flights_replay --conf '{"start": "2013-07-01", "end": "2013-07-31"}'`.
 Left empty, start and end are the run's logical date. The replay emits no
@@ -39,6 +44,17 @@ def progress(line: str) -> None:
     """A line of the replay's progress: in the task log, and on the terminal of
     `airflow dags test` (`make demo` shows the lines that start with ``replay:``)."""
     print(f"replay: {line}", flush=True)
+
+
+def built_window(days: list[str]):
+    """The settings, and the days the replay of ``days`` ([start, end], ISO) builds: the
+    range and the training window before it (``ml.pipeline.replay_window``)."""
+    from ml import pipeline
+    from ml.config import load_settings
+    from ml.dates import parse_date
+
+    settings = load_settings()
+    return settings, pipeline.replay_window(settings, *map(parse_date, days))
 
 
 @dag(
@@ -77,11 +93,8 @@ def flights_replay():
     def build(days: list[str]) -> list[str]:
         """One dbt build of the range and the training window before it."""
         from ml import pipeline
-        from ml.config import load_settings
-        from ml.dates import parse_date
 
-        settings = load_settings()
-        window = pipeline.replay_window(settings, *map(parse_date, days))
+        settings, window = built_window(days)
         progress(
             f"built {window[0]}..{window[1]} in one dbt build: {pipeline.build(settings, *window)}"
         )
@@ -92,11 +105,8 @@ def flights_replay():
     def validate_build(days: list[str]) -> list[str]:
         """The feature suite on the whole build, in one pass."""
         from ml import pipeline
-        from ml.config import load_settings
-        from ml.dates import parse_date
 
-        settings = load_settings()
-        window = pipeline.replay_window(settings, *map(parse_date, days))
+        settings, window = built_window(days)
         progress(pipeline.validate_build(settings, *window))
         return days
 
@@ -105,11 +115,8 @@ def flights_replay():
     def publish(days: list[str]) -> list[str]:
         """Switch every built day's partitions to the validated build."""
         from ml import pipeline
-        from ml.config import load_settings
-        from ml.dates import parse_date
 
-        settings = load_settings()
-        window = pipeline.replay_window(settings, *map(parse_date, days))
+        settings, window = built_window(days)
         published = pipeline.publish(settings, *window)
         progress(f"published {len(published['flight_features'])} day(s) of marts")
         return days

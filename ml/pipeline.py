@@ -129,6 +129,7 @@ def ingest_range(settings: Settings, start: dt.date, end: dt.date) -> dict[str, 
     lookback."""
     from ml.ingest import ingest as land
 
+    first_day_to_run(settings, start, end)  # refuse at once a range a later model would score
     first, _ = replay_window(settings, start, end)
     history = first - dt.timedelta(days=settings.feature_lookback_days)
     land(settings, history, start - dt.timedelta(days=1), history=True)
@@ -148,27 +149,45 @@ def replay_days(
     ``flights_training`` runs its events start leave, in one process. The range's marts
     (and the training window before it) must be published (:func:`replay_window`).
 
-    With no champion serving, a first model is trained as of ``start`` (the policy's
-    "no champion" rule, applied before the first day, as ``make demo`` does).
+    A day whose retraining decision is recorded has been run (by a replay or a daily run)
+    and is skipped, so a retried or repeated replay resumes at its first day not run
+    (training first if the day before fired and its model is missing). With no champion
+    serving, a first model is trained as of that day.
 
-    ``progress`` gets one line per day (and per training); the days' summaries are
-    returned.
+    ``progress`` gets one line per day (and per training); the summaries of the days run
+    are returned.
+
+    Raises:
+        ConfigError: A registered model was trained as of a day after the first day to
+            run: it learned from that day's outcomes and must not score it.
     """
     from ml import registry
     from ml.dates import date_range
 
     days = date_range(start, end)
+    first = first_day_to_run(settings, start, end)
+    if first is None:
+        progress(f"every day of {start}..{end} has been run already: nothing to do")
+        return []
+    todo = [day for day in days if day >= first]
+    if first > start:
+        progress(f"resuming at {first}: {start}..{first - dt.timedelta(days=1)} have been run")
+    versions = registry.list_versions(settings)
+    before = first - dt.timedelta(days=1)
+    trained_before = any(v.get("as_of") == before.isoformat() for v in versions)
+    if _decided(settings, before) and _fired(settings, before) and not trained_before:
+        progress(_trained_line(before, train(settings, before), "the policy fired"))
     if registry.get_alias(settings, "champion") is None:
-        progress(_trained_line(start, train(settings, start), "no champion is serving"))
+        progress(_trained_line(first, train(settings, first), "no champion is serving"))
     summaries = []
-    for number, day in enumerate(days, 1):
+    for day in todo:
         started = time.perf_counter()
         scored = predict(settings, day)
         monitored = monitor(settings, day)
         decision = decide_retraining(settings, day)
         summaries.append({**scored, "drifted": monitored["drifted"], "retraining": decision})
         progress(
-            f"{day} ({number}/{len(days)}): {scored['rows']} predictions ("
+            f"{day} ({days.index(day) + 1}/{len(days)}): {scored['rows']} predictions ("
             + ", ".join(f"{role} {version}" for role, version in scored["versions"].items())
             + f"); drift in {len(monitored['drifted'])} feature(s); "
             + ("retrain: " if decision["retrain"] else "no retraining: ")
@@ -179,6 +198,45 @@ def replay_days(
             summaries[-1]["trained"] = trained = train(settings, day)
             progress(_trained_line(day, trained, "the policy fired"))
     return summaries
+
+
+def first_day_to_run(settings: Settings, start: dt.date, end: dt.date) -> dt.date | None:
+    """The first day of ``start..end`` not run to its end (None: every day was).
+
+    Raises:
+        ConfigError: A registered model was trained as of a later day: it learned from
+            that day's outcomes and must not score it.
+    """
+    from ml import registry
+    from ml.dates import date_range
+
+    first = next((day for day in date_range(start, end) if not _decided(settings, day)), None)
+    if first is None:
+        return None
+    future = sorted(
+        v["version"]
+        for v in registry.list_versions(settings)
+        if v.get("as_of", "") > first.isoformat()
+    )
+    if future:
+        raise ConfigError(
+            f"replay from {first}: {', '.join(future)} learned from days on or after it and "
+            "would score them; replay into a new data folder, or from the latest as-of date on"
+        )
+    return first
+
+
+def _decided(settings: Settings, day: dt.date) -> bool:
+    """Has ``day`` been run to its end (its retraining decision recorded)?"""
+    return settings.paths.monitoring_partition("retraining", day).exists()
+
+
+def _fired(settings: Settings, day: dt.date) -> bool:
+    """Did the retraining policy fire on ``day`` (a decided day)?"""
+    import pyarrow.parquet as pq
+
+    path = settings.paths.monitoring_partition("retraining", day)
+    return bool(pq.read_table(path, columns=["retrain"]).column("retrain")[0].as_py())
 
 
 def _trained_line(as_of: dt.date, trained: dict[str, Any], why: str) -> str:

@@ -113,3 +113,52 @@ def trained_copy(trained_data, tmp_path) -> Path:
     data_dir = tmp_path / "data"
     shutil.copytree(trained_data, data_dir)
     return data_dir
+
+
+def run_daily_steps(settings, day: dt.date) -> bool:
+    """The tasks of ``flights_daily`` for ``day``, in order, through the ``ml.pipeline``
+    steps they call; whether the retraining policy fired."""
+    from ml import pipeline
+
+    pipeline.ingest(settings, day)
+    pipeline.build(settings, day, day)
+    pipeline.validate_build(settings, day, day)
+    pipeline.publish(settings, day, day)
+    pipeline.predict(settings, day)
+    pipeline.monitor(settings, day)
+    return pipeline.decide_retraining(settings, day)["retrain"]
+
+
+# Where the pipeline publishes, below the data folder (folders starting with "_" hold
+# builds and generations; the marts' date folders are links into them).
+PUBLISHED = ("raw", "marts", "predictions", "monitoring", "reports/drift", "models")
+
+
+def published_files(data_dir: Path, tops=PUBLISHED, keep=lambda key: True) -> dict[str, Path]:
+    """Every published file under ``tops`` (through the marts' links) whose path relative
+    to ``data_dir`` passes ``keep``: relative path to file."""
+    found = {}
+    for top in tops:
+        for folder, dirs, files in os.walk(data_dir / top, followlinks=True):
+            dirs[:] = [d for d in dirs if not d.startswith("_")]
+            for name in files:
+                path = Path(folder) / name
+                key = str(path.relative_to(data_dir))
+                if keep(key):
+                    found[key] = path
+    return found
+
+
+def sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run_training_steps(settings, as_of: dt.date) -> None:
+    """The tasks of ``flights_training`` as of ``as_of``, in order."""
+    from ml import pipeline
+
+    pipeline.ingest_history(settings, as_of)
+    pipeline.transform(settings, *pipeline.training_window(settings, as_of))
+    pipeline.train(settings, as_of)

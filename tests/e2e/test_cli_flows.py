@@ -11,17 +11,23 @@ as a stranger. The tests run in order and build on each other: one stack, one hi
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 from markupsafe import escape
 
-from tests.conftest import make_settings
+from tests.conftest import (
+    PUBLISHED,
+    make_settings,
+    published_files,
+    run_daily_steps,
+    run_training_steps,
+    sha256,
+)
 from tests.e2e.airflow_stack import (
     AIRFLOW,
     ML,
@@ -37,6 +43,7 @@ pytestmark = pytest.mark.e2e
 
 DAG = "flights_daily"
 REPLAY = "flights_replay"
+REPLAYED = [dt.date(2013, 3, 19), dt.date(2013, 3, 20)]  # days no other test runs
 TRIGGERED = dt.date(2013, 3, 16)
 BACKFILLED = [dt.date(2013, 3, 17), dt.date(2013, 3, 18)]
 # Written into the audit log and a report's file name: the view must show them as text.
@@ -145,41 +152,11 @@ def test_a_backfilled_range_hands_one_run_per_day_to_the_scheduler(standalone):
 
 
 def _day_files(data: Path, days: list[dt.date]) -> dict[str, str]:
-    """SHA-256 of every published file of ``days``: raw and mart partitions (through the
-    marts' links), predictions, monitoring tables and the drift reports."""
-    digests = {}
-    for top in ("raw", "marts", "predictions", "monitoring", "reports/drift"):
-        for folder, dirs, files in os.walk(data / top, followlinks=True):
-            dirs[:] = [d for d in dirs if not d.startswith("_")]  # builds and generations
-            for name in files:
-                path = Path(folder) / name
-                key = str(path.relative_to(data))
-                if any(f"={day}" in key or f"_{day}." in key for day in days):
-                    digests[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return digests
-
-
-def test_a_replayed_range_leaves_the_partitions_its_day_by_day_runs_left(standalone):
-    """flights_replay over days the triggered and backfilled runs did, through the
-    scheduler: every partition of those days comes back byte for byte."""
-    days = [TRIGGERED, BACKFILLED[0]]
-    data = Path(standalone.env["ML_DATA_DIR"])
-    before = _day_files(data, days)
-    assert len([k for k in before if k.startswith("predictions/")]) == 2
-    assert len([k for k in before if k.startswith("marts/")]) == 6
-    run([AIRFLOW, "dags", "unpause", REPLAY], standalone.env)
-    conf = json.dumps({"start": days[0].isoformat(), "end": days[-1].isoformat()})
-    triggered = run_json([AIRFLOW, "dags", "trigger", REPLAY, "--conf", conf], standalone.env)
-    run_id = triggered[0]["dag_run_id"]
-    standalone.wait_for_runs(REPLAY, count=1, timeout=900)
-    after = _day_files(data, days)
-    assert sorted(after) == sorted(before)
-    assert [k for k in before if before[k] != after[k]] == []
-    # One line per day in the task log.
-    logs = Path(standalone.env["AIRFLOW_HOME"]) / "logs" / f"dag_id={REPLAY}"
-    (log,) = (logs / f"run_id={run_id}" / "task_id=replay_days").glob("attempt=*.log")
-    text = log.read_text()
-    assert f"replay: {days[0]} (1/2): " in text and f"replay: {days[1]} (2/2): " in text
+    """SHA-256 of every published file of ``days`` but the model versions."""
+    files = published_files(
+        data, PUBLISHED[:-1], lambda key: any(f"={d}" in key or f"_{d}." in key for d in days)
+    )
+    return {key: sha256(path) for key, path in files.items()}
 
 
 def test_the_ml_view_needs_the_ui_login_and_shows_models_reports_and_predictions(standalone):
@@ -249,3 +226,55 @@ def test_the_ml_view_needs_the_ui_login_and_shows_models_reports_and_predictions
             "nav_top_level": True,
         }
     ]
+
+
+def test_a_replayed_range_leaves_the_partitions_day_by_day_runs_leave(standalone, tmp_path):
+    """flights_replay over two new days, through the scheduler, against the daily DAG's
+    steps for the same days in a copy of the folder as it stood before; then the same
+    replay again, which finds both days run and changes nothing."""
+    from ml import registry
+
+    data = Path(standalone.env["ML_DATA_DIR"])
+    reference = tmp_path / "day-by-day"
+    shutil.copytree(data, reference, symlinks=True)
+    settings = make_settings(reference)
+    # As flights_daily and the flights_training runs its policy starts would: a training
+    # the day before asked for comes first (the training DAG is paused in this stack).
+    before = REPLAYED[0] - dt.timedelta(days=1)
+    retraining = settings.paths.monitoring_partition("retraining", before)
+    if pd.read_parquet(retraining)["retrain"].iloc[0] and not any(
+        v["as_of"] == before.isoformat() for v in registry.list_versions(settings)
+    ):
+        run_training_steps(settings, before)
+    for day in REPLAYED:
+        if run_daily_steps(settings, day):
+            run_training_steps(settings, day)
+
+    run([AIRFLOW, "dags", "unpause", REPLAY], standalone.env)
+    conf = json.dumps({"start": REPLAYED[0].isoformat(), "end": REPLAYED[-1].isoformat()})
+    first = run_json([AIRFLOW, "dags", "trigger", REPLAY, "--conf", conf], standalone.env)
+    standalone.wait_for_runs(REPLAY, count=1, timeout=900)
+    expected, replayed = _day_files(reference, REPLAYED), _day_files(data, REPLAYED)
+    assert len([k for k in expected if k.startswith("predictions/")]) == len(REPLAYED)
+    assert len([k for k in expected if k.startswith("marts/")]) == 3 * len(REPLAYED)
+    assert sorted(replayed) == sorted(expected)
+    assert [k for k in expected if expected[k] != replayed[k]] == []
+    assert _versions(data) == _versions(reference)  # the same trainings, the same models
+    log = _task_log(standalone, REPLAY, first[0]["dag_run_id"], "replay_days")
+    for number, day in enumerate(REPLAYED, 1):
+        assert f"replay: {day} ({number}/{len(REPLAYED)}): " in log, log[-3000:]
+
+    again = run_json([AIRFLOW, "dags", "trigger", REPLAY, "--conf", conf], standalone.env)
+    standalone.wait_for_runs(REPLAY, count=2, timeout=900)
+    assert _day_files(data, REPLAYED) == replayed
+    log = _task_log(standalone, REPLAY, again[0]["dag_run_id"], "replay_days")
+    assert "has been run already: nothing to do" in log, log[-3000:]
+
+
+def _versions(data: Path) -> list[str]:
+    return sorted(p.name for p in (data / "models").iterdir() if p.is_dir())
+
+
+def _task_log(stack, dag_id: str, run_id: str, task_id: str) -> str:
+    folder = Path(stack.env["AIRFLOW_HOME"]) / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
+    return "".join(p.read_text() for p in (folder / f"task_id={task_id}").glob("attempt=*.log"))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, published_files, run_daily_steps, run_training_steps, sha256
 from tests.e2e.airflow_stack import AIRFLOW, ML, init_metadata
 
 pytestmark = pytest.mark.e2e
@@ -42,47 +42,28 @@ def _settings(data_dir: Path):
 @pytest.fixture(scope="module")
 def day_by_day(tmp_path_factory) -> tuple[Path, list[dt.date]]:
     """The week run day after day: a first model as of START, then each day's steps."""
-    from ml import pipeline
     from ml.dates import date_range
 
     data_dir = tmp_path_factory.mktemp("day-by-day") / "data"
     settings = _settings(data_dir)
-
-    def training(as_of: dt.date) -> None:  # flights_training's three tasks
-        pipeline.ingest_history(settings, as_of)
-        pipeline.transform(settings, *pipeline.training_window(settings, as_of))
-        pipeline.train(settings, as_of)
-
-    training(START)
+    run_training_steps(settings, START)
     trained = [START]
-    for day in date_range(START, END):  # flights_daily's tasks
-        pipeline.ingest(settings, day)
-        pipeline.build(settings, day, day)
-        pipeline.validate_build(settings, day, day)
-        pipeline.publish(settings, day, day)
-        pipeline.predict(settings, day)
-        pipeline.monitor(settings, day)
-        if pipeline.decide_retraining(settings, day)["retrain"]:
-            training(day)
+    for day in date_range(START, END):
+        if run_daily_steps(settings, day):
+            run_training_steps(settings, day)
             trained.append(day)
     return data_dir, trained
 
 
 def published(data_dir: Path) -> dict[str, str]:
-    """SHA-256 of every published file: raw and mart partitions (through the marts'
-    links), predictions, monitoring tables, drift reports and model versions."""
-    digests = {}
-    for top in ("raw", "marts", "predictions", "monitoring", "reports/drift", "models"):
-        for folder, dirs, files in os.walk(data_dir / top, followlinks=True):
-            dirs[:] = [d for d in dirs if not d.startswith("_")]  # builds and generations
-            for name in files:
-                path = Path(folder) / name
-                key = str(path.relative_to(data_dir))
-                if name in TIMINGS:
-                    digests[key] = _without_timings(path)
-                elif name != "audit.jsonl":  # when each change was made
-                    digests[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return digests
+    """SHA-256 of every published file: raw and mart partitions, predictions, monitoring
+    tables, drift reports and model versions (but the audit log: when each change was
+    made)."""
+    files = published_files(data_dir, keep=lambda key: not key.endswith("audit.jsonl"))
+    return {
+        key: _without_timings(path) if path.name in TIMINGS else sha256(path)
+        for key, path in files.items()
+    }
 
 
 def _without_timings(path: Path) -> str:
@@ -162,3 +143,43 @@ def test_ml_replay_prints_a_line_per_day(trained_copy):
     assert lines[-1].startswith("replayed 2 day(s)"), proc.stdout
     for day in ("2013-03-16", "2013-03-17"):
         assert settings.paths.drift_report(dt.date.fromisoformat(day), ".json").exists()
+
+
+def test_ml_replay_resumes_and_refuses_days_a_later_model_would_score(trained_copy):
+    """Days already run are skipped; days before the latest model's as-of date are refused
+    at once, naming the model, before anything is landed or built."""
+    env = dict(os.environ)
+    env.update(
+        {"ML_DATA_DIR": str(trained_copy), "ML_TRAIN_WINDOW_DAYS": "30", "ML_VALIDATION_DAYS": "7"}
+    )
+
+    def replay(start: str, end: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [ML, "replay", "--start", start, "--end", end],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    from ml.pipeline import first_day_to_run
+    from tests.conftest import AS_OF, make_settings
+
+    settings = make_settings(trained_copy)
+    refused = replay("2013-03-10", "2013-03-12")
+    assert refused.returncode != 0
+    assert (
+        "replay from 2013-03-10:" in refused.stderr and AS_OF.strftime("%Y%m%d") in refused.stderr
+    )
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert not settings.paths.predictions_partition(dt.date(2013, 3, 10)).exists()
+
+    from ml import pipeline
+
+    day = AS_OF
+    pipeline.predict(settings, day)
+    pipeline.monitor(settings, day)
+    pipeline.decide_retraining(settings, day)
+    assert first_day_to_run(settings, day, day) is None
+    assert first_day_to_run(settings, day, day + dt.timedelta(days=1)) == day + dt.timedelta(days=1)
