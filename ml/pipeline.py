@@ -169,7 +169,6 @@ def replay_days(
     if first is None:
         progress(f"every day of {start}..{end} has been run already: nothing to do")
         return []
-    todo = [day for day in days if day >= first]
     if first > start:
         progress(f"resuming at {first}: {start}..{first - dt.timedelta(days=1)} have been run")
     versions = registry.list_versions(settings)
@@ -180,14 +179,16 @@ def replay_days(
     if registry.get_alias(settings, "champion") is None:
         progress(_trained_line(first, train(settings, first), "no champion is serving"))
     summaries = []
-    for day in todo:
+    for number, day in enumerate(days, 1):
+        if day < first:
+            continue
         started = time.perf_counter()
         scored = predict(settings, day)
         monitored = monitor(settings, day)
         decision = decide_retraining(settings, day)
         summaries.append({**scored, "drifted": monitored["drifted"], "retraining": decision})
         progress(
-            f"{day} ({days.index(day) + 1}/{len(days)}): {scored['rows']} predictions ("
+            f"{day} ({number}/{len(days)}): {scored['rows']} predictions ("
             + ", ".join(f"{role} {version}" for role, version in scored["versions"].items())
             + f"); drift in {len(monitored['drifted'])} feature(s); "
             + ("retrain: " if decision["retrain"] else "no retraining: ")

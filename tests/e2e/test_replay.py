@@ -76,6 +76,8 @@ def _without_timings(path: Path) -> str:
 
 
 def test_the_replay_dag_leaves_the_partitions_of_day_by_day_runs(day_by_day, tmp_path):
+    from ml.dates import date_range
+
     reference, trained = day_by_day
     assert len(trained) >= 2, "the policy should retrain inside the week"
     data_dir = tmp_path / "data"
@@ -105,7 +107,7 @@ def test_the_replay_dag_leaves_the_partitions_of_day_by_day_runs(day_by_day, tmp
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "state=success" in output, output[-4000:]
     # Progress: a line per day, and one per training, in the task log.
-    for number, day in enumerate(sorted({START + dt.timedelta(days=i) for i in range(7)}), 1):
+    for number, day in enumerate(date_range(START, END), 1):
         assert f"replay: {day} ({number}/7): " in output, output[-4000:]
     assert output.count("replay: trained as of ") == len(trained)
 
