@@ -73,8 +73,12 @@ demo: airflow-init
 		|| { tail -40 $(AIRFLOW_HOME)/demo-replay.log; exit 1; }
 	@$(BIN)/python -m ml.demo_summary $(DEMO_START) $(DEMO_END)
 
+# Two workers (pytest-xdist), each running whole modules: a module's fixtures (an Airflow
+# stack, a replayed week) are built once; the session's data folders are shared.
+TEST_WORKERS ?= 2
+
 test: airflow-init
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not e2e"

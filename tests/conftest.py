@@ -6,9 +6,12 @@ ingested and built by dbt exactly as the pipeline does. Tests that change data c
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,6 +34,13 @@ os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
 for key in [k for k in os.environ if k.startswith("ML_")]:
     del os.environ[key]  # tests pass settings explicitly
+
+
+def pytest_collection_modifyitems(config, items):
+    """The end-to-end modules first: under ``make test``'s workers (pytest-xdist, one
+    module per worker at a time), the longest units start first and the short ones fill
+    in around them."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -83,17 +93,50 @@ def settings(tmp_path):
     return make_settings(tmp_path / "data")
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], object]) -> Path:
+    """``<folder>/data``, made by ``build(<folder>/data)`` once per test run.
+
+    A session fixture runs once per process; under pytest-xdist each worker is a process,
+    so the workers share one folder beside their own temporary folders: the first to ask
+    builds it under a lock, the others wait and read it. Shared folders are read, never
+    changed: a test that changes one works on a copy.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        data_dir = tmp_path_factory.mktemp(name) / "data"
+        build(data_dir)
+        return data_dir
+    shared = tmp_path_factory.getbasetemp().parent / "shared"
+    shared.mkdir(exist_ok=True)
+    folder, done = shared / name, shared / f"{name}.done"
+    with open(shared / f"{name}.lock", "w") as lock, _locked(lock):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that failed to build it
+            build(folder / "data")
+            done.touch()
+    return folder / "data"
+
+
+@contextlib.contextmanager
+def _locked(file):
+    fcntl.flock(file, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(file, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def built_data(tmp_path_factory) -> Path:
     """A data folder with the slice landed and the dbt project built (read it, don't change it)."""
     from ml.ingest import ingest
     from ml.pipeline import transform
 
-    data_dir = tmp_path_factory.mktemp("built") / "data"
-    settings = make_settings(data_dir)
-    ingest(settings, SLICE_START, SLICE_END)
-    transform(settings)
-    return data_dir
+    def build(data_dir: Path) -> None:
+        settings = make_settings(data_dir)
+        ingest(settings, SLICE_START, SLICE_END)
+        transform(settings)
+
+    return built_once(tmp_path_factory, "built", build)
 
 
 @pytest.fixture(scope="session")
@@ -101,10 +144,11 @@ def trained_data(built_data, tmp_path_factory) -> Path:
     """A copy of the built folder with a champion trained as of AS_OF."""
     from ml.train import train
 
-    data_dir = tmp_path_factory.mktemp("trained") / "data"
-    shutil.copytree(built_data, data_dir)
-    train(make_settings(data_dir), AS_OF)
-    return data_dir
+    def build(data_dir: Path) -> None:
+        shutil.copytree(built_data, data_dir)
+        train(make_settings(data_dir), AS_OF)
+
+    return built_once(tmp_path_factory, "trained", build)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -27,64 +28,117 @@ from tests.conftest import REPO, make_settings
 from tests.reliability.conftest import digests
 
 KILLED = 137
-CHILD = """
-import os, sys
-from ml import io as ml_io
-
-kill_at, calls = int(sys.argv[1]), [0]
-
-def counted(real):
-    def call(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] == kill_at:
-            os._exit(137)
-        return real(*args, **kwargs)
-    return call
-
-os.replace = counted(os.replace)
-ml_io._renameat2_exchange = counted(ml_io._renameat2_exchange)
+# A server that imports the steps once, then forks a child per request: the child runs
+# the step with the renames counted and dies hard at the N-th one. A fork starts in a
+# millisecond where a new interpreter and its imports take seconds, and a kill point
+# costs two runs (the killed one and the retry).
+SERVER = """
+import datetime as dt, json, os, sys, tempfile, traceback
+from ml import io as ml_io, registry
+from ml.ingest import ingest
+from ml.model_card import card_files
+from ml.predict import predict
+from ml.transform import publish
+from ml.warehouse import refresh_catalog
 from tests.conftest import make_settings
-settings = make_settings(sys.argv[2], raw_source=sys.argv[3])
-step = sys.argv[4]
-import datetime as dt
-days = [dt.date.fromisoformat(d) for d in sys.argv[5:]]
-if step == "publish":
-    from ml.transform import publish
-    publish(settings, days[0], days[-1])
-elif step == "predict":
-    from ml.predict import predict
-    predict(settings, days[0])
-elif step == "ingest":
-    from ml.ingest import ingest
-    ingest(settings, days[0], days[-1])
-elif step == "register":
+# What the steps import on first use.
+import great_expectations, lightgbm, xgboost, sklearn.linear_model, vl_convert  # noqa
+
+
+def register_again(settings):
     # Register the champion's version again, from its own files, as a retrain of the
     # same as-of date with the same data does.
-    from ml import registry
     version = registry.get_alias(settings, "champion")
     model, metadata = registry.load_model(settings, version)
     kept = {k: v for k, v in metadata.items() if k not in ("artifacts", "libraries", "git_commit")}
-    from ml.model_card import card_files
     registry.register(
         settings, model, kept, registry.load_metrics(settings, version),
         registry.load_profile(settings, version), documents=card_files,
     )
-elif step == "refresh":
-    from ml.warehouse import refresh_catalog
-    refresh_catalog(settings)
-print(f"RENAMES {calls[0]}", file=sys.stderr)
+
+
+STEPS = {
+    "publish": lambda settings, days: publish(settings, days[0], days[-1]),
+    "predict": lambda settings, days: predict(settings, days[0]),
+    "ingest": lambda settings, days: ingest(settings, days[0], days[-1]),
+    "register": lambda settings, days: register_again(settings),
+    "refresh": lambda settings, days: refresh_catalog(settings),
+}
+
+
+def child(request):
+    kill_at, calls = request["kill_at"], [0]
+
+    def counted(real):
+        def call(*args, **kwargs):
+            calls[0] += 1
+            if calls[0] == kill_at:
+                os._exit(137)
+            return real(*args, **kwargs)
+        return call
+
+    os.replace = counted(os.replace)
+    ml_io._renameat2_exchange = counted(ml_io._renameat2_exchange)
+    settings = make_settings(request["data_dir"], raw_source=request["source"])
+    STEPS[request["step"]](settings, [dt.date.fromisoformat(d) for d in request["days"]])
+    print(f"RENAMES {calls[0]}", file=sys.stderr)
+
+
+for line in sys.stdin:
+    request = json.loads(line)
+    with tempfile.TemporaryFile() as err:
+        pid = os.fork()
+        if pid == 0:
+            os.dup2(err.fileno(), 2)
+            code = 0
+            try:
+                child(request)
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            sys.stderr.flush()
+            os._exit(code)
+        status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+    print(json.dumps({"returncode": status, "stderr": stderr}), flush=True)
 """
+_server: subprocess.Popen | None = None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _step_server():
+    yield
+    global _server
+    if _server is not None:
+        _server.stdin.close()
+        _server.wait(timeout=60)
+        _server = None
 
 
 def _step(data_dir: Path, step: str, days: list[dt.date], kill_at: int = 0, source: str = ""):
-    return subprocess.run(
-        [sys.executable, "-c", CHILD, str(kill_at), str(data_dir), source, step, *map(str, days)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
+    """Run ``step`` in a child process (killed before its ``kill_at``-th rename, if any);
+    its return code and standard error."""
+    global _server
+    if _server is None:
+        _server = subprocess.Popen(
+            [sys.executable, "-c", SERVER],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+    request = {
+        "kill_at": kill_at,
+        "data_dir": str(data_dir),
+        "source": source,
+        "step": step,
+        "days": [d.isoformat() for d in days],
+    }
+    _server.stdin.write(json.dumps(request) + "\n")
+    _server.stdin.flush()
+    answer = json.loads(_server.stdout.readline())
+    return subprocess.CompletedProcess(_server.args, answer["returncode"], "", answer["stderr"])
 
 
 def _renames(proc) -> int:
