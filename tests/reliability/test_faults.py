@@ -33,7 +33,7 @@ KILLED = 137
 # millisecond where a new interpreter and its imports take seconds, and a kill point
 # costs two runs (the killed one and the retry).
 SERVER = """
-import datetime as dt, json, os, sys, tempfile, traceback
+import datetime as dt, json, os, signal, sys, tempfile, traceback
 from ml import io as ml_io, registry
 from ml.ingest import ingest
 from ml.model_card import card_files
@@ -67,6 +67,7 @@ STEPS = {
 
 
 def child(request):
+    signal.alarm(600)  # a step that hangs ends here (SIGALRM), as a timeout would
     kill_at, calls = request["kill_at"], [0]
 
     def counted(real):
