@@ -29,7 +29,7 @@ ENV_VARS := AIRFLOW_HOME ML_DATA_DIR AIRFLOW__CORE__DAGS_FOLDER AIRFLOW__CORE__P
 	AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL \
 	DBT_SEND_ANONYMOUS_USAGE_STATS GX_ANALYTICS_ENABLED
 
-.PHONY: help install airflow-init demo test test-fast lint format lock env airflow clean clean-data bench-drift bench-backtest bench-topology bench-daily bench-scoring
+.PHONY: help install airflow-init demo test test-fast lint format lock env airflow clean clean-data bench-drift bench-backtest bench-topology bench-daily bench-scoring bench-validation
 
 help:
 	@echo "make demo     set everything up and replay $(DEMO_START)..$(DEMO_END) through Airflow"
@@ -43,6 +43,7 @@ help:
 	@echo "make bench-topology  four daily runs per executor: dags test, standalone, Celery with 1 and 2 workers"
 	@echo "make bench-daily  where a day of flights_daily spends its time, per task and per library"
 	@echo "make bench-scoring  LightGBM and XGBoost scoring beside the library's own predict"
+	@echo "make bench-validation  the feature suite on a day and on the year beside Great Expectations' own call"
 
 # -- setup -------------------------------------------------------------------------------
 $(BIN)/activate:
@@ -131,6 +132,11 @@ bench-daily: install
 # Lands and builds April to July 2013 in ML_DATA_DIR first (about a minute), then about 2.
 bench-scoring: install
 	$(BIN)/python benchmarks/scoring_speed.py --prepare
+
+# Lands 2013 in ML_DATA_DIR first (about 30 s), then builds a day and the year and
+# validates each five times: about 3 minutes.
+bench-validation: install
+	$(BIN)/python benchmarks/validation_speed.py --prepare
 
 clean-data:
 	rm -rf $(ML_DATA_DIR)
