@@ -48,6 +48,7 @@ STEPS = (
     "build",
     "validate_build",
     "publish",
+    "recalibrate",
     "predict",
     "monitor",
     "decide_retraining",
@@ -97,6 +98,7 @@ def run_step(step: str, day: dt.date, profile: Path | None) -> None:
     imported = time.perf_counter()
     call = {
         "ingest": lambda: pipeline.ingest(settings, day),
+        "recalibrate": lambda: pipeline.recalibrate(settings, day),
         "predict": lambda: pipeline.predict(settings, day),
         "monitor": lambda: pipeline.monitor(settings, day),
         "decide_retraining": lambda: pipeline.decide_retraining(settings, day),

@@ -14,17 +14,21 @@ param), at the prediction cutoff 00:00 America/New_York on D:
    schedule, ranges, nulls, the label, leakage). A failure quarantines the build.
 4. **publish**: D's partitions of every mart switch together, in one rename, to exactly
    the bytes that passed validation (a build replaced since is refused).
-5. **predict**: score every flight of D with the champion (and the challenger, in shadow)
-   into `predictions/flight_date=D/`, read through the `predictions` and
-   `latest_predictions` views of `warehouse.duckdb`.
-6. **monitor**: drift of D's features and scores (the day and its trailing week) against
+5. **recalibrate**: refit the champion's calibration (Platt scaling) on its trailing 28
+   days of matured labels, holding back D-2; the revision is used from D on only if it is
+   no worse on D-2 than the map in force. A file of the model version and an entry of the
+   audit log; the model itself is untouched (`ML_RECALIBRATION_ENABLED=false` turns it off).
+6. **predict**: score every flight of D with the champion (and the challenger, in shadow),
+   each with its calibration revision in force, into `predictions/flight_date=D/`, read
+   through the `predictions` and `latest_predictions` views of `warehouse.duckdb`.
+7. **monitor**: drift of D's features and scores (the day and its trailing week) against
    the champion's training window, D's performance estimated from its calibrated scores,
    and the realized performance of the day whose labels have just matured:
    `reports/drift/drift_D.html` and the `monitoring_drift` and `monitoring_performance`
    tables.
-7. **decide_retraining**: the retraining policy as of D (the schedule, lasting drift,
+8. **decide_retraining**: the retraining policy as of D (the schedule, lasting drift,
    lasting degradation), recorded in `retraining_decisions` and added to D's report.
-8. **request_retraining**: when the policy fired, an event on the `retraining_requested`
+9. **request_retraining**: when the policy fired, an event on the `retraining_requested`
    asset (as-of D) starts the `flights_training` DAG; otherwise the task is skipped.
 
 Each task calls the step of `ml.pipeline` of the same name; `ml transform` is `build`,
@@ -119,6 +123,26 @@ def flights_daily():
         pipeline.publish(load_settings(), parse_date(day), parse_date(day))
         return day
 
+    @task
+    @failing_fast()
+    def recalibrate(day: str) -> str:
+        """Refit the champion's calibration on the labels matured by the day's cutoff."""
+        from ml import pipeline
+        from ml.config import load_settings
+        from ml.dates import parse_date
+
+        result = pipeline.recalibrate(load_settings(), parse_date(day))
+        if result["revision"] is None:
+            print(f"no calibration revision as of {day}: {result['reason']}")
+        else:
+            held = result["log_loss"]["held_back"]
+            print(
+                f"calibration revision {result['revision']} of {result['version']}: held-back "
+                f"log loss {held['before']:.4f} -> {held['after']:.4f}, "
+                + ("used" if result["used"] else f"not used (in force: {result['in_force']})")
+            )
+        return day
+
     @task(pool=WAREHOUSE_POOL, outlets=[PREDICTIONS])
     @failing_fast()
     def predict(day: str) -> dict:
@@ -162,7 +186,7 @@ def flights_daily():
         )
 
     request_retraining(
-        decide_retraining(monitor(predict(publish(validate_build(build(ingest()))))))
+        decide_retraining(monitor(predict(recalibrate(publish(validate_build(build(ingest())))))))
     )
 
 

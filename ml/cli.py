@@ -156,6 +156,22 @@ def cmd_predict(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
+def cmd_recalibrate(settings: Settings, args: argparse.Namespace) -> None:
+    from ml.pipeline import recalibrate
+
+    result = recalibrate(settings, args.date)
+    if result["revision"] is None:
+        print(f"no calibration revision as of {result['day']}: {result['reason']}")
+        return
+    fitted, held = result["log_loss"]["fitted"], result["log_loss"]["held_back"]
+    verdict = "used" if result["used"] else f"not used; in force: {result['in_force']}"
+    print(
+        f"calibration revision {result['revision']} of {result['version']}: log loss "
+        f"{fitted['before']:.4f} -> {fitted['after']:.4f} on the days fitted, "
+        f"{held['before']:.4f} -> {held['after']:.4f} on the held-back day; {verdict}"
+    )
+
+
 def cmd_monitor(settings: Settings, args: argparse.Namespace) -> None:
     from ml.pipeline import monitor
 
@@ -223,7 +239,8 @@ def cmd_models_show(settings: Settings, args: argparse.Namespace) -> None:
     from ml.queries import model_details
 
     details = model_details(settings, args.version)
-    _print_json({key: details[key] for key in ("metadata", "metrics", "aliases")})
+    keys = ("metadata", "metrics", "aliases", "calibration_revisions")
+    _print_json({key: details[key] for key in keys})
 
 
 def cmd_models_promote(settings: Settings, args: argparse.Namespace) -> None:
@@ -242,10 +259,9 @@ def cmd_models_rollback(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_models_audit(settings: Settings, args: argparse.Namespace) -> None:
     from ml.queries import alias_history
 
-    for entry in reversed(alias_history(settings)):
-        print(
-            f"{entry['at']}  {entry['alias']:10} {entry['from']} -> {entry['to']}  ({entry['reason']})"
-        )
+    for entry in reversed(alias_history(settings, events=True)):
+        what = entry["alias"] if entry["event"] == "alias" else f"{entry['alias']} {entry['event']}"
+        print(f"{entry['at']}  {what:10} {entry['from']} -> {entry['to']}  ({entry['reason']})")
 
 
 def cmd_predictions_show(settings: Settings, args: argparse.Namespace) -> None:
@@ -394,6 +410,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="retrain the model's algorithm as of its date on each window length and score the range",
     )
     p.add_argument("--json", action="store_true")
+    p = add(
+        "recalibrate",
+        cmd_recalibrate,
+        "refit the champion's calibration on the labels matured by a date's cutoff",
+    )
+    p.add_argument("--date", type=_iso_date, required=True)
     p = add("predict", cmd_predict, "score every flight scheduled on a date")
     p.add_argument("--date", type=_iso_date, required=True)
     p = add("monitor", cmd_monitor, "drift report of a date against the champion's reference")
@@ -454,14 +476,24 @@ def build_parser() -> argparse.ArgumentParser:
     msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     m = action(msub, "list", cmd_models_list, "every version, newest first, with its aliases")
     m.add_argument("--json", action="store_true")
-    m = action(msub, "show", cmd_models_show, "metadata and metrics of one version, as JSON")
+    m = action(
+        msub,
+        "show",
+        cmd_models_show,
+        "metadata, metrics and calibration revisions of one version, as JSON",
+    )
     m.add_argument("version")
     m = action(msub, "promote", cmd_models_promote, "make a version champion")
     m.add_argument("version")
     m.add_argument("--reason", default="promoted by hand")
     m = action(msub, "rollback", cmd_models_rollback, "point champion back at the previous one")
     m.add_argument("--reason", default="rolled back by hand")
-    action(msub, "audit", cmd_models_audit, "every alias change with its reason")
+    action(
+        msub,
+        "audit",
+        cmd_models_audit,
+        "every alias change and calibration revision, with its reason",
+    )
 
     p = sub.add_parser("predictions", help="read the prediction table")
     psub = p.add_subparsers(dest="predictions_command", required=True, metavar="ACTION")

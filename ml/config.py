@@ -57,6 +57,9 @@ class Settings:
     gate_slice_tolerance: float
     gate_max_ece: float
     label_maturity_days: int
+    recalibration_enabled: bool
+    recalibration_days: int
+    recalibration_min_rows: int
     drift_window_days: int
     retrain_every_days: int
     retrain_persistence_days: int
@@ -197,6 +200,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         strange = [name for name in values[key] if name not in algorithms]
         if strange:
             raise ConfigError(f"{key} {strange}: expected some of {algorithms}")
+    for key in ("recalibration_days", "recalibration_min_rows"):
+        if values[key] < 1:
+            raise ConfigError(f"{key} must be at least 1")
     if values["calibration_folds"] < 2:
         raise ConfigError("calibration_folds must be at least 2")
     if not 0 < values["drift_family_alpha"] < 1:

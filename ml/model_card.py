@@ -2,12 +2,14 @@
 
 Written into every version folder as ``model_card.md`` and a self-contained
 ``model_card.html`` (inline CSS and SVG: calibration and importance plots). Both are
-rendered from one context, built from the version's ``metadata.json`` and
-``metrics.json`` and nothing else, so a card can always be rebuilt from the registry.
+rendered from one context, built from the version's ``metadata.json``, ``metrics.json``
+and calibration revisions and nothing else, so a card can always be rebuilt from the
+registry; each new revision rebuilds it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ml.html import number, render
@@ -29,8 +31,14 @@ IMPORTANCE = (
 )
 
 
-def card_context(metadata: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+def card_context(
+    metadata: dict[str, Any],
+    metrics: dict[str, Any],
+    revisions: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
     """Everything a card shows, as data: the Markdown and the HTML card render this.
+    ``revisions`` are the version's calibration revisions, oldest first
+    (:func:`ml.recalibration.revisions`).
 
     ``sections`` are headed paragraphs (``text``, with an ``emphasis`` written first in
     bold) or tables (``header`` and ``rows`` of plain values, formatted by the templates).
@@ -162,6 +170,8 @@ def card_context(metadata: dict[str, Any], metrics: dict[str, Any]) -> dict[str,
             "it, which the daily monitoring reports.",
         },
     ]
+    if revisions:  # before the limitations
+        sections.insert(len(sections) - 1, _revisions_section(revisions))
     importance = []
     for kind, text in IMPORTANCE:
         top = sorted((metrics["importance"].get(kind) or {}).items(), key=lambda kv: -kv[1])
@@ -173,20 +183,68 @@ def card_context(metadata: dict[str, Any], metrics: dict[str, Any]) -> dict[str,
         "sections": sections,
         "calibration": holdout["calibration"],
         "importance": importance,
+        "revisions": [
+            {
+                "date": r["held_back"]["day"],
+                "before": r["log_loss"]["held_back"]["before"],
+                "after": r["log_loss"]["held_back"]["after"],
+            }
+            for r in revisions
+        ],
     }
 
 
-def render_markdown(metadata: dict[str, Any], metrics: dict[str, Any]) -> str:
-    return render("model_card.md", **card_context(metadata, metrics))
+def _revisions_section(revisions: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The daily recalibration's revisions, newest first: what each learned from, and the
+    held-back day's log loss under the map it would replace and under its own."""
+    used = sum(bool(r["used"]) for r in revisions)
+    return {
+        "heading": f"Calibration over time: {len(revisions)} daily revisions, {used} used",
+        "header": [
+            "as of",
+            "fitted on",
+            "flights",
+            "held-back day",
+            "log loss in force",
+            "log loss revised",
+            "slope",
+            "intercept",
+            "used",
+        ],
+        "rows": [
+            [
+                r["as_of"],
+                f"{r['fitted_on']['start']} .. {r['fitted_on']['end']}",
+                r["fitted_on"]["rows"],
+                r["held_back"]["day"],
+                r["log_loss"]["held_back"]["before"],
+                r["log_loss"]["held_back"]["after"],
+                r["slope"],
+                r["intercept"],
+                r["used"],
+            ]
+            for r in reversed(revisions)
+        ],
+    }
 
 
-def render_html(metadata: dict[str, Any], metrics: dict[str, Any]) -> str:
-    return render("model_card.html", **card_context(metadata, metrics))
+def render_markdown(
+    metadata: dict[str, Any], metrics: dict[str, Any], revisions: Sequence[dict[str, Any]] = ()
+) -> str:
+    return render("model_card.md", **card_context(metadata, metrics, revisions))
 
 
-def card_files(metadata: dict[str, Any], metrics: dict[str, Any]) -> dict[str, str]:
+def render_html(
+    metadata: dict[str, Any], metrics: dict[str, Any], revisions: Sequence[dict[str, Any]] = ()
+) -> str:
+    return render("model_card.html", **card_context(metadata, metrics, revisions))
+
+
+def card_files(
+    metadata: dict[str, Any], metrics: dict[str, Any], revisions: Sequence[dict[str, Any]] = ()
+) -> dict[str, str]:
     """The model card of a version in Markdown and HTML, as the registry stores them."""
-    context = card_context(metadata, metrics)
+    context = card_context(metadata, metrics, revisions)
     return {
         MODEL_CARD_FILES[".md"]: render("model_card.md", **context),
         MODEL_CARD_FILES[".html"]: render("model_card.html", **context),

@@ -143,7 +143,8 @@ def champion_scores(settings: Settings, window: pd.DataFrame, version: str) -> n
     """The champion's ``p_delayed`` for every row of ``window``: as published, for the
     flights of the days this version scored (the partitions' champion rows), and from
     the model, loaded only if needed, for the others (days scored by an earlier champion
-    or by the fallback, or not predicted)."""
+    or by the fallback, or not predicted), each day with its calibration revision in
+    force."""
     from ml import registry
 
     stored: dict[str, float] = {}
@@ -160,8 +161,14 @@ def champion_scores(settings: Settings, window: pd.DataFrame, version: str) -> n
     scores = window["flight_id"].map(stored).to_numpy(dtype=float, na_value=np.nan, copy=True)
     missing = np.isnan(scores)
     if missing.any():
+        from ml.recalibration import apply_map, map_in_force
+
         model, _ = registry.load_model(settings, version)
-        scores[missing] = model.predict_proba(window[missing])
+        dates = window["flight_date"].to_numpy()
+        for day in sorted(set(dates[missing])):  # each day with the calibration it had
+            rows = missing & (dates == day)
+            apply_map(model, map_in_force(settings, version, model, day))
+            scores[rows] = model.predict_proba(window[rows])
     log.debug("champion scores: %d published, %d scored now", (~missing).sum(), missing.sum())
     return scores
 

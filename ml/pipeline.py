@@ -2,18 +2,18 @@
 
 A DAG task is one call of the function of its name here, so a word means one thing in
 the Airflow UI and in the code; the ``ml`` commands of the same names (``transform``,
-``predict``, ``monitor``, ``decide-retraining``, ``train``) call the same functions.
-(``ml ingest`` lands any range of days; the daily ``ingest`` one day and the history its
+``recalibrate``, ``predict``, ``monitor``, ``decide-retraining``, ``train``) call the same
+functions. (``ml ingest`` lands any range of days; the daily ``ingest`` one day and the history its
 features read.) Each step takes the settings and its dates, does one stage (or, for
 ``transform``, the three stages the daily DAG runs as separate tasks) and returns a small
 summary that fits in an XCom.
 
 Daily (``flights_daily``): ``ingest`` -> ``build`` -> ``validate_build`` -> ``publish``
--> ``predict`` -> ``monitor`` -> ``decide_retraining``. Training (``flights_training``):
-``ingest_history`` -> ``transform`` (of the training window) -> ``train``. Replay
-(``flights_replay``): ``ingest_range`` -> ``build`` -> ``validate_build`` -> ``publish``
-(of the whole range and the training window before it) -> ``replay_days`` (the daily
-steps and the retraining policy's training, day by day). Backtest (``backtest``):
+-> ``recalibrate`` -> ``predict`` -> ``monitor`` -> ``decide_retraining``. Training
+(``flights_training``): ``ingest_history`` -> ``transform`` (of the training window) ->
+``train``. Replay (``flights_replay``): ``ingest_range`` -> ``build`` -> ``validate_build``
+-> ``publish`` (of the whole range and the training window before it) -> ``replay_days``
+(the daily steps and the retraining policy's training, day by day). Backtest (``backtest``):
 ``prepare`` -> ``run`` (:func:`ml.backtest.run_backtest`) -> ``report``.
 """
 
@@ -72,6 +72,14 @@ def transform(
     return publish(settings, start, end)
 
 
+def recalibrate(settings: Settings, day: dt.date) -> dict[str, Any]:
+    """Refit the champion's calibration on the labels matured by ``day``'s cutoff, as a
+    new revision of its version, used from ``day`` on if no worse on a held-back day."""
+    from ml.recalibration import recalibrate as refit
+
+    return refit(settings, day)
+
+
 def predict(settings: Settings, day: dt.date) -> dict[str, Any]:
     """Score ``day``'s flights with the champion (and the challenger) into its partition."""
     from ml.predict import predict as score_day
@@ -82,6 +90,7 @@ def predict(settings: Settings, day: dt.date) -> dict[str, Any]:
         "rows": result.rows,
         "versions": result.versions,
         "path": str(result.path),
+        "calibrations": result.calibrations,
     }
 
 
@@ -143,9 +152,9 @@ def replay_days(
     end: dt.date,
     progress: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """The daily run's ``predict``, ``monitor`` and ``decide_retraining`` for each day of
-    ``start..end`` in order, and, when the policy fires on a day D, the training DAG's
-    ``train`` as of D before D + 1: what ``flights_daily`` day after day and the
+    """The daily run's ``recalibrate``, ``predict``, ``monitor`` and ``decide_retraining``
+    for each day of ``start..end`` in order, and, when the policy fires on a day D, the
+    training DAG's ``train`` as of D before D + 1: what ``flights_daily`` day after day and the
     ``flights_training`` runs its events start leave, in one process. The range's marts
     (and the training window before it) must be published (:func:`replay_window`).
 
@@ -183,6 +192,7 @@ def replay_days(
         if day < first:
             continue
         started = time.perf_counter()
+        recalibrated = recalibrate(settings, day)
         scored = predict(settings, day)
         monitored = monitor(settings, day)
         decision = decide_retraining(settings, day)
@@ -190,6 +200,12 @@ def replay_days(
         progress(
             f"{day} ({number}/{len(days)}): {scored['rows']} predictions ("
             + ", ".join(f"{role} {version}" for role, version in scored["versions"].items())
+            + f"; calibration {scored['calibrations'].get('champion', '-')}"
+            + (
+                ""
+                if recalibrated["revision"] is None or recalibrated["used"]
+                else " (revision not used)"
+            )
             + f"); drift in {len(monitored['drifted'])} feature(s); "
             + ("retrain: " if decision["retrain"] else "no retraining: ")
             + "; ".join(decision["reasons"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -65,6 +65,8 @@ class PredictionResult:
     rows: int
     versions: dict[str, str]
     path: str
+    # role -> the calibration revision that scored it (a date, or "training")
+    calibrations: dict[str, str] = field(default_factory=dict)
 
 
 def risk_band(p: np.ndarray, low_max: float, high_min: float) -> np.ndarray:
@@ -159,9 +161,15 @@ def _load_models(settings: Settings) -> tuple[dict[str, tuple[str, Any, dict]], 
 
 def predict(settings: Settings, day: dt.date) -> PredictionResult:
     """Score the flights of ``day`` with the champion (and challenger) and publish them."""
+    from ml.recalibration import apply_map, map_in_force
     from ml.warehouse import refresh_catalog
 
     loaded, unusable = _load_models(settings)
+    calibrations = {}
+    for role, (version, model, _) in loaded.items():
+        calibration = map_in_force(settings, version, model, day)
+        apply_map(model, calibration)
+        calibrations[role] = calibration.revision
     oracle = any(meta.get("uses_oracle_forecast") for _, _, meta in loaded.values())
     frame = load_features(settings, day, day, oracle=oracle)
     parts, versions = [], {}
@@ -189,5 +197,14 @@ def predict(settings: Settings, day: dt.date) -> PredictionResult:
     remove_stale_temporaries(destination.parent, recursive=False, older_than=STALE_SECONDS)
     path = write_parquet(table, destination)
     refresh_catalog(settings)
-    log.info("predictions for %s: %d rows (%s) -> %s", day, len(rows), versions, path)
-    return PredictionResult(day=day, rows=len(rows), versions=versions, path=str(path))
+    log.info(
+        "predictions for %s: %d rows (%s; calibration %s) -> %s",
+        day,
+        len(rows),
+        versions,
+        calibrations,
+        path,
+    )
+    return PredictionResult(
+        day=day, rows=len(rows), versions=versions, path=str(path), calibrations=calibrations
+    )

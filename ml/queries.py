@@ -127,13 +127,15 @@ BASELINE_ROWS = (("model", None), ("heuristic", "heuristic"), ("prior rate", "pr
 
 
 def model_details(settings: Settings, version: str) -> dict[str, Any]:
-    """One version: its metadata, metrics and aliases, and ``rows`` (name, log loss, AUC,
-    ECE of the model and of each baseline on the holdout).
+    """One version: its metadata, metrics and aliases, ``rows`` (name, log loss, AUC,
+    ECE of the model and of each baseline on the holdout), and its calibration revisions,
+    oldest first (:mod:`ml.recalibration`).
 
     Raises:
         RegistryError: The version is unknown or its files cannot be read.
     """
     from ml import registry
+    from ml.recalibration import revisions
 
     metadata = registry.load_metadata(settings, version)
     metrics = registry.load_metrics(settings, version)
@@ -143,7 +145,13 @@ def model_details(settings: Settings, version: str) -> dict[str, Any]:
     for name, baseline in BASELINE_ROWS:
         m = holdout["model"] if baseline is None else holdout["baselines"].get(baseline, {})
         rows.append([name, *(metric_value(m, k) for k in ("log_loss", "auc", "ece"))])
-    return {"metadata": metadata, "metrics": metrics, "aliases": aliases, "rows": rows}
+    return {
+        "metadata": metadata,
+        "metrics": metrics,
+        "aliases": aliases,
+        "rows": rows,
+        "calibration_revisions": revisions(settings, version),
+    }
 
 
 def serving_models(settings: Settings) -> list[dict[str, Any]]:
@@ -169,13 +177,20 @@ def serving_models(settings: Settings) -> list[dict[str, Any]]:
     return roles
 
 
-def alias_history(settings: Settings, limit: int | None = None) -> list[dict[str, Any]]:
-    """The alias changes, newest first (``limit`` of them): ``at``, ``alias``, ``from``
-    (None for the first), ``to`` and ``reason``."""
+def alias_history(
+    settings: Settings, limit: int | None = None, events: bool = False
+) -> list[dict[str, Any]]:
+    """The alias changes, newest first (``limit`` of them): ``at``, ``event`` (``alias``),
+    ``alias``, ``from`` (None for the first), ``to`` and ``reason``; with ``events``, the
+    audit log's other entries too (the champion's calibration revisions)."""
     from ml import registry
 
-    entries = registry.audit_log(settings)[::-1][:limit]
-    return [{key: e.get(key) for key in ("at", "alias", "from", "to", "reason")} for e in entries]
+    entries = registry.audit_log(settings) if events else registry.alias_changes(settings)
+    return [
+        {"event": e.get("event", registry.ALIAS_CHANGE)}
+        | {key: e.get(key) for key in ("at", "alias", "from", "to", "reason")}
+        for e in entries[::-1][:limit]
+    ]
 
 
 def daily_monitoring(settings: Settings, days: list[dt.date]) -> list[dict[str, Any]]:

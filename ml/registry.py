@@ -7,7 +7,9 @@ input fingerprint, features and types, parameters, library versions, git commit)
 importance, the gate's checks), ``reference_profile.json`` (for drift) and the model
 card, ``model_card.md`` and ``model_card.html``. ``models/aliases.json`` maps an alias
 (``champion``, ``challenger``) to a version; ``models/audit.jsonl`` records every alias
-change with its reason.
+change with its reason, and every calibration revision of the champion
+(:mod:`ml.recalibration`, ``"event": "recalibration"``). A version's revisions are files of
+its folder, ``calibration/<date>.json``, kept when the version is registered again.
 
 A version folder is written beside its final place and renamed into it; re-registering
 a version swaps the two folders in one call (:func:`ml.io.exchange_dirs`), so the version
@@ -51,6 +53,8 @@ log = logging.getLogger(__name__)
 ALIASES = ("champion", "challenger")
 # Suffix of the folder a version is written into before it is renamed into place.
 STAGING_SUFFIX = ".staging"
+# A version's calibration revisions (ml.recalibration): kept when it is registered again.
+REVISIONS_DIR = "calibration"
 TRACKED_LIBRARIES = (
     "lightgbm",
     "xgboost-cpu",
@@ -130,6 +134,9 @@ def register(
         )
         try:
             _write_version(staging, model, metadata, metrics, profile, documents)
+            kept = final / REVISIONS_DIR
+            if kept.is_dir():  # the same model, registered again: its revisions still hold
+                shutil.copytree(kept, staging / REVISIONS_DIR)
             if final.exists():
                 exchange_dirs(staging, final)  # staging now holds the replaced version
             else:
@@ -327,7 +334,7 @@ def set_alias(settings: Settings, alias: str, version: str, reason: str) -> None
 def aliases_from_audit(settings: Settings) -> dict[str, str]:
     """The aliases as the audit log's last readable change of each left them."""
     aliases: dict[str, str] = {}
-    for entry in audit_log(settings):
+    for entry in alias_changes(settings):
         if entry.get("to"):
             aliases[entry["alias"]] = entry["to"]
     return aliases
@@ -351,7 +358,20 @@ def _append_audit(settings: Settings, entry: dict[str, Any]) -> None:
         os.fsync(handle.fileno())
 
 
+def append_event(settings: Settings, entry: dict[str, Any]) -> None:
+    """Record a change to what an alias serves that is not a change of version (a
+    calibration revision, say) in the audit log: ``entry`` has an ``event`` and the
+    entries' keys but ``at``."""
+    missing = {"event", *AUDIT_KEYS} - {"at"} - entry.keys()
+    if missing:
+        raise RegistryError(f"audit event {entry}: missing {sorted(missing)}")
+    with file_lock(settings.paths.models_lock):
+        _append_audit(settings, entry)
+
+
 AUDIT_KEYS = ("at", "alias", "from", "to", "reason")
+# An entry without "event" is an alias change (every entry was, before events).
+ALIAS_CHANGE = "alias"
 
 
 def audit_log(settings: Settings) -> list[dict[str, Any]]:
@@ -378,6 +398,11 @@ def audit_log(settings: Settings) -> list[dict[str, Any]]:
     return entries
 
 
+def alias_changes(settings: Settings) -> list[dict[str, Any]]:
+    """The audit log's alias changes, oldest first (its other events left out)."""
+    return [e for e in audit_log(settings) if e.get("event", ALIAS_CHANGE) == ALIAS_CHANGE]
+
+
 def promote(settings: Settings, version: str, reason: str) -> None:
     """Make ``version`` champion; the previous champion becomes challenger."""
     try:
@@ -397,7 +422,7 @@ def rollback(settings: Settings, reason: str) -> str:
             change does not lead to the current champion (the log lost an entry): then
             say which version to promote instead.
     """
-    history = [e for e in audit_log(settings) if e["alias"] == "champion"]
+    history = [e for e in alias_changes(settings) if e["alias"] == "champion"]
     if not history or not history[-1].get("from"):
         raise RegistryError(
             f"{settings.paths.model_audit_log}: no earlier champion to roll back to"

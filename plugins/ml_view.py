@@ -215,13 +215,16 @@ def model_card(version: str, cfg: SettingsDep) -> HTMLResponse:
     """A registered version's model card; any other name is not found."""
     from ml import registry
     from ml.model_card import render_html
+    from ml.recalibration import revisions
 
     known = {meta["version"] for meta in registry.list_versions(cfg)}
     if version not in known:
         raise HTTPException(status_code=404, detail=f"no model version {version!r}")
     try:
         html = render_html(
-            registry.load_metadata(cfg, version), registry.load_metrics(cfg, version)
+            registry.load_metadata(cfg, version),
+            registry.load_metrics(cfg, version),
+            revisions(cfg, version),
         )
     except SECTION_ERRORS as exc:
         title = f"Model card {version}"

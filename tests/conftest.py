@@ -168,6 +168,7 @@ def run_daily_steps(settings, day: dt.date) -> bool:
     pipeline.build(settings, day, day)
     pipeline.validate_build(settings, day, day)
     pipeline.publish(settings, day, day)
+    pipeline.recalibrate(settings, day)
     pipeline.predict(settings, day)
     pipeline.monitor(settings, day)
     return pipeline.decide_retraining(settings, day)["retrain"]

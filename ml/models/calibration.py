@@ -31,6 +31,29 @@ PLATT_C = 1e6
 PLATT_MAX_ITER = 1000
 
 
+def platt(log_odds: np.ndarray, y: np.ndarray, what: str = "calibration") -> tuple[float, float]:
+    """Platt scaling: the slope and intercept of ``sigmoid(slope * log_odds + intercept)``
+    that fit ``y`` best, the slope constrained to be non-negative.
+
+    If the scores rank the flights backwards, the best non-negative slope is zero: every
+    flight gets the observed delay rate, which is honest about the lack of signal, instead
+    of an inverted ranking.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    scaler = LogisticRegression(C=PLATT_C, max_iter=PLATT_MAX_ITER).fit(log_odds[:, None], y)
+    slope, intercept = float(scaler.coef_[0][0]), float(scaler.intercept_[0])
+    if slope < 0:
+        log.warning(
+            "%s: the scores rank the flights backwards (Platt slope %.3f); "
+            "predicting the observed delay rate instead",
+            what,
+            slope,
+        )
+        return 0.0, float(logit(np.array([np.mean(y)]))[0])
+    return slope, intercept
+
+
 class CalibratedClassifier(BaseEstimator):
     """A classifier followed by Platt scaling: ``p = sigmoid(slope_ * logit(p_base) + intercept_)``.
 
@@ -67,22 +90,9 @@ class CalibratedClassifier(BaseEstimator):
         for every flight, which is honest about its lack of signal, instead of inverting
         its ranking.
         """
-        from sklearn.linear_model import LogisticRegression
-
         self.estimator_ = clone(self.estimator).fit(frame, y, eval_frame, eval_y)
         oof = self.estimator_.cross_fitted(frame, y, day_folds(frame["flight_date"], self.n_folds))
-        scaler = LogisticRegression(C=PLATT_C, max_iter=PLATT_MAX_ITER).fit(logit(oof)[:, None], y)
-        self.slope_ = float(scaler.coef_[0][0])
-        self.intercept_ = float(scaler.intercept_[0])
-        if self.slope_ < 0:
-            log.warning(
-                "%s: out-of-fold predictions rank the fit period backwards (Platt slope %.3f); "
-                "the model predicts the fit period's delay rate instead",
-                self.algorithm,
-                self.slope_,
-            )
-            self.slope_ = 0.0
-            self.intercept_ = float(logit(np.array([np.mean(y)]))[0])
+        self.slope_, self.intercept_ = platt(logit(oof), y, what=self.algorithm)
         return self
 
     def predict_uncalibrated(self, frame: pd.DataFrame) -> np.ndarray:

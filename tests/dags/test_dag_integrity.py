@@ -64,6 +64,7 @@ def test_the_daily_dag_runs_the_stages_in_order(dag_bag):
         "build",
         "validate_build",
         "publish",
+        "recalibrate",
         "predict",
         "monitor",
         "decide_retraining",

@@ -54,6 +54,7 @@ DAILY_TASKS = {
     "build",
     "validate_build",
     "publish",
+    "recalibrate",
     "predict",
     "monitor",
     "decide_retraining",

@@ -24,6 +24,7 @@ def test_help_lists_every_command(tmp_path):
         "validate",
         "train",
         "evaluate",
+        "recalibrate",
         "predict",
         "monitor",
         "decide-retraining",
@@ -122,8 +123,15 @@ def test_the_readmes_model_commands_run_as_shown(trained_copy):
     assert card.is_file() and card.parent.parent == trained_copy / "models"
     new = card.parent.name
 
+    recalibrated = _ml("recalibrate", "--date", "2013-03-25", data_dir=trained_copy)
+    assert recalibrated.returncode == 0, recalibrated.stderr
+    assert recalibrated.stdout.startswith(f"calibration revision 2013-03-25 of {champion}: ")
+    assert "on the held-back day; " in recalibrated.stdout
+
     shown = json.loads(_ml("models", "show", champion, data_dir=trained_copy).stdout)
     assert shown["metadata"]["version"] == champion and "holdout" in shown["metrics"]
+    (revision,) = shown["calibration_revisions"]
+    assert revision["as_of"] == "2013-03-25" and revision["held_back"]["day"] == "2013-03-23"
     promoted = _ml("models", "promote", new, data_dir=trained_copy)
     assert promoted.stdout.strip() == f"{new} is now champion"
     back = _ml("models", "rollback", "--reason", "test", data_dir=trained_copy)
@@ -132,6 +140,11 @@ def test_the_readmes_model_commands_run_as_shown(trained_copy):
         line.split("  ", 1)[1]
         for line in _ml("models", "audit", data_dir=trained_copy).stdout.splitlines()
     ]
+    (recalibration,) = [line for line in audit if "recalibration" in line]
+    assert recalibration.startswith(
+        f"champion recalibration {champion} calibration training -> "
+        f"{champion} calibration 2013-03-25  (Platt refitted on 2013-03-15..2013-03-22"
+    )
     promotion = audit.index(f"champion   {champion} -> {new}  (promoted by hand)")
     assert audit.index(f"champion   {new} -> {champion}  (rollback: test)") > promotion
     listing = _ml("models", "list", "--json", data_dir=trained_copy).stdout

@@ -38,6 +38,7 @@ from ml import io as ml_io, registry
 from ml.ingest import ingest
 from ml.model_card import card_files
 from ml.predict import predict
+from ml.recalibration import recalibrate
 from ml.transform import publish
 from ml.warehouse import refresh_catalog
 from tests.conftest import make_settings
@@ -60,6 +61,7 @@ def register_again(settings):
 STEPS = {
     "publish": lambda settings, days: publish(settings, days[0], days[-1]),
     "predict": lambda settings, days: predict(settings, days[0]),
+    "recalibrate": lambda settings, days: recalibrate(settings, days[0]),
     "ingest": lambda settings, days: ingest(settings, days[0], days[-1]),
     "register": lambda settings, days: register_again(settings),
     "refresh": lambda settings, days: refresh_catalog(settings),
@@ -169,11 +171,17 @@ def _catalog_readable(data_dir: Path) -> None:
 def _published(data_dir: Path) -> tuple[dict[str, str], dict[str, str] | None]:
     """The published files' digests, and the catalog's views with the folder's own path
     taken out (a DuckDB file's bytes depend on where its views point and when it was
-    written, so the catalog is compared by what it holds)."""
+    written, so the catalog is compared by what it holds), and the audit log's entries
+    without their wall-clock times."""
     from ml.warehouse import catalog_views
 
     files = digests(data_dir)
     files.pop("warehouse.duckdb", None)
+    audit = make_settings(data_dir).paths.model_audit_log
+    if audit.exists():  # the entries, without when each was written
+        entries = [{k: v for k, v in json.loads(line).items() if k != "at"}
+                   for line in audit.read_text().splitlines() if line.strip()]  # fmt: skip
+        files[str(audit.relative_to(data_dir))] = json.dumps(entries, sort_keys=True)
     views = catalog_views(make_settings(data_dir).paths.warehouse)
     if views is not None:
         views = {name: sql.replace(str(data_dir), "<data>") for name, sql in views.items()}
@@ -321,6 +329,28 @@ def test_a_predict_killed_at_any_rename_leaves_the_old_or_the_new_partition(
         assert _sha(path) in (_sha(old / relative), _sha(new / relative))
 
     kill_everywhere(prepare, "predict", [D1], between)
+
+
+def test_a_recalibration_killed_at_any_rename_leaves_no_revision_or_the_whole_one(
+    trained_data, kill_everywhere
+):
+    """The revision file, then the model card with it (Markdown and HTML), then the audit
+    entry: after a kill each file is old or new, the audit log has no entry yet, and the
+    retry completes them, the entry once."""
+    day = D1 + dt.timedelta(days=4)  # 03-15..03-21 matured, 03-22 held back
+
+    def prepare(data_dir: Path) -> None:
+        shutil.copytree(trained_data, data_dir, symlinks=True)
+
+    def between(old: Path, killed: Path, new: Path) -> None:
+        before, after, now = digests(old), digests(new), digests(killed)
+        for key in before.keys() | after.keys() | now.keys():
+            if key != "models/audit.jsonl":
+                assert now.get(key) in (before.get(key), after.get(key)), key
+        assert now["models/audit.jsonl"] == before["models/audit.jsonl"]
+
+    # three renames: the revision and the two cards
+    assert kill_everywhere(prepare, "recalibrate", [day], between) == 3
 
 
 def test_an_ingest_killed_at_any_rename_leaves_every_file_old_or_new(
