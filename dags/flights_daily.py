@@ -62,7 +62,7 @@ PREDICTIONS = Asset("flight_predictions")
 
 @dag(
     dag_id="flights_daily",
-    description="Ingest, build, validate, publish, predict and monitor one day of flights.",
+    description="Ingest, build, validate, publish, recalibrate, predict and monitor a day.",
     doc_md=__doc__,
     schedule="0 0 * * *",
     start_date=REPLAY_START,

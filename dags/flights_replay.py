@@ -12,8 +12,8 @@ after a pause.
 2. **build**: one `dbt build` of the range and the training window before it.
 3. **validate_build**: the `flight_features` suite on that build, in one pass.
 4. **publish**: every day's partitions switch to the validated build.
-5. **replay_days**: for each day in order, `predict`, `monitor` and `decide_retraining`
-   as the daily run does; when the policy fires on D, train as of D (as the training DAG
+5. **replay_days**: for each day in order, `recalibrate`, `predict`, `monitor` and
+   `decide_retraining` as the daily run does; when the policy fires on D, train as of D (as the training DAG
    would) before D + 1. With no champion serving, a first model is trained as of the
    start. One line per day in the task log.
 

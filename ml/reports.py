@@ -149,7 +149,42 @@ def _performance(performance: dict[str, Any]) -> dict[str, Any]:
             series[f"{kind} {label}"] = [by_day.get(d) for d in dates]
         has_values = any(v is not None for values in series.values() for v in values)
         charts.append({"label": label, "series": series, "has_values": has_values})
-    return {**performance, "rows": rows, "dates": dates, "charts": charts}
+    return {
+        **performance,
+        "rows": rows,
+        "dates": dates,
+        "charts": charts,
+        "gap": estimate_gap(history),
+    }
+
+
+GAP_DAYS = 28
+
+
+def estimate_gap(history: list[dict[str, Any]], days: int = GAP_DAYS) -> dict[str, Any] | None:
+    """How far the champion's estimates were from what its days realized: over the last
+    ``days`` days that have both, per metric the mean absolute gap and the mean of
+    realized minus estimated (positive log loss: the estimate was optimistic). None
+    before any day has both."""
+    by_kind: dict[str, dict[str, dict]] = {"estimated": {}, "realized": {}}
+    for h in history:
+        by_kind[h["kind"]][str(h["flight_date"])[:10]] = h
+    both = sorted(by_kind["estimated"].keys() & by_kind["realized"].keys())[-days:]
+    if not both:
+        return None
+    gap: dict[str, Any] = {"days": len(both), "first": both[0], "last": both[-1]}
+    for metric in ("log_loss", "auc"):
+        pairs = [(by_kind["realized"][d][metric], by_kind["estimated"][d][metric]) for d in both]
+        diffs = [r - e for r, e in pairs if r is not None and e is not None and r == r and e == e]
+        gap[metric] = (
+            {
+                "mean_abs": sum(abs(d) for d in diffs) / len(diffs),
+                "mean": sum(diffs) / len(diffs),
+            }
+            if diffs
+            else None
+        )
+    return gap
 
 
 def validation_html(report: dict[str, Any]) -> str:

@@ -104,3 +104,32 @@ def test_monitor_reports_realized_performance_from_matured_labels(trained_copy, 
     assert {s for (s,) in slices} == {"all", "carrier", "origin", "dep_hour_band", "distance_band"}
     html = result.html.read_text()
     assert "Performance" in html and "realized AUC" in html
+    # How far to trust the estimate: the one day with both, its gap as the tables hold it.
+    with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
+        (estimated,), (realized,) = con.execute(
+            "select log_loss from monitoring_performance where dimension = 'all' and "
+            "model_role = 'champion' and flight_date = ? order by kind",
+            [first],
+        ).fetchall()
+    assert f"over the 1 latest days with both ({first} to {first})" in html
+    assert f"off the realized one by {abs(realized - estimated):.4f} on average" in html
+    assert f"averaged {realized - estimated:+.4f}" in html
+
+
+def test_the_estimate_gap_averages_the_latest_days_that_have_both():
+    from ml.reports import estimate_gap
+
+    def row(kind, day, log_loss, auc=0.7):
+        return {"kind": kind, "flight_date": f"2013-07-{day:02d}", "log_loss": log_loss, "auc": auc}
+
+    history = [row("estimated", d, 0.50) for d in range(1, 31)]
+    history += [row("realized", d, 0.50 + (0.02 if d % 2 else -0.01)) for d in range(1, 29)]
+    history.append(row("realized", 30, None))  # a realized day without a value
+    assert estimate_gap([h for h in history if h["kind"] == "estimated"]) is None
+    gap = estimate_gap(history, days=10)
+    assert (gap["days"], gap["first"], gap["last"]) == (10, "2013-07-20", "2013-07-30")
+    # days 20..28 and 30 have both; 30's realized value is missing: nine differences, the
+    # odd days' +0.02 (21, 23, 25, 27) and the even days' -0.01 (20, ..., 28)
+    assert gap["log_loss"]["mean_abs"] == pytest.approx((4 * 0.02 + 5 * 0.01) / 9)
+    assert gap["log_loss"]["mean"] == pytest.approx((4 * 0.02 - 5 * 0.01) / 9)
+    assert gap["auc"]["mean_abs"] == pytest.approx(0.0)
