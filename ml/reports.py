@@ -98,10 +98,29 @@ def drift_report_html(summary: dict[str, Any]) -> str:
             for f in day_series
         ],
         "not_shown": not_shown,
+        "large_psi": large_psi_but_stable(series),
+        "psi_rule_of_thumb": PSI_RULE_OF_THUMB,
         "retraining": summary.get("retraining"),
         "performance": _performance(summary["performance"]) if "performance" in summary else None,
     }
     return render("drift.html", **context)
+
+
+# The PSI that the usual rule of thumb calls a major shift.
+PSI_RULE_OF_THUMB = 0.25
+
+
+def large_psi_but_stable(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stable tests whose PSI the rule of thumb would call a major shift, largest
+    first: each series is judged against its own day-to-day spread over the reference
+    period (its z-score), and some (yesterday's temperature, say) move that much between
+    ordinary days."""
+    psi = [
+        f
+        for f in series
+        if not f["is_drifted"] and f.get("psi") is not None and f["psi"] >= PSI_RULE_OF_THUMB
+    ]
+    return sorted(psi, key=lambda f: -f["psi"])
 
 
 def _z(series: dict[str, Any]) -> float:

@@ -10,8 +10,9 @@ Three rules, each configured (``ML_RETRAIN_*``), any one of which fires:
   matured, the champion's realized log loss exceeded its holdout log loss by more than
   ``retrain_degradation_margin``.
 
-A streak that began before the latest training has already been acted on and does not
-fire again. Every decision, fired or not, is a row of ``retraining_decisions``
+A streak that began on or before the latest training has already been acted on and does
+not fire again. When no rule fires, the decision says why each streak under way did not
+(too short, or already acted on). Every decision, fired or not, is a row of ``retraining_decisions``
 (``monitoring/retraining/flight_date=D/``) with its reasons; the daily DAG turns a fired
 one into an asset event that starts the training DAG.
 """
@@ -94,6 +95,8 @@ def decide(settings: Settings, day: dt.date) -> RetrainingDecision:
     ]
     last_training = max(trained, default=None)
     reasons: list[str] = []
+    # Why a streak of drift or degradation did not fire: said when no rule fires.
+    held: list[str] = []
     details: dict = {}
     drift_streak = degradation_streak = 0
     if champion is None:
@@ -126,25 +129,40 @@ def decide(settings: Settings, day: dt.date) -> RetrainingDecision:
         def acted_on(began: dt.date) -> bool:
             return last_training is not None and began <= last_training
 
-        if drift_streak >= persistence:
-            began = day - dt.timedelta(days=drift_streak - 1)
-            if not acted_on(began):
-                reasons.append(
-                    f"drift: features of {champion} drifted on each of the last {drift_streak} "
-                    f"days, since {began} (threshold: {persistence} days)"
+        def streak(rule: str, days: int, began: dt.date, evidence: str) -> None:
+            if days == 0:
+                return
+            if days < persistence:
+                held.append(f"{rule}: {evidence}, {days} day(s) in a row, fewer than {persistence}")
+            elif acted_on(began):
+                held.append(
+                    f"{rule}: {evidence} on each of the last {days} days, since {began}, but the "
+                    f"streak began on or before the latest training (as of {last_training}), "
+                    "which has acted on it: only a streak that begins after a training fires"
                 )
-        if degradation_streak >= persistence:
-            began = matured - dt.timedelta(days=degradation_streak - 1)
-            if not acted_on(began):
+            else:
                 reasons.append(
-                    f"degradation: realized log loss of {champion} above {holdout:.4f} + "
-                    f"{settings.retrain_degradation_margin} on each of the {degradation_streak} "
-                    f"matured days up to {matured} (threshold: {persistence} days)"
+                    f"{rule}: {evidence} on each of the last {days} days, since {began} "
+                    f"(threshold: {persistence} days)"
                 )
+
+        streak(
+            "drift",
+            drift_streak,
+            day - dt.timedelta(days=drift_streak - 1),
+            f"features of {champion} drifted",
+        )
+        streak(
+            "degradation",
+            degradation_streak,
+            matured - dt.timedelta(days=degradation_streak - 1),
+            f"realized log loss of {champion} above {holdout:.4f} + "
+            f"{settings.retrain_degradation_margin} (matured days up to {matured})",
+        )
     decision = RetrainingDecision(
         flight_date=day,
         retrain=bool(reasons),
-        reasons=reasons or ["no rule fired"],
+        reasons=reasons or ["no rule fired", *held],
         champion=champion,
         last_training_as_of=last_training,
         drift_streak_days=drift_streak,

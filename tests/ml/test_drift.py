@@ -238,3 +238,29 @@ def test_wind_and_visibility_shifted_for_a_week_are_flagged_on_exactly_those_fea
     last = read_json(settings.paths.reports / "drift" / f"drift_{MONITORED[-1]}.json")
     since = dt.date.fromisoformat(last["drifted_since"]["origin_min_visibility_miles_1d"])
     assert MONITORED[0] <= since < MONITORED[-1]
+
+
+def test_the_report_says_why_a_stable_series_with_a_large_psi_is_stable(trained_copy):
+    """A stable test whose PSI the rule of thumb calls a major shift is named, with its
+    z-score against the calibrated threshold."""
+    from ml.io import read_json
+    from ml.monitor import monitor
+    from ml.predict import predict
+    from ml.reports import PSI_RULE_OF_THUMB, drift_report_html
+
+    settings = make_settings(trained_copy)
+    day = AS_OF + dt.timedelta(days=3)
+    predict(settings, day)
+    monitor(settings, day)
+    summary = read_json(settings.paths.reports / "drift" / f"drift_{day}.json")
+    stable = [f for f in summary["series"] if not f["is_drifted"] and f["psi"] is not None]
+    large = [f for f in stable if f["psi"] >= PSI_RULE_OF_THUMB]
+    html = drift_report_html(summary)
+    assert ("Why a large PSI can still be stable" in html) == bool(large)
+    # The same day with one stable test's PSI raised past the rule of thumb.
+    quiet = min(stable, key=lambda f: f["psi"])
+    quiet["psi"] = 9.5  # the largest: named first
+    html = drift_report_html(summary)
+    assert f"{len(large) + 1} stable test" in html
+    assert f"{quiet['feature']}, {quiet['horizon']}: PSI 9.50, z {quiet['z']:.2f}" in html
+    assert f"z-scores stay below {summary['z_threshold']:.2f}" in html

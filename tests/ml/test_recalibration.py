@@ -79,7 +79,10 @@ def test_a_revision_learns_from_the_matured_days_and_holds_back_the_last(
     assert f"## Calibration over time: 1 daily revisions, {int(revision['used'])} used" in card
     assert f"| {DAY} | {AS_OF} .. 2013-03-22 | {revision['fitted_on']['rows']:,} |" in card
     html = (folder / "model_card.html").read_text()
-    assert "<h2>Calibration revisions on their held-back days</h2>" in html and "held-back log loss" in html
+    assert (
+        "<h2>Calibration revisions on their held-back days</h2>" in html
+        and "held-back log loss" in html
+    )
 
 
 def test_prediction_applies_the_latest_used_revision_dated_on_or_before_its_day(trained_copy):

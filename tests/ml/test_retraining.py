@@ -67,7 +67,11 @@ def test_lasting_drift_fires_but_a_shorter_streak_or_prediction_drift_alone_does
     champion = registry.get_alias(settings, "champion")
     first = AS_OF + dt.timedelta(days=1)
     _drift_rows(settings, champion, _days(first, 2), drifted=True)
-    assert not decide(settings, first + dt.timedelta(days=1)).retrain  # two days: not yet
+    short = decide(settings, first + dt.timedelta(days=1))  # two days: not yet
+    assert not short.retrain and short.reasons == [
+        "no rule fired",
+        f"drift: features of {champion} drifted, 2 day(s) in a row, fewer than 3",
+    ]
     _drift_rows(settings, champion, _days(first + dt.timedelta(days=2), 1), drifted=False)
     third = first + dt.timedelta(days=2)
     assert not decide(settings, third).retrain  # only the score drifted that day
@@ -101,3 +105,9 @@ def test_a_streak_that_began_before_the_latest_training_does_not_fire_again(trai
     _drift_rows(settings, champion, _days(first, 4), drifted=True)
     decision = decide(settings, AS_OF + dt.timedelta(days=1))
     assert decision.drift_streak_days == 4 and not decision.retrain
+    assert decision.reasons == [
+        "no rule fired",
+        f"drift: features of {champion} drifted on each of the last 4 days, since {first}, "
+        f"but the streak began on or before the latest training (as of {AS_OF}), which has "
+        "acted on it: only a streak that begins after a training fires",
+    ]
