@@ -8,11 +8,13 @@ builds them):
    Platt scaling on out-of-fold predictions over contiguous blocks of days (what
    training does); on interleaved days (day i in fold i mod 3); and on the 14-day
    holdout. Beside them, the delay rates of the fit period, the holdout and the 60 days.
-2. **Daily recalibration.** For each ``--recalibrate`` period, the XGBoost champion
-   trained as of its first day scores every day to its last, with no retraining, either
-   with the training map alone or recalibrated each morning exactly as
-   :func:`ml.recalibration.recalibrate` does (the same window and the same held-back
-   day, through :func:`ml.recalibration.propose`), for several window lengths.
+2. **Daily recalibration.** For each ``--recalibrate`` period, XGBoost champions trained
+   as of its first day and then every ``--retrain-every`` days (7, the policy's schedule;
+   0, never) each score the days until the next, either with the training map alone or
+   recalibrated each morning exactly as :func:`ml.recalibration.recalibrate` does (the
+   same window and held-back day, through :func:`ml.recalibration.propose`), for several
+   window lengths; and, for comparison, with a window restricted to the days since the
+   champion's as-of date.
 
 Usage:
     ML_DATA_DIR=... .venv/bin/python benchmarks/calibration_study.py [--prepare]
@@ -71,45 +73,73 @@ def training_maps(settings, history, as_of: dt.date) -> None:
         print(f"| {algorithm} | " + " | ".join(cells) + " |")
 
 
-def daily_recalibration(settings, history, start: dt.date, end: dt.date, windows) -> None:
-    _, fit, holdout = split_window(settings, start, history=history)
-    model = CalibratedClassifier(
-        make_classifier(settings, "xgboost", infer_spec(fit)), settings.calibration_folds
-    ).fit(fit, fit[LABEL].astype(int).to_numpy(), holdout, holdout[LABEL].astype(int).to_numpy())
-    scored = rows_between(history, start, end).reset_index(drop=True)
-    u = model.predict_uncalibrated(scored)
-    y = scored[LABEL].astype(int).to_numpy()
-    dates = scored["flight_date"].to_numpy()
-    known = scored["label_known_date"].to_numpy()
-    training = CalibrationMap(model.slope_, model.intercept_)
-    print(f"\nXGBoost trained as of {start}, scoring {start}..{end} without retraining")
+def daily_recalibration(
+    settings, history, start: dt.date, end: dt.date, windows, retrain_every: int
+) -> None:
+    """XGBoost champions trained as of ``start`` and every ``retrain_every`` days (0: once),
+    each serving until the next, scored with the training map or recalibrated daily."""
+    champions = []
+    as_of = start
+    while as_of <= end:
+        _, fit, holdout = split_window(settings, as_of, history=history)
+        model = CalibratedClassifier(
+            make_classifier(settings, "xgboost", infer_spec(fit)), settings.calibration_folds
+        ).fit(
+            fit, fit[LABEL].astype(int).to_numpy(), holdout, holdout[LABEL].astype(int).to_numpy()
+        )
+        last = end if not retrain_every else min(end, as_of + dt.timedelta(days=retrain_every - 1))
+        holdout_start = holdout["flight_date"].min()
+        scored = rows_between(history, holdout_start, last).reset_index(drop=True)
+        champions.append(
+            {
+                "as_of": as_of,
+                "holdout": holdout_start,
+                "u": model.predict_uncalibrated(scored),
+                "y": scored[LABEL].astype(int).to_numpy(),
+                "dates": scored["flight_date"].to_numpy(),
+                "known": scored["label_known_date"].to_numpy(),
+                "training": CalibrationMap(model.slope_, model.intercept_),
+            }
+        )
+        as_of = last + dt.timedelta(days=1)
+
+    def serve(days: int | None, since_as_of: bool = False) -> tuple[dict, int, int]:
+        daily = dataclasses.replace(settings, recalibration_days=days or 1)
+        scores, labels, used, fitted = [], [], 0, 0
+        for c in champions:
+            in_force, dates, known = c["training"], c["dates"], c["known"]
+            for day in sorted(set(dates[dates >= c["as_of"]])):
+                not_before = c["as_of"] if since_as_of else c["holdout"]
+                first, held_back = matured_window(daily, day, not_before)
+                window = (dates >= first) & (dates <= held_back) & (known < day)
+                held = window & (dates == held_back)
+                enough = (window & ~held).sum() >= daily.recalibration_min_rows and held.any()
+                if days and first < held_back and enough:
+                    revision = propose(
+                        c["u"][window], c["y"][window], held[window], day, in_force,
+                        (first, held_back - dt.timedelta(days=1)),
+                    )  # fmt: skip
+                    fitted += 1
+                    if revision["used"]:
+                        used += 1
+                        in_force = CalibrationMap(revision["slope"], revision["intercept"])
+                today = dates == day
+                scores.append(in_force.apply(c["u"][today]))
+                labels.append(c["y"][today])
+        y, p = np.concatenate(labels), np.concatenate(scores)
+        return binary_metrics(y, p, 0.35), used, fitted
+
+    how = f"retrained every {retrain_every} days" if retrain_every else "without retraining"
+    print(f"\nXGBoost from {start}, {how}, scoring {start}..{end}")
     print("| calibration | AUC | log loss | ECE | revisions used / fitted |")
     print("|---|---|---|---|---|")
-    m = binary_metrics(y, training.apply(u), 0.35)
-    print(f"| training map | {m['auc']:.4f} | {m['log_loss']:.4f} | {m['ece']:.4f} | - |")
-    for days in windows:
-        daily = dataclasses.replace(settings, recalibration_days=days)
-        p, in_force, used, fitted = np.empty(len(y)), training, 0, 0
-        for day in sorted(set(dates)):
-            first, held_back = matured_window(daily, day, start)
-            window = (dates >= first) & (dates <= held_back) & (known < day)
-            held = window & (dates == held_back)
-            if first < held_back and (window & ~held).sum() >= daily.recalibration_min_rows:
-                revision = propose(
-                    u[window], y[window], held[window], day, in_force,
-                    (first, held_back - dt.timedelta(days=1)),
-                )  # fmt: skip
-                fitted += 1
-                if revision["used"]:
-                    used += 1
-                    in_force = CalibrationMap(revision["slope"], revision["intercept"], str(day))
-            today = dates == day
-            p[today] = in_force.apply(u[today])
-        m = binary_metrics(y, p, 0.35)
-        print(
-            f"| daily, {days} days | {m['auc']:.4f} | {m['log_loss']:.4f} | {m['ece']:.4f} | "
-            f"{used} / {fitted} |"
-        )
+    rows = [("training map", None, False)]
+    rows += [(f"daily, {d} days, from the holdout", d, False) for d in windows]
+    rows += [(f"daily, {windows[-1]} days, only days since the as-of date", windows[-1], True)]
+    for name, days, since_as_of in rows:
+        m, used, fitted = serve(days, since_as_of)
+        counts = f"{used} / {fitted}" if days else "-"
+        print(f"| {name} | {m['auc']:.4f} | {m['log_loss']:.4f} | {m['ece']:.4f} | {counts} |")
 
 
 def main() -> None:
@@ -123,7 +153,10 @@ def main() -> None:
         "--recalibrate", nargs="*", default=["2013-04-01:2013-05-31", "2013-07-01:2013-08-31",
                                              "2013-09-01:2013-10-31"],
     )  # fmt: skip
-    parser.add_argument("--windows", default="14,21,28")
+    parser.add_argument("--windows", default="14,28")
+    parser.add_argument(
+        "--retrain-every", default="7,0", help="days between trainings (0: once), for each run"
+    )
     args = parser.parse_args()
     settings = load_settings()
     if args.prepare:
@@ -136,9 +169,10 @@ def main() -> None:
     for as_of in args.as_of:
         training_maps(settings, history, as_of)
     windows = [int(w) for w in args.windows.split(",")]
-    for period in args.recalibrate:
-        start, end = map(dt.date.fromisoformat, period.split(":"))
-        daily_recalibration(settings, history, start, end, windows)
+    for every in (int(e) for e in args.retrain_every.split(",")):
+        for period in args.recalibrate:
+            start, end = map(dt.date.fromisoformat, period.split(":"))
+            daily_recalibration(settings, history, start, end, windows, every)
 
 
 if __name__ == "__main__":

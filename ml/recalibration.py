@@ -6,9 +6,10 @@ turned out. :func:`recalibrate` refits the champion's Platt scaling (one slope a
 intercept on the log-odds of the model's own, uncalibrated score) on the trailing
 ``recalibration_days`` matured days, holding back the latest one,
 D - ``label_maturity_days``: the revision is **used** only if its log loss on that
-held-back day is no worse than the map in force's. Only the days the version scored out
-of sample count (on or after its as-of date); until there are ``recalibration_min_rows``
-such flights, the training map stays.
+held-back day is no worse than the map in force's. Only days the version was never fitted
+on count: its holdout (the 14 days before its as-of date, which the boosted models only
+stopped early on) and the days it has served since; with fewer than
+``recalibration_min_rows`` such flights, the training map stays.
 
 A revision is a file of the version, ``models/<version>/calibration/<D>.json`` (the
 model and its training map are untouched): its map, the days it was fitted on, the
@@ -153,12 +154,14 @@ def propose(
     }
 
 
-def matured_window(settings: Settings, day: dt.date, as_of: dt.date) -> tuple[dt.date, dt.date]:
+def matured_window(
+    settings: Settings, day: dt.date, not_before: dt.date
+) -> tuple[dt.date, dt.date]:
     """The days whose labels a revision as of ``day`` learns from, the held-back day last:
     the trailing ``recalibration_days`` before ``day - label_maturity_days`` and that day,
-    none before the model's ``as_of`` (its own, out-of-sample days)."""
+    none before ``not_before`` (the model's holdout: it was never fitted on those days)."""
     held_back = day - dt.timedelta(days=settings.label_maturity_days)
-    return max(held_back - dt.timedelta(days=settings.recalibration_days), as_of), held_back
+    return max(held_back - dt.timedelta(days=settings.recalibration_days), not_before), held_back
 
 
 def recalibrate(settings: Settings, day: dt.date) -> dict[str, Any]:
@@ -180,9 +183,13 @@ def recalibrate(settings: Settings, day: dt.date) -> dict[str, Any]:
     except RegistryError as exc:
         log.warning("no recalibration as of %s: %s", day, exc)
         return {**summary, "reason": str(exc)}
-    first, held_back = matured_window(settings, day, dt.date.fromisoformat(metadata["as_of"]))
+    holdout = dt.date.fromisoformat(metadata["window"]["validation_start"])
+    first, held_back = matured_window(settings, day, holdout)
     if first >= held_back:
-        return {**summary, "reason": f"{version} has no matured day of its own before {held_back}"}
+        return {
+            **summary,
+            "reason": f"{version} has no matured day unseen in its fit before {held_back}",
+        }
     frame = load_features(
         settings, first, held_back, oracle=bool(metadata.get("uses_oracle_forecast"))
     )

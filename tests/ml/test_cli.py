@@ -143,7 +143,7 @@ def test_the_readmes_model_commands_run_as_shown(trained_copy):
     (recalibration,) = [line for line in audit if "recalibration" in line]
     assert recalibration.startswith(
         f"champion recalibration {champion} calibration training -> "
-        f"{champion} calibration 2013-03-25  (Platt refitted on 2013-03-15..2013-03-22"
+        f"{champion} calibration 2013-03-25  (Platt refitted on 2013-03-08..2013-03-22"
     )
     promotion = audit.index(f"champion   {champion} -> {new}  (promoted by hand)")
     assert audit.index(f"champion   {new} -> {champion}  (rollback: test)") > promotion

@@ -23,7 +23,8 @@ from ml.recalibration import (
 )
 from tests.conftest import AS_OF, make_settings, raw_labels
 
-DAY = dt.date(2013, 3, 25)  # labels of 03-15..03-23 matured; 03-23 is held back
+DAY = dt.date(2013, 3, 25)  # labels up to 03-23 matured; 03-23 is held back
+HOLDOUT = AS_OF - dt.timedelta(days=7)  # the champion's holdout (validation_days 7)
 
 
 def _champion(settings):
@@ -45,16 +46,18 @@ def test_a_revision_learns_from_the_matured_days_and_holds_back_the_last(
     result = recalibrate(settings, DAY)
     assert result["revision"] == DAY.isoformat()
     (revision,) = revisions(settings, version)
-    assert revision["fitted_on"]["start"] == AS_OF.isoformat()  # none of its training days
+    # from its holdout on: never a day it was fitted on
+    assert revision["fitted_on"]["start"] == HOLDOUT.isoformat()
+    assert registry.load_metadata(settings, version)["window"]["validation_start"] == str(HOLDOUT)
     assert revision["fitted_on"]["end"] == "2013-03-22"
     assert revision["held_back"]["day"] == "2013-03-23"
     assert revision["replaces"] == "training"
 
     # Against labels computed from the package's own files: every flight of those days
     # whose label was known by the cutoff of DAY, and the log losses recomputed by sklearn.
-    frame = load_features(settings, AS_OF, dt.date(2013, 3, 23))
+    frame = load_features(settings, HOLDOUT, dt.date(2013, 3, 23))
     frame = frame[frame["label_known_date"] < DAY]
-    labels = raw_labels(package_source, AS_OF, dt.date(2013, 3, 23)).set_index("flight_id")
+    labels = raw_labels(package_source, HOLDOUT, dt.date(2013, 3, 23)).set_index("flight_id")
     y = labels.loc[frame["flight_id"], "delayed"].astype(int).to_numpy()
     assert (y == frame[LABEL].astype(int).to_numpy()).all()
     held = (frame["flight_date"] == dt.date(2013, 3, 23)).to_numpy()
@@ -77,7 +80,7 @@ def test_a_revision_learns_from_the_matured_days_and_holds_back_the_last(
     folder = registry.version_dir(settings, version)
     card = (folder / "model_card.md").read_text()
     assert f"## Calibration over time: 1 daily revisions, {int(revision['used'])} used" in card
-    assert f"| {DAY} | {AS_OF} .. 2013-03-22 | {revision['fitted_on']['rows']:,} |" in card
+    assert f"| {DAY} | {HOLDOUT} .. 2013-03-22 | {revision['fitted_on']['rows']:,} |" in card
     html = (folder / "model_card.html").read_text()
     assert (
         "<h2>Calibration revisions on their held-back days</h2>" in html
@@ -150,8 +153,8 @@ def test_rerunning_a_day_writes_the_same_revision_and_one_audit_entry(trained_co
 def test_too_few_matured_flights_keep_the_training_map(trained_copy):
     settings = make_settings(trained_copy)
     version, model = _champion(settings)
-    early = recalibrate(settings, AS_OF + dt.timedelta(days=2))
-    assert early["revision"] is None and "no matured day of its own" in early["reason"]
+    early = recalibrate(settings, HOLDOUT + dt.timedelta(days=2))
+    assert early["revision"] is None and "no matured day unseen in its fit" in early["reason"]
     strict = make_settings(trained_copy, recalibration_min_rows=100_000)
     few = recalibrate(strict, DAY)
     assert few["revision"] is None and "too few to refit" in few["reason"]
