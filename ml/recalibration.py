@@ -15,8 +15,8 @@ A revision is a file of the version, ``models/<version>/calibration/<D>.json`` (
 model and its training map are untouched): its map, the days it was fitted on, the
 log loss before and after on them and on the held-back day, and whether it is used.
 Prediction for D applies the latest used revision dated D or earlier
-(:func:`map_in_force`). Each revision written is also an entry of the audit log.
-Re-running D writes the same file, and no second entry.
+(:func:`map_in_force`). Each revision written is also an entry of the audit log and a
+row of the version's model card. Re-running D writes the same files, and no second entry.
 
 An unreadable revision file is skipped with a warning that names it: the map falls back
 to the revision before it, or to the training map.
