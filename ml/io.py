@@ -319,9 +319,26 @@ def write_text(text: str, dest: Path) -> Path:
     return dest
 
 
+def write_text_if_changed(text: str, dest: Path) -> bool:
+    """Write ``text`` to ``dest`` atomically unless ``dest`` holds it already (an
+    unreadable ``dest`` is replaced); whether it wrote."""
+    try:
+        if dest.read_text(encoding="utf-8") == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    write_text(text, dest)
+    return True
+
+
+def json_text(obj: Any) -> str:
+    """``obj`` as the indented JSON :func:`write_json` writes."""
+    return json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+
+
 def write_json(obj: Any, dest: Path) -> Path:
     """Write ``obj`` as indented JSON to ``dest`` atomically."""
-    return write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", dest)
+    return write_text(json_text(obj), dest)
 
 
 def read_json(path: Path, error: type[MLError] = DataError) -> Any:

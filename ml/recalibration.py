@@ -36,7 +36,7 @@ import numpy as np
 from ml.config import Settings
 from ml.errors import RegistryError
 from ml.features import LABEL, labels_known_before, load_features
-from ml.io import write_json, write_text
+from ml.io import json_text, write_text_if_changed
 from ml.metrics import log_loss, logit, sigmoid
 from ml.models.calibration import platt
 from ml.registry import (
@@ -44,7 +44,6 @@ from ml.registry import (
     append_event,
     audit_log,
     get_alias,
-    load_metadata,
     load_metrics,
     load_model,
 )
@@ -211,7 +210,7 @@ def recalibrate(settings: Settings, day: dt.date) -> dict[str, Any]:
         before,
         (first, held_back - dt.timedelta(days=1)),
     )
-    _store(settings, version, revision)
+    _store(settings, version, metadata, revision)
     return {
         **summary,
         "revision": revision["as_of"],
@@ -221,19 +220,16 @@ def recalibrate(settings: Settings, day: dt.date) -> dict[str, Any]:
     }
 
 
-def _store(settings: Settings, version: str, revision: dict[str, Any]) -> None:
+def _store(
+    settings: Settings, version: str, metadata: dict[str, Any], revision: dict[str, Any]
+) -> None:
     """Write the revision (atomically), the version's model card with it, then its audit
     entry unless the log has it: a run killed in between completes them on its retry,
     and a re-run adds nothing."""
-    path = revisions_dir(settings, version) / f"{revision['as_of']}.json"
-    try:
-        unchanged = json.loads(path.read_text(encoding="utf-8")) == revision
-    except (OSError, ValueError):
-        unchanged = False
-    if not unchanged:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(revision, path)
-    _write_card(settings, version)
+    folder = revisions_dir(settings, version)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_if_changed(json_text(revision), folder / f"{revision['as_of']}.json")
+    _write_card(settings, version, metadata)
     losses = revision["log_loss"]
     verdict = (
         "used"
@@ -259,22 +255,12 @@ def _store(settings: Settings, version: str, revision: dict[str, Any]) -> None:
         log.info("calibration revision %s of %s: %s", revision["as_of"], version, verdict)
 
 
-def _write_card(settings: Settings, version: str) -> None:
+def _write_card(settings: Settings, version: str, metadata: dict[str, Any]) -> None:
     """The version's model card, rendered again with its revisions (files that did not
     change are left as they are)."""
     from ml.model_card import card_files
 
     folder = settings.paths.model_version(version)
-    cards = card_files(
-        load_metadata(settings, version),
-        load_metrics(settings, version),
-        revisions(settings, version),
-    )
+    cards = card_files(metadata, load_metrics(settings, version), revisions(settings, version))
     for name, text in cards.items():
-        path = folder / name
-        try:
-            same = path.read_text(encoding="utf-8") == text
-        except (OSError, UnicodeDecodeError):
-            same = False
-        if not same:
-            write_text(text, path)
+        write_text_if_changed(text, folder / name)
