@@ -27,6 +27,7 @@ def reader(trained_copy):
 
 def test_predict_and_monitor_succeed_while_a_reader_holds_the_catalog(trained_copy, reader):
     for command in (
+        ("recalibrate", "--date", str(DAY)),
         ("predict", "--date", str(DAY)),
         ("monitor", "--date", str(DAY)),
         ("decide-retraining", "--date", str(DAY)),
