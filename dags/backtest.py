@@ -10,7 +10,8 @@ cutoff; each retrain learns only from labels known before its date.
 1. **prepare**: land any missing day of the history and build, validate and publish the
    marts for it (days already published are rebuilt identically).
 2. **run**: load the features once, retrain and score fold by fold (each fold is
-   logged), and write the run's rows to `backtests/{runs,folds,metrics,predictions}/`.
+   logged), replaying the promotion gate (a retrain that fails it is not deployed) and
+   daily recalibration unless their params are off, and write the run's rows to `backtests/{runs,folds,metrics,predictions}/`.
 3. **report**: refresh the warehouse views (`backtest_runs`, `backtest_folds`,
    `backtest_metrics`, `backtest_predictions`) and write
    `reports/backtest/<run_id>.html`: metrics over time beside the heuristic and the
@@ -53,6 +54,8 @@ def _spec():
         params["window_days"],
         params["candidates"],
         params["oracle"],
+        gate=params["gate"],
+        recalibration=params["recalibration"],
     )
     return settings, spec
 
@@ -115,6 +118,20 @@ def _spec():
             title="Oracle forecast",
             description="Add the weather observed at departure: an upper bound on what a "
             "perfect forecast could add, never a deployable model.",
+        ),
+        "gate": Param(
+            True,
+            type="boolean",
+            title="Replay the promotion gate",
+            description="Deploy a retrain only if it passes the gate, as flights_training "
+            "does; off: every retrain is deployed.",
+        ),
+        "recalibration": Param(
+            True,
+            type="boolean",
+            title="Replay daily recalibration",
+            description="Refit the serving champion's calibration each morning, as the "
+            "recalibrate task of flights_daily does; off: the training map scores.",
         ),
     },
 )

@@ -8,11 +8,22 @@ features come from the published mart, which holds only what was known at each f
 cutoff, and a retrain as of D learns only from labels known before D; so every score is
 one the system could have produced on its day.
 
-The feature mart is read once for the whole run and sliced per fold by binary search.
-What ``ml train`` does after choosing its model (permutation importance, behavioural
-tests, the model card, the registry) is left out, and so is the promotion gate: every
-retrained model scores its fold, so a backtest measures what retraining at a cadence is
-worth, not how often the gate would have let a model through.
+By default a run replays what production does with each retrained model:
+
+- **The promotion gate** (:func:`ml.gate.judge`, the checks ``ml train`` runs, behavioural
+  tests included): a candidate that fails it is not deployed, and the champion it did not
+  beat keeps scoring (no champion yet: the heuristic scores, as prediction falls back).
+- **Daily recalibration** (:func:`ml.recalibration.propose`, the same window, held-back
+  day and guard as the ``recalibrate`` task): each morning the serving champion's Platt
+  map is refitted on the matured days it was never fitted on.
+
+Either can be left out (``gate=False``: every retrain is deployed; ``recalibration=False``:
+the training map scores); the grid runs both ways to measure what each changes. Every run
+also keeps, per flight, what the two counterfactuals would have scored: ``p_static`` (the
+serving champion with its training map) and ``p_candidate`` (the fold's own retrain,
+deployed). What ``ml train`` does besides (permutation importance, the model card, the
+registry) is left out. The feature mart is read once for the whole run and sliced per
+fold by binary search; a grid trains each (as-of date, window) once for all its runs.
 
 A run's id is its parameters, so re-running one replaces it. Its rows go to four tables,
 each a folder of ``run_id=<id>/part-0.parquet`` under ``backtests/`` and a view in the
@@ -34,21 +45,27 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from ml.config import CADENCES, Settings
 from ml.errors import ConfigError, DataError
+from ml.evaluate import assess
 from ml.features import (
     LABEL,
     ORACLE_LABEL,
     check_features_read_before_their_date,
+    labels_known_before,
     load_features,
     rows_between,
 )
+from ml.gate import Incumbent, judge
 from ml.io import read_partitions, write_parquet
-from ml.metrics import binary_metrics, log_losses
-from ml.models import HeuristicClassifier, check_algorithms
+from ml.metrics import binary_metrics, log_loss, log_losses
+from ml.models import CalibratedClassifier, HeuristicClassifier, check_algorithms
+from ml.predict import FALLBACK_VERSION as FALLBACK
+from ml.recalibration import TRAINING, CalibrationMap, matured_window, propose, training_map
 from ml.slices import slice_columns
 from ml.train import select_model, split_window
 
@@ -69,6 +86,8 @@ class BacktestSpec:
     window_days: int
     candidates: tuple[str, ...]
     oracle: bool = False
+    gate: bool = True
+    recalibration: bool = True
 
     def __post_init__(self) -> None:
         if self.cadence not in CADENCES:
@@ -82,6 +101,7 @@ class BacktestSpec:
         return (
             f"{self.cadence}-{self.window_days}d-{self.start:%Y%m%d}-{self.end:%Y%m%d}-"
             f"{'_'.join(self.candidates)}{'-oracle' if self.oracle else ''}"
+            f"{'' if self.gate else '-nogate'}{'' if self.recalibration else '-norecal'}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +113,8 @@ class BacktestSpec:
             "window_days": self.window_days,
             "candidates": ",".join(self.candidates),
             "uses_oracle_forecast": self.oracle,
+            "replays_gate": self.gate,
+            "replays_recalibration": self.recalibration,
         }
 
 
@@ -145,9 +167,11 @@ def make_spec(
     window_days: int | None = None,
     candidates: list[str] | tuple[str, ...] | None = None,
     oracle: bool | None = None,
+    gate: bool = True,
+    recalibration: bool | None = None,
 ) -> BacktestSpec:
     """A spec with the settings' defaults (``train_window_days``, ``backtest_candidates``,
-    ``use_oracle_forecast``) where an argument is None."""
+    ``use_oracle_forecast``, ``recalibration_enabled``) where an argument is None."""
     window_days = window_days or settings.train_window_days
     shortest = settings.validation_days + settings.calibration_folds
     if window_days < shortest:
@@ -162,6 +186,8 @@ def make_spec(
         window_days=window_days,
         candidates=tuple(candidates or settings.backtest_candidates),
         oracle=settings.use_oracle_forecast if oracle is None else oracle,
+        gate=gate,
+        recalibration=settings.recalibration_enabled if recalibration is None else recalibration,
     )
 
 
@@ -237,6 +263,22 @@ def pooled_metrics(predictions: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def _log_loss(predictions: pd.DataFrame, column: str) -> float:
+    return log_loss(predictions[LABEL].astype(int).to_numpy(), predictions[column].to_numpy())
+
+
+def counterfactual_metrics(predictions: pd.DataFrame) -> dict[str, float]:
+    """AUC, log loss and ECE of the two counterfactuals of the run: ``static_*``, the
+    served champions with their training maps, and ``every_retrain_*``, each fold's own
+    retrain deployed, also with its training map."""
+    y = predictions[LABEL].astype(int).to_numpy()
+    out = {}
+    for name, column in (("static", "p_static"), ("every_retrain", "p_candidate")):
+        scores = binary_metrics(y, predictions[column].to_numpy(dtype=float))
+        out.update({f"{name}_{k}": scores[k] for k in ("auc", "log_loss", "ece")})
+    return out
+
+
 def training_settings(settings: Settings) -> dict[str, Any]:
     """The settings besides the spec that change a backtest's numbers; stored with each run,
     so a run made under other settings is never taken for a current one."""
@@ -244,6 +286,17 @@ def training_settings(settings: Settings) -> dict[str, Any]:
         "validation_days": settings.validation_days,
         "calibration_folds": settings.calibration_folds,
         "random_state": settings.random_state,
+        "label_maturity_days": settings.label_maturity_days,
+        "gate_settings": json.dumps(
+            {
+                "max_ece": settings.gate_max_ece,
+                "log_loss_margin": settings.gate_log_loss_margin,
+                "slice_tolerance": settings.gate_slice_tolerance,
+                "slice_min_rows": settings.gate_slice_min_rows,
+            }
+        ),
+        "recalibration_days": settings.recalibration_days,
+        "recalibration_min_rows": settings.recalibration_min_rows,
         # every candidate's hyperparameters (ML_MODEL_PARAMS__* may override them)
         "model_params": json.dumps(
             {name: dict(params) for name, params in settings.model_params.items()},
@@ -252,45 +305,52 @@ def training_settings(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _fit_fold(
-    settings: Settings, spec: BacktestSpec, fold: Fold, history: pd.DataFrame
-) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Train as production would as of ``fold.as_of``; score the fold's days."""
+@dataclass
+class Retrain:
+    """A fold's candidate, trained as production trains it as of ``as_of``, with the
+    baselines fitted on the same rows. A grid shares one per (as-of date, window)."""
+
+    as_of: dt.date
+    algorithm: str
+    model: CalibratedClassifier
+    prior: float
+    heuristic: HeuristicClassifier
+    fit_end: dt.date
+    validation: pd.DataFrame
+    record: dict[str, Any]
+    _holdout_report: dict[str, Any] | None = None
+
+    def holdout_report(self, settings: Settings) -> dict[str, Any]:
+        """What the gate reads: the holdout's metrics, slices and behavioural tests."""
+        if self._holdout_report is None:
+            self._holdout_report = assess(settings, self.model, self.validation, self.prior)
+        return self._holdout_report
+
+
+@dataclass
+class Serving:
+    """The champion a replay deploys, and the calibration map in force for it."""
+
+    retrain: Retrain
+    calibration: CalibrationMap
+
+
+def retrain(
+    settings: Settings, spec: BacktestSpec, as_of: dt.date, history: pd.DataFrame
+) -> Retrain:
+    """Train as production would as of ``as_of`` (through :func:`ml.train.select_model`)."""
     started = time.perf_counter()
-    _, fit, validation = split_window(settings, fold.as_of, spec.window_days, history)
+    window, fit, validation = split_window(settings, as_of, spec.window_days, history)
     best, fitted = select_model(settings, fit, validation, spec.candidates)
     model = fitted[best].model
-    trained = time.perf_counter()
-    scored = rows_between(history, fold.as_of, fold.last_day)
-    if scored.empty:
-        raise DataError(f"no flights between {fold.as_of} and {fold.last_day} in the feature mart")
-    check_features_read_before_their_date(scored, "scored")
     prior = float(fit[LABEL].mean())
     heuristic = HeuristicClassifier(random_state=settings.random_state, prior=prior)
     heuristic.fit(fit, fit[LABEL].to_numpy())
-    predictions = pd.DataFrame(
-        {
-            "flight_id": scored["flight_id"].to_numpy(),
-            "flight_date": scored["flight_date"].to_numpy(),
-            "as_of": fold.as_of,
-            "model_age_days": [(d - fold.as_of).days for d in scored["flight_date"]],
-            "carrier": scored["carrier"].to_numpy(),
-            "origin": scored["origin"].to_numpy(),
-            "sched_dep_hour": scored["sched_dep_hour"].to_numpy(),
-            "distance_miles": scored["distance_miles"].to_numpy(),
-            LABEL: scored[LABEL].astype(bool).to_numpy(),
-            "p_delayed": model.predict_proba(scored),
-            "p_heuristic": heuristic.predict_proba(scored),
-            "p_prior": prior,
-        }
-    )
     first_fit_day = min(fit["flight_date"])
     record = {
-        "as_of": fold.as_of,
-        "last_day": fold.last_day,
         "algorithm": best,
         "fit_start": first_fit_day,
-        "effective_window_days": (fold.as_of - first_fit_day).days,
+        "effective_window_days": (as_of - first_fit_day).days,
         "fit_rows": len(fit),
         "validation_rows": len(validation),
         "prior_rate": prior,
@@ -299,11 +359,128 @@ def _fit_fold(
         "calibration_intercept": model.intercept_,
         "holdout_log_loss": fitted[best].scores["log_loss"],
         "holdout_auc": fitted[best].scores["auc"],
-        "scored_rows": len(scored),
-        "train_seconds": trained - started,
-        "score_seconds": time.perf_counter() - trained,
+        "train_seconds": time.perf_counter() - started,
     }
-    return record, predictions
+    return Retrain(as_of, best, model, prior, heuristic, window.fit_end, validation, record)
+
+
+def gate_decision(
+    settings: Settings, spec: BacktestSpec, candidate: Retrain, serving: Serving | None
+) -> tuple[bool, str]:
+    """Whether the replay deploys ``candidate``, and why: the promotion gate against the
+    serving champion (scored with its training map, as the registry loads it)."""
+    if not spec.gate:
+        return True, "deployed: the gate is not replayed"
+    incumbent = None
+    if serving is not None:
+        champion = serving.retrain
+        incumbent = Incumbent(
+            f"{champion.algorithm} as of {champion.as_of}",
+            champion.fit_end,
+            lambda: (champion.model, champion.prior),
+        )
+    decision = judge(
+        settings,
+        {
+            "version": f"{candidate.algorithm} as of {candidate.as_of}",
+            "uses_oracle_forecast": spec.oracle,
+        },
+        candidate.holdout_report(settings),
+        candidate.validation,
+        incumbent,
+    )
+    return decision.promote, decision.reason
+
+
+def recalibrated_maps(
+    settings: Settings, serving: Serving, history: pd.DataFrame, days: list[dt.date]
+) -> list[CalibrationMap]:
+    """The map in force on each of ``days`` (in order) when the ``recalibrate`` task runs
+    every morning: :func:`ml.recalibration.recalibrate`'s window, rows and guard, on the
+    history in memory. Updates ``serving.calibration``."""
+    holdout_start = serving.retrain.validation["flight_date"].min()
+    first = matured_window(settings, days[0], holdout_start)[0]
+    frame = rows_between(history, first, days[-1])
+    uncalibrated = serving.retrain.model.predict_uncalibrated(frame)
+    y = frame[LABEL].astype(int).to_numpy()
+    dates = frame["flight_date"].to_numpy()
+    maps = []
+    for day in days:
+        first, held_back = matured_window(settings, day, holdout_start)
+        rows = (dates >= first) & (dates <= held_back) & labels_known_before(frame, day).to_numpy()
+        held = dates[rows] == held_back
+        if first < held_back and held.any() and (~held).sum() >= settings.recalibration_min_rows:
+            revision = propose(
+                uncalibrated[rows],
+                y[rows],
+                held,
+                day,
+                serving.calibration,
+                (first, held_back - dt.timedelta(days=1)),
+            )
+            if revision["used"]:
+                serving.calibration = CalibrationMap(
+                    revision["slope"], revision["intercept"], revision["as_of"]
+                )
+        maps.append(serving.calibration)
+    return maps
+
+
+def score_fold(
+    settings: Settings,
+    spec: BacktestSpec,
+    fold: Fold,
+    candidate: Retrain,
+    serving: Serving | None,
+    history: pd.DataFrame,
+) -> pd.DataFrame:
+    """Every flight of the fold scored by the serving champion (its map in force each day),
+    beside the baselines and the two counterfactuals (``p_static``, ``p_candidate``)."""
+    scored = rows_between(history, fold.as_of, fold.last_day)
+    if scored.empty:
+        raise DataError(f"no flights between {fold.as_of} and {fold.last_day} in the feature mart")
+    check_features_read_before_their_date(scored, "scored")
+    dates = scored["flight_date"].to_numpy()
+    p_heuristic = candidate.heuristic.predict_proba(scored)
+    if serving is None:  # as prediction does without a usable champion
+        p_static = p_served = p_heuristic
+        as_of, calibration = fold.as_of, np.full(len(scored), FALLBACK)
+    else:
+        as_of = serving.retrain.as_of
+        uncalibrated = serving.retrain.model.predict_uncalibrated(scored)
+        p_static = training_map(serving.retrain.model).apply(uncalibrated)
+        p_served, calibration = p_static, np.full(len(scored), TRAINING)
+        if spec.recalibration:
+            days = sorted(set(dates))
+            in_force = dict(
+                zip(days, recalibrated_maps(settings, serving, history, days), strict=True)
+            )
+            p_served = np.empty(len(scored))
+            calibration = np.empty(len(scored), dtype=object)
+            for day, calibration_map in in_force.items():
+                rows = dates == day
+                p_served[rows] = calibration_map.apply(uncalibrated[rows])
+                calibration[rows] = calibration_map.revision
+    return pd.DataFrame(
+        {
+            "flight_id": scored["flight_id"].to_numpy(),
+            "flight_date": dates,
+            "as_of": as_of,
+            "model_age_days": [(d - as_of).days for d in dates],
+            "retrain_as_of": fold.as_of,
+            "calibration": calibration.astype(str),
+            "carrier": scored["carrier"].to_numpy(),
+            "origin": scored["origin"].to_numpy(),
+            "sched_dep_hour": scored["sched_dep_hour"].to_numpy(),
+            "distance_miles": scored["distance_miles"].to_numpy(),
+            LABEL: scored[LABEL].astype(bool).to_numpy(),
+            "p_delayed": p_served,
+            "p_heuristic": p_heuristic,
+            "p_prior": candidate.prior,
+            "p_static": p_static,
+            "p_candidate": candidate.model.predict_proba(scored),
+        }
+    )
 
 
 def _progress(folds: list[Fold], run_id: str, show: bool | None):
@@ -329,6 +506,7 @@ def run_backtest(
     *,
     progress: bool | None = None,
     refresh_catalog: bool = True,
+    retrains: dict[tuple, Retrain] | None = None,
 ) -> BacktestResult:
     """Replay ``spec`` and publish its four tables (replacing an earlier run of the same id).
 
@@ -339,6 +517,8 @@ def run_backtest(
             is logged.
         refresh_catalog: Recreate the warehouse views afterwards (Airflow does it in a task
             of the one-slot ``warehouse`` pool instead).
+        retrains: Retrains already trained by an earlier run of a grid, by (as-of date,
+            window, candidates, oracle); this run's are added to it.
 
     Raises:
         DataError: The mart lacks the history a fold needs, or a fold has no rows.
@@ -359,18 +539,51 @@ def run_backtest(
             f"run `ml ingest` and `ml transform` for {spec.start - dt.timedelta(days=spec.window_days)}..{spec.end}"
         )
     loaded = time.perf_counter()
-    records, parts = [], []
+    retrains = {} if retrains is None else retrains
+    records, parts, serving = [], [], None
     bar = _progress(folds, spec.run_id, progress)
     training_log = logging.getLogger("ml.train")
     quiet = contextlib.nullcontext() if bar.disable else _level(training_log, logging.WARNING)
     with quiet:
         for fold in bar:
-            record, predictions = _fit_fold(settings, spec, fold, history)
-            records.append(record)
+            key = (fold.as_of, spec.window_days, spec.candidates, spec.oracle)
+            reused = key in retrains
+            if not reused:
+                retrains[key] = retrain(settings, spec, fold.as_of, history)
+            candidate = retrains[key]
+            gated = time.perf_counter()
+            promoted, reason = gate_decision(settings, spec, candidate, serving)
+            if promoted:
+                serving = Serving(candidate, training_map(candidate.model))
+            scoring = time.perf_counter()
+            predictions = score_fold(settings, spec, fold, candidate, serving, history)
             parts.append(predictions)
+            records.append(
+                {
+                    "as_of": fold.as_of,
+                    "last_day": fold.last_day,
+                    **candidate.record,
+                    "train_seconds": 0.0 if reused else candidate.record["train_seconds"],
+                    "promoted": promoted,
+                    "gate_reason": reason,
+                    "served_as_of": None if serving is None else serving.retrain.as_of,
+                    "served_algorithm": "heuristic"
+                    if serving is None
+                    else serving.retrain.algorithm,
+                    "served_log_loss": _log_loss(predictions, "p_delayed"),
+                    "candidate_log_loss": _log_loss(predictions, "p_candidate"),
+                    "revisions_in_force": len(
+                        set(predictions["calibration"]) - {TRAINING, FALLBACK}
+                    ),
+                    "scored_rows": len(predictions),
+                    "gate_seconds": scoring - gated,
+                    "score_seconds": time.perf_counter() - scoring,
+                }
+            )
             message = (
-                f"as of {fold.as_of}: {record['algorithm']} on {record['effective_window_days']} "
-                f"days, holdout log loss {record['holdout_log_loss']:.4f}, {record['train_seconds']:.1f} s"
+                f"as of {fold.as_of}: {candidate.algorithm} on {candidate.record['effective_window_days']} "
+                f"days, holdout log loss {candidate.record['holdout_log_loss']:.4f}, "
+                f"{'deployed' if promoted else 'kept out'}, {records[-1]['train_seconds']:.1f} s"
             )
             if bar.disable:
                 log.info("fold %d/%d %s", len(records), len(folds), message)
@@ -392,7 +605,10 @@ def run_backtest(
         "min_effective_window_days": int(folds_table["effective_window_days"].min()),
         **pooled_metrics(predictions),
         "load_seconds": loaded - started,
+        "retrains_deployed": int(folds_table["promoted"].sum()),
+        **counterfactual_metrics(predictions),
         "train_seconds": float(folds_table["train_seconds"].sum()),
+        "gate_seconds": float(folds_table["gate_seconds"].sum()),
         "score_seconds": float(folds_table["score_seconds"].sum()),
         "elapsed_seconds": time.perf_counter() - started,
     }
@@ -432,11 +648,15 @@ def grid_specs(
     settings: Settings,
     start: dt.date,
     end: dt.date,
-    points: list[tuple[str, int, bool]],
+    points: list[tuple[str, int, bool, bool, bool | None]],
     candidates: list[str] | None = None,
 ) -> list[BacktestSpec]:
-    """One spec per (cadence, window days, oracle) point of a grid over ``start..end``."""
-    return [make_spec(settings, start, end, c, w, candidates, oracle) for c, w, oracle in points]
+    """One spec per (cadence, window days, oracle, gate, recalibration) point of a grid
+    over ``start..end`` (recalibration None: ``recalibration_enabled``)."""
+    return [
+        make_spec(settings, start, end, c, w, candidates, oracle, gate, recalibration)
+        for c, w, oracle, gate, recalibration in points
+    ]
 
 
 def load_runs(settings: Settings) -> pd.DataFrame:
@@ -478,7 +698,12 @@ def run_grid(
     """Run every spec of a grid not already run under the current settings (all with
     ``rerun``); ``on_run(i, spec, run)`` after each, with None for a spec skipped."""
     done = set() if rerun else completed_run_ids(settings)
+    retrains: dict[tuple, Retrain] = {}  # the gate and recalibration variants share them
     for i, spec in enumerate(specs, 1):
-        run = None if spec.run_id in done else run_backtest(settings, spec, progress=progress).run
+        run = (
+            None
+            if spec.run_id in done
+            else run_backtest(settings, spec, progress=progress, retrains=retrains).run
+        )
         if on_run is not None:
             on_run(i, spec, run)

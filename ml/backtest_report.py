@@ -59,11 +59,41 @@ def _comparison(c: dict[str, Any]) -> str:
     )
 
 
+def _replay(r: dict[str, Any]) -> str:
+    on, off = r["with"], r["without"]
+    where = f"retraining {r['cadence']} on {r['window_days']} days"
+    if r["part"] == "gate":
+        return (
+            f"The promotion gate, {where}: it deployed {on['deployed']} of {on['folds']} "
+            f"retrains, the champion it kept scoring in between (AUC {number(on['auc'], 3)} "
+            f"against {number(off['auc'], 3)} deploying every retrain); "
+            + describe(r["difference"], "replaying the gate", "deploying every retrain")
+            + "."
+        )
+    return (
+        f"Daily recalibration, {where}: ECE {number(on['ece'], 4)} against "
+        f"{number(off['ece'], 4)} with the training map, AUC {number(on['auc'], 3)} against "
+        f"{number(off['auc'], 3)}; "
+        + describe(r["difference"], "recalibrating daily", "the training map")
+        + "."
+    )
+
+
 def conclusion(grid: dict[str, Any]) -> list[str]:
     """The grid's plain-language conclusion, drawn from its numbers."""
-    cells, comparisons, oracle = grid["cells"], grid["comparisons"], grid["oracle"]
-    if not cells:
+    if not grid["cells"]:
         return []
+    variant = (
+        "The runs compared replay production's promotion gate and daily recalibration."
+        if tuple(grid["variant"]) == (True, True)
+        else f"The runs compared are {grid['variant_label']}: they do not replay all that "
+        "production does."
+    )
+    return [variant, *_freshness(grid), *(_replay(r) for r in grid["replay"])]
+
+
+def _freshness(grid: dict[str, Any]) -> list[str]:
+    cells, comparisons, oracle = grid["cells"], grid["comparisons"], grid["oracle"]
     best = min(cells, key=lambda c: c["log_loss"])
     worst = max(cells, key=lambda c: c["log_loss"])
     if len(cells) == 1:
@@ -148,6 +178,7 @@ def grid_context(grid: dict[str, Any], current: str | None = None) -> dict[str, 
                 ("\u2192 " if c["run_id"] == current else "") + c["cadence"],
                 c["window_days"],
                 c["folds"],
+                c["deployed"],
                 c["log_loss"],
                 c["prior_log_loss"],
                 c["heuristic_log_loss"],
@@ -171,6 +202,20 @@ def grid_context(grid: dict[str, Any], current: str | None = None) -> dict[str, 
             for o in grid["oracle"]
         ],
         "oracle_label": ORACLE_LABEL,
+        "replay_rows": [
+            [
+                r["part"],
+                r["cadence"],
+                r["window_days"],
+                r["with"]["log_loss"],
+                r["without"]["log_loss"],
+                r["with"]["auc"],
+                r["without"]["auc"],
+                r["with"]["ece"],
+                r["without"]["ece"],
+            ]
+            for r in grid["replay"]
+        ],
     }
 
 

@@ -132,28 +132,97 @@ def grid_runs(runs: pd.DataFrame, run: pd.Series | dict) -> pd.DataFrame:
     return runs[same]
 
 
+PRODUCTION = (True, True)  # a run that replays the gate and daily recalibration
+
+
+def replay_variant(run: Any) -> tuple[bool, bool]:
+    """(replays the gate, replays daily recalibration) of a run row; a run written before
+    either was replayed counts as replaying neither."""
+    get = run.get if isinstance(run, dict) else run.__getitem__
+
+    def flag(key: str) -> bool:
+        try:
+            value = get(key)
+        except KeyError:
+            return False
+        return bool(value) if value is not None and not pd.isna(value) else False
+
+    return flag("replays_gate"), flag("replays_recalibration")
+
+
+def variant_label(variant: tuple[bool, bool]) -> str:
+    gate, recalibration = variant
+    return (
+        ("gate replayed" if gate else "every retrain deployed")
+        + ", "
+        + ("recalibrated daily" if recalibration else "training map")
+    )
+
+
+def _cell(r: pd.Series) -> dict[str, Any]:
+    deployed = r.get("retrains_deployed")  # missing before the gate was replayed: all were
+    return {
+        "run_id": r["run_id"],
+        "cadence": r["cadence"],
+        "window_days": int(r["window_days"]),
+        "variant": replay_variant(r),
+        "folds": int(r["folds"]),
+        "deployed": int(r["folds"] if deployed is None or pd.isna(deployed) else deployed),
+        "auc": r["auc"],
+        "log_loss": r["log_loss"],
+        "ece": r["ece"],
+        "heuristic_auc": r["heuristic_auc"],
+        "heuristic_log_loss": r["heuristic_log_loss"],
+        "prior_log_loss": r["prior_log_loss"],
+        "min_effective_window_days": int(r["min_effective_window_days"]),
+    }
+
+
 def grid_summary(settings: Settings, runs: pd.DataFrame) -> dict[str, Any]:
     """The grid's cells, and the paired comparisons: between cadences on one window
     (``window_days``, ``a`` and ``b`` cadences) and between windows on one cadence
-    (``cadence``, ``a`` and ``b`` windows in days), each with its ``difference``."""
+    (``cadence``, ``a`` and ``b`` windows in days), each with its ``difference``.
+
+    The cadence and window comparisons are made among the runs of one replay variant
+    (``variant``): production's (gate and recalibration replayed) where there is one, else
+    the variant with the most runs. ``replay`` pairs each of that variant's runs with its
+    twin that leaves out the gate, or daily recalibration, where that twin was run.
+    """
     plain = runs[~runs["uses_oracle_forecast"].astype(bool)]
     oracle = runs[runs["uses_oracle_forecast"].astype(bool)]
-    cells = [
-        {
-            "run_id": r.run_id,
-            "cadence": r.cadence,
-            "window_days": int(r.window_days),
-            "folds": int(r.folds),
-            "auc": r.auc,
-            "log_loss": r.log_loss,
-            "ece": r.ece,
-            "heuristic_auc": r.heuristic_auc,
-            "heuristic_log_loss": r.heuristic_log_loss,
-            "prior_log_loss": r.prior_log_loss,
-            "min_effective_window_days": int(r.min_effective_window_days),
-        }
-        for r in plain.itertuples()
-    ]
+    every = [_cell(r) for _, r in plain.iterrows()]
+    counts: dict[tuple[bool, bool], int] = {}
+    for c in every:
+        counts[c["variant"]] = counts.get(c["variant"], 0) + 1
+    variant = (
+        PRODUCTION
+        if PRODUCTION in counts or not counts
+        else max(counts, key=lambda v: (counts[v], v))
+    )
+    cells = [c for c in every if c["variant"] == variant]
+    twins = {(c["cadence"], c["window_days"], c["variant"]): c for c in every}
+    replay = []
+    for c in cells:
+        gate, recalibration = c["variant"]
+        pairs = (
+            ("gate", (not gate, recalibration), gate),
+            ("recalibration", (gate, not recalibration), recalibration),
+        )
+        for part, twin_variant, replayed in pairs:
+            twin = twins.get((c["cadence"], c["window_days"], twin_variant))
+            if twin is None:
+                continue
+            on, off = (c, twin) if replayed else (twin, c)
+            replay.append(
+                {
+                    "part": part,
+                    "cadence": c["cadence"],
+                    "window_days": c["window_days"],
+                    "with": on,
+                    "without": off,
+                    "difference": paired_difference(settings, on["run_id"], off["run_id"]),
+                }
+            )
     by_key = {(c["cadence"], c["window_days"]): c for c in cells}
     windows = sorted({c["window_days"] for c in cells})
     cadences = [c for c in CADENCES if any(k[0] == c for k in by_key)]
@@ -181,7 +250,7 @@ def grid_summary(settings: Settings, runs: pd.DataFrame) -> dict[str, Any]:
     oracle_rows = []
     for r in oracle.itertuples():
         twin = by_key.get((r.cadence, int(r.window_days)))
-        if twin is None:
+        if twin is None or replay_variant(r._asdict()) != variant:
             continue
         diff = paired_difference(settings, r.run_id, twin["run_id"])
         oracle_rows.append(
@@ -197,12 +266,32 @@ def grid_summary(settings: Settings, runs: pd.DataFrame) -> dict[str, Any]:
             }
         )
     return {
+        "variant": list(variant),
+        "variant_label": variant_label(variant),
         "cells": cells,
+        "replay": replay,
         "cadences": cadences,
         "windows": windows,
         "comparisons": comparisons,
         "oracle": oracle_rows,
     }
+
+
+# What a run written before the gate and recalibration were replayed lacks: it deployed
+# every retrain with its training map, and kept no counterfactual scores.
+RUN_BEFORE_REPLAY: dict[str, Any] = {
+    "replays_gate": False,
+    "replays_recalibration": False,
+    "retrains_deployed": None,
+    "gate_seconds": None,
+    **{f"{k}_{m}": None for k in ("static", "every_retrain") for m in ("auc", "log_loss", "ece")},
+}
+FOLD_BEFORE_REPLAY: dict[str, Any] = {
+    "promoted": True,
+    "gate_reason": "deployed: the gate was not replayed",
+    "served_log_loss": None,
+    "candidate_log_loss": None,
+}
 
 
 def run_summary(settings: Settings, run_id: str) -> dict[str, Any]:
@@ -215,11 +304,20 @@ def run_summary(settings: Settings, run_id: str) -> dict[str, Any]:
     metrics = load_table(settings, "metrics", run_id)
     folds = load_table(settings, "folds", run_id)
     weekly = weekly_metrics(predictions)
+    record = {k: (v.item() if hasattr(v, "item") else v) for k, v in run.to_dict().items()}
     return {
-        "run": {k: (v.item() if hasattr(v, "item") else v) for k, v in run.to_dict().items()},
+        "run": {**RUN_BEFORE_REPLAY, **{k: v for k, v in record.items() if v is not None}},
         "weekly": weekly.to_dict("records"),
         "skill_by_age": skill_by_age(metrics),
-        "folds": folds.to_dict("records"),
+        "folds": [
+            {
+                **FOLD_BEFORE_REPLAY,
+                "served_as_of": f["as_of"],
+                **f,
+                "deployed": "yes" if f.get("promoted", True) else "no",
+            }
+            for f in folds.to_dict("records")
+        ],
         "grid": grid_summary(settings, grid_runs(runs, run)),
     }
 

@@ -315,6 +315,8 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> None:
         args.window_days,
         _csv(args.candidates) if args.candidates else None,
         True if args.oracle else None,
+        gate=not args.no_gate,
+        recalibration=False if args.no_recalibration else None,
     )
     result = run_backtest(settings, spec, progress=False if args.no_progress else None)
     report = write_run_report(settings, spec.run_id)
@@ -324,20 +326,40 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> None:
         _print_run(result.run, report)
 
 
-def _grid_points(args: argparse.Namespace) -> list[tuple[str, int, bool]]:
-    """(cadence, window, oracle) for every grid point; ConfigError naming a bad option."""
+def _on_off(option: str, value: str) -> list[bool]:
+    """``on``, ``off`` or ``on,off`` as booleans; ConfigError naming the option otherwise."""
+    words = _csv(value)
+    if not words or set(words) - {"on", "off"}:
+        raise ConfigError(f"{option} {value!r}: expected on, off or on,off")
+    return [w == "on" for w in dict.fromkeys(words)]
+
+
+def _grid_points(args: argparse.Namespace) -> list[tuple[str, int, bool, bool, bool | None]]:
+    """(cadence, window, oracle, gate, recalibration) for every grid point; ConfigError
+    naming a bad option. The oracle point replays the first of each on/off list."""
     windows = _days("--windows", args.windows)
     cadences = _csv(args.cadences)
     if not cadences:
         raise ConfigError("--cadences: name at least one cadence")
-    points = [(c, w, False) for w in windows for c in cadences]
+    gates = _on_off("--gate", args.gate)
+    # unset: as production does (ML_RECALIBRATION_ENABLED)
+    recalibrations = (
+        _on_off("--recalibration", args.recalibration) if args.recalibration else [None]
+    )
+    points = [
+        (c, w, False, g, r)
+        for g in gates
+        for r in recalibrations
+        for w in windows
+        for c in cadences
+    ]
     if args.oracle_at:
         cadence, _, window = args.oracle_at.partition(":")
         if not window.isdigit():
             raise ConfigError(
                 f"--oracle-at {args.oracle_at!r}: expected CADENCE:DAYS, e.g. weekly:90"
             )
-        points.append((cadence, int(window), True))
+        points.append((cadence, int(window), True, gates[0], recalibrations[0]))
     return points
 
 
@@ -456,6 +478,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add the oracle-forecast features (an upper bound, never a deployable model)",
     )
+    p.add_argument(
+        "--no-gate",
+        action="store_true",
+        help="deploy every retrain instead of replaying the promotion gate",
+    )
+    p.add_argument(
+        "--no-recalibration",
+        action="store_true",
+        help="keep each champion's training map instead of replaying daily recalibration "
+        "(the default follows ML_RECALIBRATION_ENABLED)",
+    )
     p.add_argument("--json", action="store_true", help="print the run's row as JSON")
     p = add(
         "backtest-grid",
@@ -469,6 +502,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--oracle-at",
         metavar="CADENCE:DAYS",
         help="also run this grid point with the oracle-forecast features (an upper bound)",
+    )
+    p.add_argument(
+        "--gate",
+        default="on",
+        metavar="on,off",
+        help="replay the promotion gate (on), deploy every retrain (off), or run both",
+    )
+    p.add_argument(
+        "--recalibration",
+        metavar="on,off",
+        help="replay daily recalibration (on), keep the training map (off), or run both "
+        "(default: as ML_RECALIBRATION_ENABLED)",
     )
     p.add_argument("--rerun", action="store_true", help="replace runs that already exist")
 

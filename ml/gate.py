@@ -9,6 +9,7 @@ failed checks are the reason written to the audit log.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,14 +60,53 @@ def _slice_regressions(
     return worse
 
 
+@dataclass(frozen=True)
+class Incumbent:
+    """The champion a candidate is compared with: its version, the last day it was fitted
+    on, and how to load it (its model and its fit-period prior rate) when the comparison
+    gets that far."""
+
+    version: str
+    fit_end: dt.date
+    load: Callable[[], tuple[Any, float]]
+
+
 def decide(
     settings: Settings,
     metadata: dict[str, Any],
     holdout_report: dict[str, Any],
     holdout: pd.DataFrame,
 ) -> GateDecision:
-    """Run every check of the gate for a trained, not yet registered model."""
+    """Run every check of the gate for a trained, not yet registered model, against the
+    registry's champion."""
     from ml import registry
+
+    champion = registry.get_alias(settings, "champion")
+    incumbent = None
+    if champion is not None and champion != metadata["version"]:
+        champion_meta = registry.load_metadata(settings, champion)
+        incumbent = Incumbent(
+            champion,
+            dt.date.fromisoformat(champion_meta["window"]["fit_end"]),
+            lambda: (
+                registry.load_model(settings, champion)[0],
+                registry.load_metrics(settings, champion)["prior_rate"],
+            ),
+        )
+    return judge(settings, metadata, holdout_report, holdout, incumbent)
+
+
+def judge(
+    settings: Settings,
+    metadata: dict[str, Any],
+    holdout_report: dict[str, Any],
+    holdout: pd.DataFrame,
+    incumbent: Incumbent | None,
+) -> GateDecision:
+    """The gate's checks of a candidate (its ``metadata`` and holdout report, with
+    behavioural tests) against ``incumbent`` (None: no champion). Training calls it
+    through :func:`decide`; the backtest calls it with the champion it replays."""
+    from ml.errors import RegistryError
     from ml.evaluate import assess
 
     model_metrics = holdout_report["model"]
@@ -101,11 +141,9 @@ def decide(
         )
     )
 
-    champion = registry.get_alias(settings, "champion")
-    if champion is None or champion == metadata["version"]:
+    if incumbent is None:
         return GateDecision(all(c["passed"] for c in checks), checks, None)
-    champion_meta = registry.load_metadata(settings, champion)
-    champion_fit_end = dt.date.fromisoformat(champion_meta["window"]["fit_end"])
+    champion, champion_fit_end = incumbent.version, incumbent.fit_end
     if champion_fit_end >= holdout["flight_date"].min():
         checks.append(
             _check(
@@ -117,15 +155,9 @@ def decide(
         )
         return GateDecision(False, checks, champion)
     try:
-        champion_model, _ = registry.load_model(settings, champion)
-        champion_report = assess(
-            settings,
-            champion_model,
-            holdout,
-            registry.load_metrics(settings, champion)["prior_rate"],
-            behaviour=False,
-        )
-    except (registry.RegistryError, KeyError) as exc:
+        champion_model, champion_prior = incumbent.load()
+        champion_report = assess(settings, champion_model, holdout, champion_prior, behaviour=False)
+    except (RegistryError, KeyError) as exc:
         checks.append(
             _check("champion scored", True, f"champion {champion} cannot be scored ({exc})")
         )

@@ -104,7 +104,16 @@ def test_the_backtest_dag_is_manual_with_typed_described_params(dag_bag):
     assert type(dag.timetable).__name__ == "NullTimetable"  # triggered by hand only
     params = dag.params
     schemas = {name: params.get_param(name).schema for name in params}
-    assert set(schemas) == {"start", "end", "cadence", "window_days", "candidates", "oracle"}
+    assert set(schemas) == {
+        "start",
+        "end",
+        "cadence",
+        "window_days",
+        "candidates",
+        "oracle",
+        "gate",
+        "recalibration",
+    }
     for name, schema in schemas.items():
         assert schema.get("type") and schema.get("title"), name
         assert len(params.get_param(name).description) > 20, name

@@ -117,7 +117,7 @@ def test_every_fold_learns_only_from_labels_known_before_its_retrain_date(backte
         # the check bites: the day before holds late flights whose label is known only on the day
         day_before = history[history["flight_date"] == fold.as_of - dt.timedelta(days=1)]
         assert (day_before["label_known_date"] == fold.as_of).sum() > 10
-        scored = result.predictions[result.predictions["as_of"] == fold.as_of]
+        scored = result.predictions[result.predictions["retrain_as_of"] == fold.as_of]
         assert scored["flight_date"].min() == fold.as_of
         assert scored["flight_date"].max() == fold.last_day
 
@@ -173,23 +173,83 @@ def test_the_run_is_published_to_the_warehouse_and_replaced_when_rerun(backteste
     assert metric_days == (END - START).days + 1
 
 
-def test_a_backtest_fold_is_the_model_production_trains(trained_copy):
-    """Same code path: the fold retrained as of AS_OF predicts what `ml train` registered."""
-    from ml import registry
+def test_a_backtest_fold_is_what_production_trains_recalibrates_and_predicts(trained_copy):
+    """Same code paths: the fold retrained as of AS_OF is the model `ml train` registered
+    (``p_static``), and what it served each day (``p_delayed``) is what the daily
+    `recalibrate` and `predict` steps write to the prediction table."""
+    from ml import pipeline, registry
     from ml.features import load_features
 
     settings = make_settings(trained_copy)
     spec = make_spec(
-        settings, AS_OF, AS_OF + dt.timedelta(days=2), "once", candidates=settings.candidates
+        settings, AS_OF, AS_OF + dt.timedelta(days=3), "once", candidates=settings.candidates
     )
+    assert spec.gate and spec.recalibration  # production's, by default
     result = run_backtest(settings, spec, progress=False, refresh_catalog=False)
     model, metadata = registry.load_model(settings, registry.get_alias(settings, "champion"))
     assert metadata["as_of"] == AS_OF.isoformat()
     assert result.folds["algorithm"].iloc[0] == metadata["algorithm"]
+    assert bool(result.folds["promoted"].iloc[0])
     frame = load_features(settings, spec.start, spec.end)
     expected = pd.Series(model.predict_proba(frame), index=frame["flight_id"])
-    got = result.predictions.set_index("flight_id")["p_delayed"]
-    np.testing.assert_allclose(got.loc[expected.index], expected, rtol=1e-9)
+    got = result.predictions.set_index("flight_id")
+    np.testing.assert_allclose(got.loc[expected.index, "p_static"], expected, rtol=1e-9)
+    np.testing.assert_allclose(got.loc[expected.index, "p_candidate"], expected, rtol=1e-9)
+    for day in pd.date_range(spec.start, spec.end).date:
+        pipeline.recalibrate(settings, day)
+        pipeline.predict(settings, day)
+        table = pd.read_parquet(
+            settings.paths.root / "predictions" / f"flight_date={day}" / "part-0.parquet"
+        )
+        served = table[table["model_role"] == "champion"].set_index("flight_id")["p_delayed"]
+        np.testing.assert_allclose(got.loc[served.index, "p_delayed"], served, rtol=1e-9)
+    # recalibration was replayed, not skipped: a revision was in force on some day
+    assert set(result.predictions["calibration"]) - {"training"}
+    assert not np.allclose(got["p_delayed"], got["p_static"])
+
+
+def test_a_retrain_that_fails_the_gate_is_not_deployed(backtested):
+    """With a margin no retrain can beat, the first model that passes the gate's own checks
+    serves the rest of the range; before it, the heuristic serves, as prediction falls back
+    without a champion. The counterfactual of deploying every retrain is the run that does."""
+    import dataclasses
+
+    from ml.predict import FALLBACK_VERSION
+
+    settings, spec, _ = backtested
+    strict = dataclasses.replace(settings, gate_log_loss_margin=1.0)
+    gated = run_backtest(strict, dataclasses.replace(spec, recalibration=False), progress=False)
+    folds = gated.folds.set_index("as_of")
+    # the slice's first retrain, on 30 days of winter, fails the gate's own checks
+    first, second, third = D(2013, 3, 1), D(2013, 3, 8), D(2013, 3, 15)
+    assert list(folds["promoted"]) == [False, True, False]
+    assert "gate failed" in folds.loc[first, "gate_reason"]
+    assert "against no champion" in folds.loc[second, "gate_reason"]
+    assert "beats the champion" in folds.loc[third, "gate_reason"]
+    assert folds.loc[third, "served_as_of"] == second
+    assert gated.run["retrains_deployed"] == 1
+    predictions = gated.predictions
+    fallback = predictions["retrain_as_of"] == first
+    assert (predictions.loc[fallback, "calibration"] == FALLBACK_VERSION).all()
+    np.testing.assert_allclose(
+        predictions.loc[fallback, "p_delayed"], predictions.loc[fallback, "p_heuristic"]
+    )
+    assert set(predictions.loc[~fallback, "as_of"]) == {second}  # it served both folds
+
+    ungated = run_backtest(
+        strict, dataclasses.replace(spec, gate=False, recalibration=False), progress=False
+    )
+    assert ungated.spec.run_id == spec.run_id + "-nogate-norecal"
+    assert list(ungated.folds["promoted"]) == [True, True, True]
+    np.testing.assert_allclose(predictions["p_candidate"], ungated.predictions["p_delayed"])
+    assert gated.run["every_retrain_log_loss"] == pytest.approx(ungated.run["log_loss"])
+    same = predictions["retrain_as_of"] == second  # the same model either way
+    np.testing.assert_allclose(
+        predictions.loc[same, "p_delayed"], ungated.predictions.loc[same, "p_delayed"]
+    )
+    assert not np.allclose(
+        predictions.loc[~same, "p_delayed"], ungated.predictions.loc[~same, "p_delayed"]
+    )
 
 
 def test_a_range_without_features_names_the_mart_and_the_fix(backtested):
@@ -326,15 +386,36 @@ def test_the_grid_command_runs_each_point_once_and_writes_the_grid_report(backte
 
     from tests.reliability.conftest import run_ml
 
+    import json
+
+    from ml.backtest import load_runs
+
     settings, _, _ = backtested
     grid = ("backtest-grid", "--start", str(START), "--end", str(END), "--cadences", "once")
     grid += ("--windows", "30", "--candidates", "lightgbm", "--no-progress")
+    grid += ("--gate", "on,off", "--recalibration", "on,off")
     first = run_ml(*grid, "--rerun", data_dir=settings.paths.root)
     assert first.returncode == 0, first.stderr[-1500:]
     lines = first.stdout.strip().splitlines()
-    assert any(line.startswith("[1/1] ") and "log loss" in line for line in lines), lines
+    for i in range(1, 5):
+        assert any(line.startswith(f"[{i}/4] ") and "log loss" in line for line in lines), lines
     report = Path(lines[-1].removeprefix("grid report: "))
     assert report.is_file() and report.parent == settings.paths.backtest_reports
+    runs = load_runs(settings)
+    runs = runs[runs["cadence"] == "once"].set_index("run_id")
+    suffixes = ("", "-norecal", "-nogate", "-nogate-norecal")
+    assert {f"once-30d-20130301-20130320-lightgbm{s}" for s in suffixes} <= set(runs.index)
+    # one training for the four variants
+    assert sorted(runs["train_seconds"] > 0) == [False, False, False, True]
+    record = json.loads(report.with_suffix(".json").read_text())
+    assert {(r["part"], r["cadence"]) for r in record["replay"]} == {
+        ("gate", "once"),
+        ("recalibration", "once"),
+    }
+    page = report.read_text()
+    assert "What replaying production changes" in page
+    assert "The promotion gate, retraining once on 30 days" in page
+    assert "Daily recalibration, retraining once on 30 days" in page
     again = run_ml(*grid, data_dir=settings.paths.root)
     assert again.returncode == 0, again.stderr[-1500:]
-    assert "already run (--rerun to replace)" in again.stdout
+    assert again.stdout.count("already run (--rerun to replace)") == 4
