@@ -66,6 +66,7 @@ from ml.metrics import binary_metrics, log_loss, log_losses
 from ml.models import CalibratedClassifier, HeuristicClassifier, check_algorithms
 from ml.predict import FALLBACK_VERSION as FALLBACK
 from ml.recalibration import TRAINING, CalibrationMap, matured_window, propose, training_map
+from ml.risk import RiskBands, fit_for, from_thresholds, settings_bands
 from ml.slices import slice_columns
 from ml.train import select_model, split_window
 
@@ -297,6 +298,9 @@ def training_settings(settings: Settings) -> dict[str, Any]:
         ),
         "recalibration_days": settings.recalibration_days,
         "recalibration_min_rows": settings.recalibration_min_rows,
+        "risk_high_precision": settings.risk_high_precision,
+        "risk_low_delay_rate": settings.risk_low_delay_rate,
+        "risk_band_min_flights": settings.risk_band_min_flights,
         # every candidate's hyperparameters (ML_MODEL_PARAMS__* may override them)
         "model_params": json.dumps(
             {name: dict(params) for name, params in settings.model_params.items()},
@@ -317,6 +321,7 @@ class Retrain:
     heuristic: HeuristicClassifier
     fit_end: dt.date
     validation: pd.DataFrame
+    bands: RiskBands
     record: dict[str, Any]
     _holdout_report: dict[str, Any] | None = None
 
@@ -347,6 +352,9 @@ def retrain(
     heuristic = HeuristicClassifier(random_state=settings.random_state, prior=prior)
     heuristic.fit(fit, fit[LABEL].to_numpy())
     first_fit_day = min(fit["flight_date"])
+    bands = fit_for(
+        settings, validation[LABEL].astype(int).to_numpy(), model.predict_proba(validation)
+    )
     record = {
         "algorithm": best,
         "fit_start": first_fit_day,
@@ -359,9 +367,21 @@ def retrain(
         "calibration_intercept": model.intercept_,
         "holdout_log_loss": fitted[best].scores["log_loss"],
         "holdout_auc": fitted[best].scores["auc"],
+        "risk_low_max": bands["low_max"],
+        "risk_high_min": bands["high_min"],
         "train_seconds": time.perf_counter() - started,
     }
-    return Retrain(as_of, best, model, prior, heuristic, window.fit_end, validation, record)
+    return Retrain(
+        as_of,
+        best,
+        model,
+        prior,
+        heuristic,
+        window.fit_end,
+        validation,
+        from_thresholds(bands["low_max"], bands["high_min"], f"holdout as of {as_of}"),
+        record,
+    )
 
 
 def gate_decision(
@@ -445,8 +465,9 @@ def score_fold(
     if serving is None:  # as prediction does without a usable champion
         p_static = p_served = p_heuristic
         as_of, calibration = fold.as_of, np.full(len(scored), FALLBACK)
+        bands = settings_bands(settings)
     else:
-        as_of = serving.retrain.as_of
+        as_of, bands = serving.retrain.as_of, serving.retrain.bands
         uncalibrated = serving.retrain.model.predict_uncalibrated(scored)
         p_static = training_map(serving.retrain.model).apply(uncalibrated)
         p_served, calibration = p_static, np.full(len(scored), TRAINING)
@@ -475,6 +496,7 @@ def score_fold(
             "distance_miles": scored["distance_miles"].to_numpy(),
             LABEL: scored[LABEL].astype(bool).to_numpy(),
             "p_delayed": p_served,
+            "risk_band": bands.assign(p_served),
             "p_heuristic": p_heuristic,
             "p_prior": candidate.prior,
             "p_static": p_static,

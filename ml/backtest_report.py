@@ -219,6 +219,21 @@ def grid_context(grid: dict[str, Any], current: str | None = None) -> dict[str, 
     }
 
 
+def _band_rows(bands: list[dict[str, Any]]) -> list[list[Any]]:
+    """One row per month: each band's share of the flights and the share of them delayed."""
+    by_month: dict[str, dict[str, dict[str, Any]]] = {}
+    for b in bands:
+        by_month.setdefault(b["month"], {})[b["band"]] = b
+    rows = []
+    for month, present in by_month.items():
+        row: list[Any] = [month]
+        for band in ("high", "medium", "low"):
+            cell = present.get(band)
+            row += [cell["share"], cell["delay_rate"]] if cell else [0.0, None]
+        rows.append(row)
+    return rows
+
+
 def run_html(summary: dict[str, Any]) -> str:
     """A run's page from its summary (:func:`ml.backtest_stats.run_summary`)."""
     run = summary["run"]
@@ -231,6 +246,7 @@ def run_html(summary: dict[str, Any]) -> str:
         weeks=[str(w["week"]) for w in weekly],
         weekly={key: [w[key] for w in weekly] for key in weekly[0]} if weekly else {},
         skill_by_age=summary["skill_by_age"],
+        band_rows=_band_rows(summary["bands_by_month"]),
         folds=summary["folds"],
         grid=grid_context(summary["grid"], current=run["run_id"]),
     )

@@ -60,6 +60,32 @@ def weekly_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
     return weekly
 
 
+def bands_by_month(predictions: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per calendar month and risk band (the serving model's, :mod:`ml.risk`): the share of
+    the month's flights in the band and the share of them delayed; empty for a run
+    written before bands were kept."""
+    if "risk_band" not in predictions:
+        return []
+    frame = predictions.assign(
+        month=pd.to_datetime(predictions["flight_date"]).dt.strftime("%Y-%m"),
+        _y=predictions[LABEL].astype(float),
+    )
+    flights = frame.groupby("month").size()
+    out = []
+    for (month, band), part in frame.groupby(["month", "risk_band"], sort=True):
+        out.append(
+            {
+                "month": month,
+                "band": band,
+                "flights": len(part),
+                "share": len(part) / flights[month],
+                "delay_rate": float(part["_y"].mean()),
+                "mean_p": float(part["p_delayed"].mean()),
+            }
+        )
+    return out
+
+
 def skill_by_age(metrics: pd.DataFrame) -> list[dict[str, Any]]:
     """Log loss below the prior rate's, by days since the model was trained."""
     days = metrics[metrics["dimension"] == "all"]
@@ -309,6 +335,7 @@ def run_summary(settings: Settings, run_id: str) -> dict[str, Any]:
         "run": {**RUN_BEFORE_REPLAY, **{k: v for k, v in record.items() if v is not None}},
         "weekly": weekly.to_dict("records"),
         "skill_by_age": skill_by_age(metrics),
+        "bands_by_month": bands_by_month(predictions),
         "folds": [
             {
                 **FOLD_BEFORE_REPLAY,

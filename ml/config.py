@@ -52,6 +52,9 @@ class Settings:
     model_params: Mapping[str, Mapping[str, Any]]
     risk_band_low_max: float
     risk_band_high_min: float
+    risk_high_precision: float
+    risk_low_delay_rate: float
+    risk_band_min_flights: int
     gate_log_loss_margin: float
     gate_slice_min_rows: int
     gate_slice_tolerance: float
@@ -69,7 +72,8 @@ class Settings:
 
     @property
     def operating_threshold(self) -> float:
-        """The probability from which a flight is flagged: the start of the high-risk band."""
+        """The probability from which a flight is counted as flagged in precision and recall:
+        the settings' fixed start of the high band (a version's own bands are in ml.risk)."""
         return self.risk_band_high_min
 
     @property
@@ -200,9 +204,14 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         strange = [name for name in values[key] if name not in algorithms]
         if strange:
             raise ConfigError(f"{key} {strange}: expected some of {algorithms}")
-    for key in ("recalibration_days", "recalibration_min_rows"):
+    for key in ("recalibration_days", "recalibration_min_rows", "risk_band_min_flights"):
         if values[key] < 1:
             raise ConfigError(f"{key} must be at least 1")
+    if not 0 <= values["risk_low_delay_rate"] < values["risk_high_precision"] <= 1:
+        raise ConfigError(
+            "risk_low_delay_rate and risk_high_precision: expected 0 <= low rate < high "
+            f"precision <= 1, got {values['risk_low_delay_rate']} and {values['risk_high_precision']}"
+        )
     if values["calibration_folds"] < 2:
         raise ConfigError("calibration_folds must be at least 2")
     if not 0 < values["drift_family_alpha"] < 1:

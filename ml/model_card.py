@@ -170,6 +170,8 @@ def card_context(
             "it, which the daily monitoring reports.",
         },
     ]
+    if metadata.get("risk_bands"):  # before the gate
+        sections.insert(3, _risk_bands_section(metadata["risk_bands"]))
     if revisions:  # before the limitations
         sections.insert(len(sections) - 1, _revisions_section(revisions))
     importance = []
@@ -238,6 +240,47 @@ def render_html(
     metadata: dict[str, Any], metrics: dict[str, Any], revisions: Sequence[dict[str, Any]] = ()
 ) -> str:
     return render("model_card.html", **card_context(metadata, metrics, revisions))
+
+
+def _risk_bands_section(bands: dict[str, Any]) -> dict[str, Any]:
+    """The version's risk bands (:mod:`ml.risk`): each band's probabilities and what it
+    held on the holdout."""
+    targets = bands["targets"]
+    low, high = bands["low_max"], bands["high_min"]
+    ranges = {
+        "low": "empty: no set of the safest met its target"
+        if low is None
+        else f"p < {number(low, 4)}",
+        "medium": f"{'0' if low is None else number(low, 4)} <= p < "
+        f"{'1' if high is None else number(high, 4)}",
+        "high": "empty: no set of the riskiest met its target"
+        if high is None
+        else f"p >= {number(high, 4)}",
+    }
+    return {
+        "heading": f"Risk bands: high holds flights of which at least "
+        f"{number(targets['high_precision'], 0, '%')} were delayed on the holdout, low at most "
+        f"{number(targets['low_delay_rate'], 0, '%')}",
+        "header": [
+            "band",
+            "probabilities",
+            "holdout flights",
+            "share",
+            "delayed",
+            "mean predicted",
+        ],
+        "rows": [
+            [
+                band,
+                ranges[band],
+                bands["holdout"][band]["flights"],
+                bands["holdout"][band]["share"],
+                bands["holdout"][band]["delay_rate"],
+                bands["holdout"][band]["mean_p"],
+            ]
+            for band in ("high", "medium", "low")
+        ],
+    }
 
 
 def card_files(

@@ -4,8 +4,10 @@ Rows come from the champion and, in shadow, the challenger (``model_role``). If 
 champion cannot be loaded (none registered; unreadable aliases or metadata; an artifact
 that fails its SHA-256 check or its parser), the heuristic baseline scores the day
 instead, its rows marked ``model_version = 'heuristic-fallback'``, and a warning naming
-the file is logged: a day is never left without predictions. The partition is written whole and atomically, so re-running a day
-replaces its rows and never duplicates them.
+the file is logged: a day is never left without predictions. Each row's ``risk_band``
+comes from its model's own bands (:mod:`ml.risk`), fitted on its holdout. The partition
+is written whole and atomically, so re-running a day replaces its rows and never
+duplicates them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ml.features import (
     row_fingerprints,
 )
 from ml.io import STALE_SECONDS, remove_stale_temporaries, write_parquet
+from ml.risk import RiskBands, bands_for, settings_bands
 
 if TYPE_CHECKING:
     from ml.models import CalibratedClassifier
@@ -69,11 +72,6 @@ class PredictionResult:
     calibrations: dict[str, str] = field(default_factory=dict)
 
 
-def risk_band(p: np.ndarray, low_max: float, high_min: float) -> np.ndarray:
-    """``low`` below ``low_max``, ``high`` from ``high_min``, ``medium`` between."""
-    return np.where(p < low_max, "low", np.where(p >= high_min, "high", "medium"))
-
-
 def top_reasons(
     contributions: np.ndarray, names: list[str], k: int = TOP_REASONS
 ) -> list[list[dict]]:
@@ -86,35 +84,48 @@ def top_reasons(
 
 
 def _score(
-    settings: Settings, frame: pd.DataFrame, role: str, version: str, model: CalibratedClassifier
+    settings: Settings,
+    frame: pd.DataFrame,
+    role: str,
+    version: str,
+    model: CalibratedClassifier,
+    metadata: dict[str, Any],
 ) -> pd.DataFrame:
     p = model.predict_proba(frame)
     reasons = top_reasons(model.contributions(frame), model.spec.columns)
-    return _rows(settings, frame, p, reasons, version, role, row_fingerprints(frame, model.spec))
+    return _rows(
+        frame,
+        p,
+        reasons,
+        version,
+        role,
+        row_fingerprints(frame, model.spec),
+        bands_for(settings, metadata),
+    )
 
 
 def _fallback(settings: Settings, frame: pd.DataFrame) -> pd.DataFrame:
     p = frame[HEURISTIC_COLUMN].to_numpy(dtype=float)
     reasons = [[{"feature": HEURISTIC_COLUMN, "contribution": float(v)}] for v in p]
     return _rows(
-        settings,
         frame,
         p,
         reasons,
         FALLBACK_VERSION,
         "champion",
         row_fingerprints(frame, infer_spec(frame)),
+        settings_bands(settings),
     )
 
 
 def _rows(
-    settings: Settings,
     frame: pd.DataFrame,
     p: np.ndarray,
     reasons: list,
     version: str,
     role: str,
     fingerprints: pd.Series,
+    bands: RiskBands,
 ) -> pd.DataFrame:
     day = frame["flight_date"].iloc[0]
     out = (
@@ -124,9 +135,7 @@ def _rows(
     )
     out["sched_dep_at"] = pd.to_datetime(out["sched_dep_at"], utc=True)
     out["p_delayed"] = np.clip(p, 0.0, 1.0)
-    out["risk_band"] = risk_band(
-        out["p_delayed"].to_numpy(), settings.risk_band_low_max, settings.risk_band_high_min
-    )
+    out["risk_band"] = bands.assign(out["p_delayed"].to_numpy())
     out["model_version"] = version
     out["model_role"] = role
     out["top_reasons"] = reasons
@@ -174,8 +183,8 @@ def predict(settings: Settings, day: dt.date) -> PredictionResult:
     frame = load_features(settings, day, day, oracle=oracle)
     parts, versions = [], {}
     if "champion" in loaded:
-        version, model, _ = loaded["champion"]
-        parts.append(_score(settings, frame, "champion", version, model))
+        version, model, metadata = loaded["champion"]
+        parts.append(_score(settings, frame, "champion", version, model, metadata))
         versions["champion"] = version
     else:
         log.warning(
@@ -186,8 +195,8 @@ def predict(settings: Settings, day: dt.date) -> PredictionResult:
         parts.append(_fallback(settings, frame))
         versions["champion"] = FALLBACK_VERSION
     if "challenger" in loaded:
-        version, model, _ = loaded["challenger"]
-        parts.append(_score(settings, frame, "challenger", version, model))
+        version, model, metadata = loaded["challenger"]
+        parts.append(_score(settings, frame, "challenger", version, model, metadata))
         versions["challenger"] = version
     elif "challenger" in unusable:
         log.warning("challenger %s", unusable["challenger"])

@@ -82,6 +82,35 @@ def risk_bands(settings: Settings, day: dt.date, *, role: str = "champion") -> p
 UNREADABLE = (LookupError, OSError, ValueError, TypeError)
 
 
+def band_definitions(settings: Settings, versions: list[str]) -> list[dict[str, Any]]:
+    """How each version's risk bands are defined (:mod:`ml.risk`): ``low_max`` and
+    ``high_min`` (None: that band is empty), where they come from, and what each band held
+    on the holdout they were fitted on (None for the settings' fixed thresholds)."""
+    import math
+
+    from ml import registry
+    from ml.risk import bands_for
+
+    out = []
+    for version in versions:
+        try:
+            metadata = registry.load_metadata(settings, version)
+        except (registry.RegistryError, *UNREADABLE):
+            metadata = None  # the heuristic fallback, or a version that cannot be read
+        bands = bands_for(settings, metadata)
+        stored = (metadata or {}).get("risk_bands") if bands.source.startswith("holdout") else None
+        out.append(
+            {
+                "version": version,
+                "low_max": bands.low_max if bands.low_max > 0 else None,
+                "high_min": None if math.isinf(bands.high_min) else bands.high_min,
+                "source": bands.source,
+                "holdout": stored.get("holdout") if isinstance(stored, dict) else None,
+            }
+        )
+    return out
+
+
 def prediction_dates(settings: Settings) -> list[dt.date]:
     """The dates with a published prediction partition, oldest first."""
     folder = settings.paths.predictions

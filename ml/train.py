@@ -7,7 +7,7 @@ the as-of date are used: a late flight of the day before lands after midnight, s
 fitted on the days before it, the boosted ones stopping early on it, then calibrated on
 out-of-fold predictions over the fit period; the lowest holdout log loss wins. The winner
 is assessed on the holdout (metrics beside the baselines, slices, behavioural tests,
-importance), registered with its model card, and goes through the promotion gate: it
+importance), given its risk bands (:mod:`ml.risk`, fitted on the holdout), registered with its model card, and goes through the promotion gate: it
 becomes champion or, if any check fails, challenger.
 """
 
@@ -41,6 +41,7 @@ from ml.features import (
 from ml.metrics import binary_metrics
 from ml.model_card import card_files
 from ml.models import CalibratedClassifier, check_algorithms, make_classifier
+from ml.risk import fit_for
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +254,7 @@ def train(settings: Settings, as_of: dt.date) -> TrainingResult:
 
     holdout = assess(settings, model, validation, prior)
     y_val = validation[LABEL].astype(int).to_numpy()
+    bands = fit_for(settings, y_val, model.predict_proba(validation))
     importance = {
         "gain": gain_importance(model),
         "permutation": permutation_importance(model, validation, y_val, settings.random_state),
@@ -285,6 +287,7 @@ def train(settings: Settings, as_of: dt.date) -> TrainingResult:
             "fitted_on": f"out-of-fold predictions over the fit period, {settings.calibration_folds} blocks of days",
         },
         "best_iteration": getattr(model.estimator_, "best_iteration_", None),
+        "risk_bands": bands,
         "uses_oracle_forecast": oracle,
         **({"oracle_note": ORACLE_LABEL} if oracle else {}),
     }

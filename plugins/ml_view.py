@@ -241,7 +241,7 @@ def predictions(
 ) -> HTMLResponse:
     """The riskiest flights of a date, and the count of each risk band."""
     from ml.errors import MLError
-    from ml.queries import risk_bands, riskiest_flights
+    from ml.queries import band_definitions, risk_bands, riskiest_flights
 
     title = f"Predictions for {date.isoformat()} ({role})"
     if not cfg.paths.predictions_partition(date).exists():
@@ -249,6 +249,7 @@ def predictions(
     try:
         bands = [list(band) for band in risk_bands(cfg, date, role=role).itertuples(index=False)]
         frame = riskiest_flights(cfg, date, role=role, limit=limit)
+        definitions = band_definitions(cfg, sorted(set(frame["model_version"])))
     except MLError as exc:
         return _page("message.html", title, 500, heading=title, error=_one_line(exc))
     columns = [
@@ -270,6 +271,7 @@ def predictions(
         date=date.isoformat(),
         other="challenger" if role == "champion" else "champion",
         bands=bands,
+        definitions=definitions,
         flights=[
             dict(zip(columns, row, strict=True)) for row in frame[columns].itertuples(index=False)
         ],

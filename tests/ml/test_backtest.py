@@ -201,8 +201,11 @@ def test_a_backtest_fold_is_what_production_trains_recalibrates_and_predicts(tra
         table = pd.read_parquet(
             settings.paths.root / "predictions" / f"flight_date={day}" / "part-0.parquet"
         )
-        served = table[table["model_role"] == "champion"].set_index("flight_id")["p_delayed"]
-        np.testing.assert_allclose(got.loc[served.index, "p_delayed"], served, rtol=1e-9)
+        served = table[table["model_role"] == "champion"].set_index("flight_id")
+        np.testing.assert_allclose(
+            got.loc[served.index, "p_delayed"], served["p_delayed"], rtol=1e-9
+        )
+        assert (got.loc[served.index, "risk_band"] == served["risk_band"]).all()
     # recalibration was replayed, not skipped: a revision was in force on some day
     assert set(result.predictions["calibration"]) - {"training"}
     assert not np.allclose(got["p_delayed"], got["p_static"])
@@ -271,6 +274,8 @@ def test_the_report_shows_the_metrics_beside_the_baselines_and_the_grid(backtest
         "heuristic",
         "prior rate",
         "Calibration over time",
+        "Risk bands by month",
+        "What replaying production changes, in this run",
         "The grid",
         "Retrains",
     ):
