@@ -387,13 +387,11 @@ def test_a_calibration_that_would_invert_the_ranking_predicts_the_fit_rate():
 
 
 def test_the_grid_command_runs_each_point_once_and_writes_the_grid_report(backtested):
+    import json
     from pathlib import Path
 
-    from tests.reliability.conftest import run_ml
-
-    import json
-
     from ml.backtest import load_runs
+    from tests.reliability.conftest import run_ml
 
     settings, _, _ = backtested
     grid = ("backtest-grid", "--start", str(START), "--end", str(END), "--cadences", "once")
