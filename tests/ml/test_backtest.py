@@ -423,3 +423,23 @@ def test_the_grid_command_runs_each_point_once_and_writes_the_grid_report(backte
     again = run_ml(*grid, data_dir=settings.paths.root)
     assert again.returncode == 0, again.stderr[-1500:]
     assert again.stdout.count("already run (--rerun to replace)") == 4
+
+
+def test_the_backtest_command_leaves_out_the_gate_and_recalibration_when_asked(backtested):
+    import json
+
+    from tests.reliability.conftest import run_ml
+
+    settings, _, _ = backtested
+    command = ("backtest", "--start", str(START), "--end", str(START + dt.timedelta(days=3)))
+    command += ("--cadence", "once", "--window-days", "30", "--candidates", "lightgbm")
+    result = run_ml(
+        *command, "--no-gate", "--no-recalibration", "--json", data_dir=settings.paths.root
+    )
+    assert result.returncode == 0, result.stderr[-1500:]
+    run = json.loads(result.stdout)
+    assert run["run_id"] == "once-30d-20130301-20130304-lightgbm-nogate-norecal"
+    assert run["replays_gate"] is False and run["replays_recalibration"] is False
+    assert run["retrains_deployed"] == 1
+    # without recalibration, what was served is the training map
+    assert run["static_log_loss"] == pytest.approx(run["log_loss"])
