@@ -65,7 +65,7 @@ from ml.io import read_partitions, write_parquet
 from ml.metrics import binary_metrics, log_loss, log_losses
 from ml.models import CalibratedClassifier, HeuristicClassifier, check_algorithms
 from ml.predict import FALLBACK_VERSION as FALLBACK
-from ml.recalibration import TRAINING, CalibrationMap, matured_window, propose, training_map
+from ml.recalibration import TRAINING, CalibrationMap, matured_window, revise, training_map
 from ml.risk import RiskBands, fit_for, from_thresholds, settings_bands
 from ml.slices import slice_columns
 from ml.train import select_model, split_window
@@ -427,21 +427,23 @@ def recalibrated_maps(
     maps = []
     for day in days:
         first, held_back = matured_window(settings, day, holdout_start)
+        if first >= held_back:  # as recalibrate: no matured day it was not fitted on
+            maps.append(serving.calibration)
+            continue
         rows = (dates >= first) & (dates <= held_back) & labels_known_before(frame, day).to_numpy()
-        held = dates[rows] == held_back
-        if first < held_back and held.any() and (~held).sum() >= settings.recalibration_min_rows:
-            revision = propose(
-                uncalibrated[rows],
-                y[rows],
-                held,
-                day,
-                serving.calibration,
-                (first, held_back - dt.timedelta(days=1)),
+        revision, _ = revise(
+            settings,
+            day,
+            (first, held_back),
+            serving.calibration,
+            dates[rows],
+            y[rows],
+            lambda rows=rows: uncalibrated[rows],
+        )
+        if revision is not None and revision["used"]:
+            serving.calibration = CalibrationMap(
+                revision["slope"], revision["intercept"], revision["as_of"]
             )
-            if revision["used"]:
-                serving.calibration = CalibrationMap(
-                    revision["slope"], revision["intercept"], revision["as_of"]
-                )
         maps.append(serving.calibration)
     return maps
 

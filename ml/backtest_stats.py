@@ -11,6 +11,7 @@ error allows for, where the plain standard error of the weekly mean would be too
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -164,13 +165,9 @@ PRODUCTION = (True, True)  # a run that replays the gate and daily recalibration
 def replay_variant(run: Any) -> tuple[bool, bool]:
     """(replays the gate, replays daily recalibration) of a run row; a run written before
     either was replayed counts as replaying neither."""
-    get = run.get if isinstance(run, dict) else run.__getitem__
 
     def flag(key: str) -> bool:
-        try:
-            value = get(key)
-        except KeyError:
-            return False
+        value = run.get(key)  # a dict or a pandas row; None where the column is missing
         return bool(value) if value is not None and not pd.isna(value) else False
 
     return flag("replays_gate"), flag("replays_recalibration")
@@ -217,9 +214,7 @@ def grid_summary(settings: Settings, runs: pd.DataFrame) -> dict[str, Any]:
     plain = runs[~runs["uses_oracle_forecast"].astype(bool)]
     oracle = runs[runs["uses_oracle_forecast"].astype(bool)]
     every = [_cell(r) for _, r in plain.iterrows()]
-    counts: dict[tuple[bool, bool], int] = {}
-    for c in every:
-        counts[c["variant"]] = counts.get(c["variant"], 0) + 1
+    counts = Counter(c["variant"] for c in every)
     variant = (
         PRODUCTION
         if PRODUCTION in counts or not counts

@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,33 @@ def matured_window(
     return max(held_back - dt.timedelta(days=settings.recalibration_days), not_before), held_back
 
 
+def revise(
+    settings: Settings,
+    day: dt.date,
+    window: tuple[dt.date, dt.date],
+    before: CalibrationMap,
+    dates: np.ndarray,
+    y: np.ndarray,
+    uncalibrated: Callable[[], np.ndarray],
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The revision as of ``day`` (:func:`propose`) from the flights of ``window`` (see
+    :func:`matured_window`) whose labels were known by ``day``'s cutoff, given by their
+    dates and labels and, called only if they are enough, their uncalibrated scores; or
+    None and why not. :func:`recalibrate` calls it, and so does the backtest's replay."""
+    first, held_back = window
+    held = dates == held_back
+    if (~held).sum() < settings.recalibration_min_rows or not held.any():
+        return None, (
+            f"{int((~held).sum())} matured flights of {first}.."
+            f"{held_back - dt.timedelta(days=1)} and {int(held.sum())} of {held_back}: "
+            f"too few to refit (recalibration_min_rows {settings.recalibration_min_rows})"
+        )
+    revision = propose(
+        uncalibrated(), y, held, day, before, (first, held_back - dt.timedelta(days=1))
+    )
+    return revision, None
+
+
 def recalibrate(settings: Settings, day: dt.date) -> dict[str, Any]:
     """Refit the champion's calibration as of ``day`` from the labels matured by its cutoff.
 
@@ -193,23 +221,18 @@ def recalibrate(settings: Settings, day: dt.date) -> dict[str, Any]:
         settings, first, held_back, oracle=bool(metadata.get("uses_oracle_forecast"))
     )
     frame = frame[labels_known_before(frame, day).to_numpy()]
-    held = (frame["flight_date"] == held_back).to_numpy()
-    if (~held).sum() < settings.recalibration_min_rows or not held.any():
-        return {
-            **summary,
-            "reason": f"{int((~held).sum())} matured flights of {first}.."
-            f"{held_back - dt.timedelta(days=1)} and {int(held.sum())} of {held_back}: "
-            f"too few to refit (recalibration_min_rows {settings.recalibration_min_rows})",
-        }
     before = map_in_force(settings, version, model, day - dt.timedelta(days=1))
-    revision = propose(
-        model.predict_uncalibrated(frame),
-        frame[LABEL].astype(int).to_numpy(),
-        held,
+    revision, reason = revise(
+        settings,
         day,
+        (first, held_back),
         before,
-        (first, held_back - dt.timedelta(days=1)),
+        frame["flight_date"].to_numpy(),
+        frame[LABEL].astype(int).to_numpy(),
+        lambda: model.predict_uncalibrated(frame),
     )
+    if revision is None:
+        return {**summary, "reason": reason}
     _store(settings, version, metadata, revision)
     return {
         **summary,
