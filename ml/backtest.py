@@ -285,6 +285,7 @@ def training_settings(settings: Settings) -> dict[str, Any]:
     so a run made under other settings is never taken for a current one."""
     return {
         "validation_days": settings.validation_days,
+        "feature_exclude": ",".join(settings.feature_exclude),
         "calibration_folds": settings.calibration_folds,
         "random_state": settings.random_state,
         "label_maturity_days": settings.label_maturity_days,

@@ -39,6 +39,7 @@ class Settings:
     source_last_day: str
     feature_lookback_days: int
     use_oracle_forecast: bool
+    feature_exclude: tuple[str, ...]
     train_window_days: int
     validation_days: int
     candidates: tuple[str, ...]
@@ -196,6 +197,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     ):
         raise ConfigError("model_params: expected a mapping of algorithm to its parameters")
     values["model_params"] = _read_only(values["model_params"])
+    values["feature_exclude"] = tuple(values["feature_exclude"] or ())
     # Every algorithm has its (possibly empty) hyperparameters in model_params, whose keys
     # are the names of ml.models.CLASSIFIERS (a test holds the two together): a candidate
     # list is checked here, where the setting is read, not when a run first needs it.

@@ -8,6 +8,7 @@ categorical. A fork that adds a column to the mart gets a new feature with no ch
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import hashlib
 import json
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import pandas as pd
 
 from ml.config import Settings
 from ml.dates import window_label
-from ml.errors import DataError, LeakageError
+from ml.errors import ConfigError, DataError, LeakageError
 from ml.io import has_files, partitions_relation, reading
 
 LABEL = "is_delayed"
@@ -196,9 +197,21 @@ def rows_between(frame: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFr
     return frame.iloc[dates.searchsorted(start, "left") : dates.searchsorted(end, "right")]
 
 
-def infer_spec(frame: pd.DataFrame) -> FeatureSpec:
-    """Every column but keys and label; string columns are categorical."""
+def infer_spec(frame: pd.DataFrame, exclude: tuple[str, ...] | list[str] = ()) -> FeatureSpec:
+    """Every column but keys, label and those ``exclude`` names (exact names or shell-style
+    patterns, the setting ``feature_exclude``); string columns are categorical.
+
+    Raises:
+        ConfigError: A pattern of ``exclude`` matches no column of ``frame``.
+    """
+    unmatched = [p for p in exclude if not any(fnmatch.fnmatchcase(c, p) for c in frame.columns)]
+    if unmatched:
+        raise ConfigError(
+            f"feature_exclude {unmatched}: no column of the feature mart matches "
+            "(check: each pattern names at least one column)"
+        )
     excluded = set(KEY_COLUMNS) | {LABEL}
+    excluded |= {c for c in frame.columns if any(fnmatch.fnmatchcase(c, p) for p in exclude)}
     numeric, categorical = [], []
     for column in frame.columns:
         if column in excluded:

@@ -177,7 +177,7 @@ def fit_candidate(
     y_fit = fit[LABEL].astype(int).to_numpy()
     y_val = validation[LABEL].astype(int).to_numpy()
     model = CalibratedClassifier(
-        make_classifier(settings, algorithm, infer_spec(fit), params),
+        make_classifier(settings, algorithm, infer_spec(fit, settings.feature_exclude), params),
         n_folds=settings.calibration_folds,
     ).fit(fit, y_fit, validation, y_val)
     seconds = time.perf_counter() - started

@@ -2,8 +2,9 @@
 
 Two copies of the raw source: the real one, and one where every outcome (departure and
 arrival times and delays, cancellations) and every weather observation from day X on is
-rewritten. Features of flights on or before X must be identical in both: nothing a
-flight's features read may come from its own day or later.
+rewritten, and so are the departure delays of X-1's flights that left after midnight,
+when X's cutoff had passed. Features of flights on or before X must be identical in both:
+nothing a flight's features read may come from after its cutoff.
 """
 
 import datetime as dt
@@ -19,15 +20,34 @@ from ml.pipeline import transform
 from tests.conftest import make_settings
 
 START = dt.date(2013, 1, 1)
-X = dt.date(2013, 2, 10)
+X = dt.date(2013, 2, 12)  # 02-11 has 14 departures after midnight, the most of Jan-Feb
 END = dt.date(2013, 2, 20)
 OUTCOME_COLUMNS = ["dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"]
 
 
+def _package_flights(package_source: Path) -> pl.DataFrame:
+    with zipfile.ZipFile(package_source / "flights.csv.zip") as archive:
+        return pl.read_csv(io.BytesIO(archive.read("flights.csv")), infer_schema=False)
+
+
+def _left_after_xs_cutoff() -> pl.Expr:
+    """Flights of X-1 that departed at or after midnight, the cutoff of X's flights."""
+    day = pl.date(pl.col("year").cast(pl.Int32), pl.col("month").cast(pl.Int32), pl.col("day").cast(pl.Int32))
+    scheduled = pl.col("hour").cast(pl.Int64) * 60 + pl.col("minute").cast(pl.Int64)
+    delay = pl.col("dep_delay").cast(pl.Float64, strict=False)
+    return (day == X - dt.timedelta(days=1)) & (scheduled + delay >= 24 * 60)
+
+
 def _rewritten_source(package_source: Path, folder: Path) -> Path:
     folder.mkdir()
-    with zipfile.ZipFile(package_source / "flights.csv.zip") as archive:
-        flights = pl.read_csv(io.BytesIO(archive.read("flights.csv")), infer_schema=False)
+    flights = _package_flights(package_source)
+    # X-1's departures after the cutoff: five hours later still (the label is untouched)
+    flights = flights.with_columns(
+        pl.when(_left_after_xs_cutoff())
+        .then((pl.col("dep_delay").cast(pl.Float64, strict=False) + 300).cast(pl.Int64).cast(pl.String))
+        .otherwise(pl.col("dep_delay"))
+        .alias("dep_delay")
+    )
     day = pl.date(pl.col("year").cast(pl.Int32), pl.col("month").cast(pl.Int32), pl.col("day").cast(pl.Int32))
     late = day >= X
     odd = pl.col("flight").cast(pl.Int64) % 2 == 1
@@ -74,8 +94,14 @@ def test_features_up_to_x_ignore_everything_from_x_on(both):
     label = "is_delayed"
     features_real = real.filter(before).drop(label)
     features_rewritten = rewritten.filter(before).drop(label)
-    assert features_real.height > 35_000  # 41 days of flights
+    assert features_real.height > 35_000  # 43 days of flights
     assert features_real.equals(features_rewritten)
+
+
+def test_the_rewrite_moves_departures_that_left_after_xs_cutoff(package_source):
+    """The evening before (int_evening_departures_counted) reads X-1's late flights as they
+    stood at midnight: the rewrite must have such flights to move, or it proves nothing."""
+    assert _package_flights(package_source).filter(_left_after_xs_cutoff()).height >= 10
 
 
 def test_labels_before_x_are_untouched_and_the_rewrite_did_change_later_days(both):

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from ml.config import load_settings
+from ml.config import load_defaults, load_settings
 from ml.errors import ConfigError
 
 
@@ -100,3 +100,9 @@ def test_one_hyperparameter_is_overridden_with_its_type_in_any_case():
 def test_a_hyperparameter_override_that_names_nothing_or_is_malformed_names_the_variable(env):
     with pytest.raises(ConfigError, match=next(iter(env))):
         load_settings(env=env)
+
+
+def test_feature_exclude_is_read_from_a_comma_separated_variable():
+    settings = load_settings(env={"ML_FEATURE_EXCLUDE": "flight_number_*, day_of_year"})
+    assert settings.feature_exclude == ("flight_number_*", "day_of_year")
+    assert load_settings(env={}).feature_exclude == tuple(load_defaults()["feature_exclude"])

@@ -9,6 +9,7 @@ import pytest
 
 from ml import registry
 from ml.dates import cutoff_at
+from ml.errors import ConfigError
 from ml.evaluate import evaluate
 from ml.features import LABEL, infer_spec, load_features
 from ml.monitor import monitor
@@ -33,6 +34,16 @@ def test_features_exclude_keys_identifiers_and_label(trained_data):
     for column in ("flight_id", "flight_number", "tailnum", "sched_dep_at", "flight_date", LABEL):
         assert column not in spec.columns
     assert {"carrier", "origin", "dest"} <= set(spec.categorical)
+
+
+def test_feature_exclude_leaves_columns_out_by_name_or_pattern_and_refuses_a_typo(trained_data):
+    frame = load_features(make_settings(trained_data), DAY, DAY)
+    spec = infer_spec(frame, ("flight_number_*", "day_of_year"))
+    assert "flight_number_delay_rate_28d" in frame and "day_of_year" in frame
+    assert not [c for c in spec.columns if c.startswith("flight_number_") or c == "day_of_year"]
+    assert "week_of_year" in spec.numeric and "origin_hour_delay_rate_28d" in spec.numeric
+    with pytest.raises(ConfigError, match=r"feature_exclude \['flight_numbr_\*'\]"):
+        infer_spec(frame, ("flight_number_*", "flight_numbr_*"))
 
 
 def test_the_trained_model_beats_the_prior_and_becomes_champion(trained_data):
@@ -83,7 +94,9 @@ def test_a_weakened_candidate_is_not_promoted(trained_copy, monkeypatch):
     # Deliberately weakened: the same algorithms, but blind to everything except the
     # aircraft's seat count and the distance.
     monkeypatch.setattr(
-        ml.train, "infer_spec", lambda frame: FeatureSpec(("seat_count", "distance_miles"), ())
+        ml.train,
+        "infer_spec",
+        lambda frame, exclude=(): FeatureSpec(("seat_count", "distance_miles"), ()),
     )
     weak = train(
         make_settings(trained_copy, candidates=("lightgbm",)), AS_OF + dt.timedelta(days=7)

@@ -1,6 +1,7 @@
 -- One row per scheduled flight: the network's rates and the smoothed trailing rates of its
--- carrier, origin, route and carrier x origin on its flight date, named as features, and
--- the newest day whose outcomes any of them counted (for the leakage check).
+-- carrier, origin, route, carrier x origin, flight number and origin x departure hour on
+-- its flight date, how the evening before went at its origin, named as features, and the
+-- newest day whose outcomes any of them counted (for the leakage check).
 with flights as (
 
     select * from {{ ref('stg_nycflights__flights') }}
@@ -38,6 +39,24 @@ carrier_origin_rates as (
 
 ),
 
+flight_number_rates as (
+
+    select * from {{ ref('int_flight_number_delay_rates_trailing') }}
+
+),
+
+origin_hour_rates as (
+
+    select * from {{ ref('int_origin_hour_delay_rates_trailing') }}
+
+),
+
+evening_before as (
+
+    select * from {{ ref('int_evening_departures_counted') }}
+
+),
+
 rates_joined_to_flights as (
 
     select
@@ -49,12 +68,18 @@ rates_joined_to_flights as (
         origin_rates.* exclude (origin, flight_date, latest_outcome_date),  -- noqa: RF02
         route_rates.* exclude (origin, dest, flight_date, latest_outcome_date),  -- noqa: RF02
         carrier_origin_rates.* exclude (carrier, origin, flight_date, latest_outcome_date),  -- noqa: RF02
+        flight_number_rates.* exclude (carrier, flight_number, flight_date, latest_outcome_date),  -- noqa: RF02
+        origin_hour_rates.* exclude (origin, sched_dep_hour, flight_date, latest_outcome_date),  -- noqa: RF02
+        evening_before.* exclude (origin, flight_date, latest_outcome_date),  -- noqa: RF02
         greatest(
             coalesce(network_rates.latest_outcome_date, date '1900-01-01'),
             coalesce(carrier_rates.latest_outcome_date, date '1900-01-01'),
             coalesce(origin_rates.latest_outcome_date, date '1900-01-01'),
             coalesce(route_rates.latest_outcome_date, date '1900-01-01'),
-            coalesce(carrier_origin_rates.latest_outcome_date, date '1900-01-01')
+            coalesce(carrier_origin_rates.latest_outcome_date, date '1900-01-01'),
+            coalesce(flight_number_rates.latest_outcome_date, date '1900-01-01'),
+            coalesce(origin_hour_rates.latest_outcome_date, date '1900-01-01'),
+            coalesce(evening_before.latest_outcome_date, date '1900-01-01')
         ) as latest_outcome_date
     from flights
     left join network_rates on flights.flight_date = network_rates.flight_date
@@ -76,6 +101,20 @@ rates_joined_to_flights as (
             flights.carrier = carrier_origin_rates.carrier
             and flights.origin = carrier_origin_rates.origin
             and flights.flight_date = carrier_origin_rates.flight_date
+    left join flight_number_rates
+        on
+            flights.carrier = flight_number_rates.carrier
+            and flights.flight_number = flight_number_rates.flight_number
+            and flights.flight_date = flight_number_rates.flight_date
+    left join origin_hour_rates
+        on
+            flights.origin = origin_hour_rates.origin
+            and flights.sched_dep_hour = origin_hour_rates.sched_dep_hour
+            and flights.flight_date = origin_hour_rates.flight_date
+    left join evening_before
+        on
+            flights.origin = evening_before.origin
+            and flights.flight_date = evening_before.flight_date
 
 )
 
