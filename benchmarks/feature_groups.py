@@ -8,7 +8,8 @@ group of columns left out through the setting ``feature_exclude``, for these var
 - **base**: every group below left out (the features the mart held before them);
 - **+ group**: base and that group;
 - **all**: nothing left out;
-- **all - group**: every group but that one (``--drop``).
+- **all - group**: every group but that one (``--drop``);
+- **defaults**: the settings' ``feature_exclude``, what training uses.
 
 Two periods, as issue goals name them:
 
@@ -64,7 +65,7 @@ def month_starts(start: dt.date, end: dt.date) -> list[dt.date]:
     return starts
 
 
-def variants(drop: bool) -> dict[str, tuple[str, ...]]:
+def variants(drop: bool, defaults: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     every = tuple(p for patterns in GROUPS.values() for p in patterns)
     table = {"base": every}
     for name, patterns in GROUPS.items():
@@ -72,6 +73,7 @@ def variants(drop: bool) -> dict[str, tuple[str, ...]]:
     table["all"] = ()
     if drop:
         table.update({f"all - {name}": patterns for name, patterns in GROUPS.items()})
+    table["defaults"] = defaults
     return table
 
 
@@ -102,6 +104,9 @@ def main() -> None:
     parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2013, 3, 1))
     parser.add_argument("--end", type=dt.date.fromisoformat, default=dt.date(2013, 12, 31))
     parser.add_argument("--drop", action="store_true", help="also leave each group out of all")
+    parser.add_argument(
+        "--only", type=lambda v: v.split(","), help="these variants only (base is always run)"
+    )
     args = parser.parse_args()
     settings = load_settings()
     history = load_features(settings, None, args.end)
@@ -110,7 +115,10 @@ def main() -> None:
         f"{args.algorithm}, window {settings.train_window_days} days"
     )
     results: dict[str, dict] = {}
-    for name, exclude in variants(args.drop).items():
+    table = variants(args.drop, settings.feature_exclude)
+    if args.only:
+        table = {n: e for n, e in table.items() if n == "base" or n in args.only}
+    for name, exclude in table.items():
         s = dataclasses.replace(settings, feature_exclude=exclude)
         seconds = []
         months = []
