@@ -57,7 +57,9 @@ def main() -> None:
     for fold in result.folds.itertuples():
         window, fit, _ = split_window(settings, fold.as_of, args.window_days, history)
         scored = rows_between(history, fold.as_of, fold.last_day)
-        model = make_classifier(settings, "lightgbm", infer_spec(fit)).learn_categories(fit)
+        model = make_classifier(
+            settings, "lightgbm", infer_spec(fit, settings.feature_exclude)
+        ).learn_categories(fit)
         x_fit, x_scored = model._matrix(fit), model._matrix(scored)
         started = time.perf_counter()
         booster, _ = model._train(

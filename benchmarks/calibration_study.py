@@ -58,7 +58,7 @@ def training_maps(settings, history, as_of: dt.date) -> None:
     print("| candidate | uncalibrated | blocks (training) | interleaved days | holdout |")
     print("|---|---|---|---|---|")
     for algorithm in ALGORITHMS:
-        model = make_classifier(settings, algorithm, infer_spec(fit)).fit(
+        model = make_classifier(settings, algorithm, infer_spec(fit, settings.feature_exclude)).fit(
             fit, y, holdout, y_holdout
         )
         base = model.predict_proba(after)
@@ -83,7 +83,8 @@ def daily_recalibration(
     while as_of <= end:
         _, fit, holdout = split_window(settings, as_of, history=history)
         model = CalibratedClassifier(
-            make_classifier(settings, "xgboost", infer_spec(fit)), settings.calibration_folds
+            make_classifier(settings, "xgboost", infer_spec(fit, settings.feature_exclude)),
+            settings.calibration_folds,
         ).fit(
             fit, fit[LABEL].astype(int).to_numpy(), holdout, holdout[LABEL].astype(int).to_numpy()
         )
