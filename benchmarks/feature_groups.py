@@ -15,9 +15,10 @@ Two periods, as issue goals name them:
 
 1. **Jul-Aug**: trained as of 2013-07-01, scored on 2013-07-01..2013-08-31 with its
    training map, as ``ml evaluate`` scores a model.
-2. **Mar-Dec**: retrained on the 1st of each month from ``--start`` to ``--end`` on the
-   trailing window, each model scoring its month (a monthly backtest without the gate or
-   recalibration: the features' own effect, not the deployment policy's).
+2. **Mar-Dec**: retrained at ``--start`` and on the 1st of each month to ``--end`` on the
+   trailing window (the backtest's monthly folds), each model scoring until the next
+   (a monthly backtest without the gate or recalibration: the features' own effect, not
+   the deployment policy's).
 
 For each variant: log loss, AUC and ECE pooled over the period, and the difference in
 daily log loss from base with two Newey-West standard errors over the days. A group
@@ -40,6 +41,7 @@ import statistics
 import numpy as np
 import pandas as pd
 
+from ml.backtest import make_folds
 from ml.backtest_stats import newey_west_se
 from ml.config import load_settings
 from ml.features import LABEL, load_features, rows_between
@@ -55,14 +57,6 @@ GROUPS = {
     "seasonality": ("day_of_year", "week_of_year"),
 }
 JUL_AUG = (dt.date(2013, 7, 1), dt.date(2013, 8, 31))
-
-
-def month_starts(start: dt.date, end: dt.date) -> list[dt.date]:
-    starts, day = [], start.replace(day=1)
-    while day <= end:
-        starts.append(day)
-        day = (day + dt.timedelta(days=32)).replace(day=1)
-    return starts
 
 
 def variants(drop: bool, defaults: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
@@ -89,8 +83,9 @@ def scored(settings, history, as_of: dt.date, last: dt.date, algorithm: str):
     fit seconds."""
     _, fit, holdout = split_window(settings, as_of, history=history)
     candidate = fit_candidate(settings, algorithm, fit, holdout)
-    rows = rows_between(history, as_of, last)[["flight_date", LABEL]].copy()
-    rows["p"] = candidate.model.predict_proba(rows_between(history, as_of, last))
+    scored_rows = rows_between(history, as_of, last)
+    rows = scored_rows[["flight_date", LABEL]].copy()
+    rows["p"] = candidate.model.predict_proba(scored_rows)
     return rows, candidate.seconds
 
 
@@ -122,11 +117,8 @@ def main() -> None:
         s = dataclasses.replace(settings, feature_exclude=exclude)
         seconds = []
         months = []
-        for as_of in month_starts(args.start, args.end):
-            last = min(
-                (as_of + dt.timedelta(days=32)).replace(day=1), args.end + dt.timedelta(days=1)
-            )
-            rows, took = scored(s, history, as_of, last - dt.timedelta(days=1), args.algorithm)
+        for fold in make_folds(args.start, args.end, "monthly"):
+            rows, took = scored(s, history, fold.as_of, fold.last_day, args.algorithm)
             months.append(rows)
             seconds.append(took)
         summer, took = scored(s, history, JUL_AUG[0], JUL_AUG[1], args.algorithm)

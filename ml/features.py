@@ -204,14 +204,15 @@ def infer_spec(frame: pd.DataFrame, exclude: tuple[str, ...] | list[str] = ()) -
     Raises:
         ConfigError: A pattern of ``exclude`` matches no column of ``frame``.
     """
-    unmatched = [p for p in exclude if not any(fnmatch.fnmatchcase(c, p) for c in frame.columns)]
+    matched = {p: [c for c in frame.columns if fnmatch.fnmatchcase(c, p)] for p in exclude}
+    unmatched = [p for p, columns in matched.items() if not columns]
     if unmatched:
         raise ConfigError(
             f"feature_exclude {unmatched}: no column of the feature mart matches "
             "(check: each pattern names at least one column)"
         )
     excluded = set(KEY_COLUMNS) | {LABEL}
-    excluded |= {c for c in frame.columns if any(fnmatch.fnmatchcase(c, p) for p in exclude)}
+    excluded |= {c for columns in matched.values() for c in columns}
     numeric, categorical = [], []
     for column in frame.columns:
         if column in excluded:

@@ -23,6 +23,10 @@ START = dt.date(2013, 1, 1)
 X = dt.date(2013, 2, 12)  # 02-11 has 14 departures after midnight, the most of Jan-Feb
 END = dt.date(2013, 2, 20)
 OUTCOME_COLUMNS = ["dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"]
+# The date of a row of the raw flights or weather file, and a flight's departure delay
+# ("NA" for a cancelled flight: null).
+DAY = pl.date(pl.col("year").cast(pl.Int32), pl.col("month").cast(pl.Int32), pl.col("day").cast(pl.Int32))
+DEP_DELAY = pl.col("dep_delay").cast(pl.Float64, strict=False)
 
 
 def _package_flights(package_source: Path) -> pl.DataFrame:
@@ -32,10 +36,8 @@ def _package_flights(package_source: Path) -> pl.DataFrame:
 
 def _left_after_xs_cutoff() -> pl.Expr:
     """Flights of X-1 that departed at or after midnight, the cutoff of X's flights."""
-    day = pl.date(pl.col("year").cast(pl.Int32), pl.col("month").cast(pl.Int32), pl.col("day").cast(pl.Int32))
     scheduled = pl.col("hour").cast(pl.Int64) * 60 + pl.col("minute").cast(pl.Int64)
-    delay = pl.col("dep_delay").cast(pl.Float64, strict=False)
-    return (day == X - dt.timedelta(days=1)) & (scheduled + delay >= 24 * 60)
+    return (DAY == X - dt.timedelta(days=1)) & (scheduled + DEP_DELAY >= 24 * 60)
 
 
 def _rewritten_source(package_source: Path, folder: Path) -> Path:
@@ -44,12 +46,11 @@ def _rewritten_source(package_source: Path, folder: Path) -> Path:
     # X-1's departures after the cutoff: five hours later still (the label is untouched)
     flights = flights.with_columns(
         pl.when(_left_after_xs_cutoff())
-        .then((pl.col("dep_delay").cast(pl.Float64, strict=False) + 300).cast(pl.Int64).cast(pl.String))
+        .then((DEP_DELAY + 300).cast(pl.Int64).cast(pl.String))
         .otherwise(pl.col("dep_delay"))
         .alias("dep_delay")
     )
-    day = pl.date(pl.col("year").cast(pl.Int32), pl.col("month").cast(pl.Int32), pl.col("day").cast(pl.Int32))
-    late = day >= X
+    late = DAY >= X
     odd = pl.col("flight").cast(pl.Int64) % 2 == 1
     flights = flights.with_columns(
         # odd flight numbers from X on: cancelled; even ones: three hours late
@@ -60,12 +61,11 @@ def _rewritten_source(package_source: Path, folder: Path) -> Path:
     )
     flights.write_csv(folder / "flights.csv", null_value="NA")
     weather = pl.read_csv(package_source / "weather.csv", infer_schema=False)
-    wday = pl.date(pl.col("year").cast(pl.Int32), pl.col("month").cast(pl.Int32), pl.col("day").cast(pl.Int32))
     weather = weather.with_columns(
-        pl.when(wday >= X).then(pl.lit("45.0")).otherwise(pl.col("wind_speed")).alias("wind_speed"),
-        pl.when(wday >= X).then(pl.lit("0.5")).otherwise(pl.col("visib")).alias("visib"),
-        pl.when(wday >= X).then(pl.lit("0.4")).otherwise(pl.col("precip")).alias("precip"),
-        pl.when(wday >= X).then(pl.lit("-10")).otherwise(pl.col("temp")).alias("temp"),
+        pl.when(DAY >= X).then(pl.lit("45.0")).otherwise(pl.col("wind_speed")).alias("wind_speed"),
+        pl.when(DAY >= X).then(pl.lit("0.5")).otherwise(pl.col("visib")).alias("visib"),
+        pl.when(DAY >= X).then(pl.lit("0.4")).otherwise(pl.col("precip")).alias("precip"),
+        pl.when(DAY >= X).then(pl.lit("-10")).otherwise(pl.col("temp")).alias("temp"),
     )
     weather.write_csv(folder / "weather.csv", null_value="NA")
     for name in ("planes", "airports", "airlines"):
