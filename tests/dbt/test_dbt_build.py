@@ -209,3 +209,27 @@ def test_the_dbt_project_spells_the_data_folders_files_as_ml_paths_names_them(tm
         for path in files:
             relative = path.relative_to(tmp_path).as_posix()
             assert "{{ env_var('ML_DATA_DIR') }}/" + relative in text, (name, relative)
+
+
+def test_ml_transform_without_dates_rebuilds_every_landed_day(built_data, tmp_path):
+    """The README's advice after a change that adds mart columns: `ml transform` with no
+    dates rebuilds and republishes every landed day (a day published without a column,
+    here the evening before, gets it back)."""
+    from tests.reliability.conftest import run_ml
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(built_data, data_dir)
+    partition = make_settings(data_dir).paths.mart("flight_features") / f"flight_date={DAY}"
+    (file,) = partition.glob("*.parquet")
+    pl.read_parquet(file).drop("origin_evening_dep_delay_rate_1d").write_parquet(file)
+
+    result = run_ml("transform", data_dir=data_dir)
+
+    assert result.returncode == 0, result.stderr[-1500:]
+    rebuilt = pl.read_parquet(str(partition / "*.parquet"))
+    assert rebuilt["origin_evening_dep_delay_rate_1d"].null_count() == 0
+    published = pl.read_parquet(
+        make_settings(data_dir).paths.mart_glob("flight_features"), hive_partitioning=True
+    )
+    assert published["flight_date"].min() == SLICE_START
+    assert published["flight_date"].max() == SLICE_END
