@@ -68,11 +68,19 @@ airflow-init: $(AIRFLOW_HOME)/.initialised
 # -- the quick start -----------------------------------------------------------------------
 demo: airflow-init
 	@echo "==> replaying $(DEMO_START)..$(DEMO_END) through the flights_replay DAG (log: $(AIRFLOW_HOME)/demo-replay.log)"
-	@set -o pipefail; $(BIN)/airflow dags test flights_replay $(DEMO_END) \
+	@# No logical date: the run is stamped with the time it runs (a 2013 logical date
+	@# would make the UI count its duration from 2013).
+	@set -o pipefail; $(BIN)/airflow dags test flights_replay \
 		-c '{"start": "$(DEMO_START)", "end": "$(DEMO_END)"}' 2>&1 \
 		| tee $(AIRFLOW_HOME)/demo-replay.log | sed -nu 's/^replay: /  /p' \
 		|| { tail -40 $(AIRFLOW_HOME)/demo-replay.log; exit 1; }
 	@$(BIN)/python -m ml.demo_summary $(DEMO_START) $(DEMO_END)
+	@echo
+	@echo "Next: make airflow   (scheduler, DAG processor, triggerer and UI; Ctrl-C stops them all)"
+	@echo "  UI:      http://localhost:8080   user admin; the password is printed as it starts and kept in"
+	@echo "           $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated"
+	@echo "  ML view: http://localhost:8080/ml/   (ML in the UI's navigation bar)"
+	@echo "  Then:    README.md, \"After the demo\""
 
 # Two workers (pytest-xdist), each running whole modules: a module's fixtures (an Airflow
 # stack, a replayed week) are built once; the session's data folders are shared.
@@ -102,8 +110,13 @@ env:
 	@$(foreach v,$(ENV_VARS),echo 'export $(v)=$($(v))';)
 	@echo 'export PATH=$(BIN):$$PATH'
 
+# `airflow standalone` stops its components on Ctrl-C (SIGINT) only; on SIGTERM it would
+# exit and leave them running. So it runs in a process group of its own, and either
+# signal reaching make is passed on to it as SIGINT.
 airflow: airflow-init
-	$(BIN)/airflow standalone
+	@set -m; $(BIN)/airflow standalone & pid=$$!; \
+	trap 'kill -INT $$pid 2>/dev/null' INT TERM; \
+	while kill -0 $$pid 2>/dev/null; do wait $$pid; done
 
 # -- benchmarks ------------------------------------------------------------------------------
 EVIDENTLY_VENV := $(CURDIR)/benchmarks/.venv-evidently

@@ -14,9 +14,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ml.config import CADENCES, Settings, load_settings
+from ml.config import CADENCES, Settings, data_dir_origin, load_settings
 from ml.dates import parse_date
-from ml.errors import ConfigError, MLError
+from ml.errors import ConfigError, DataError, MLError, RegistryError, ValidationError
 from ml.html import number
 
 log = logging.getLogger("ml")
@@ -569,12 +569,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    settings = None
     try:
         settings = load_settings()
         args.func(settings, args)
     except MLError as exc:  # anything else is a bug, and keeps its traceback
         message = str(exc).replace("\n", " ")
         hint = " (retryable: run it again)" if exc.retryable else ""
+        # An error about a file of the data folder says which folder that was, and why.
+        about_data = (
+            settings is not None
+            and isinstance(exc, DataError | RegistryError)
+            and not isinstance(exc, ValidationError)
+            and str(settings.data_dir) in message
+        )
+        if about_data:
+            hint += f" [{data_dir_origin(settings.data_dir)}]"
         print(f"ml {args.command}: error: {message}{hint}", file=sys.stderr)
         return 1
     except BrokenPipeError:

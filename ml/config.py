@@ -161,6 +161,17 @@ def load_defaults() -> dict[str, Any]:
     return yaml.safe_load(text) or {}
 
 
+def data_dir_origin(data_dir: Path, env: Mapping[str, str] | None = None) -> str:
+    """The data folder in use and where it came from, for errors about missing data: a
+    command run from another folder, or a shell without ``ML_DATA_DIR``, reads another
+    folder than the user thinks."""
+    env = os.environ if env is None else env
+    key = f"{ENV_PREFIX}DATA_DIR"
+    if key in env:
+        return f"data folder {data_dir}, from {key}"
+    return f"data folder {data_dir}: {key} is not set, so ./data under the working directory"
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build the settings from the YAML defaults, the environment and explicit overrides.
 

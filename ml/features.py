@@ -20,6 +20,7 @@ from ml.config import Settings
 from ml.dates import window_label
 from ml.errors import ConfigError, DataError, LeakageError
 from ml.io import has_files, partitions_relation, reading
+from ml.paths import Paths
 
 LABEL = "is_delayed"
 # Identify and describe a flight; never fed to a model (flight and tail numbers are
@@ -181,13 +182,23 @@ def load_features(
             [lower, upper],
         ).df()
     if frame.empty:
-        raise DataError(
-            f"{source}: no flights with flight_date between {start} and {end} (check: rows in range)"
-        )
+        raise DataError(f"{source}: {_no_rows(paths, start, end, built)}")
     frame["flight_date"] = pd.to_datetime(frame["flight_date"]).dt.date
     for column in ("latest_source_date", "label_known_date"):
         frame[column] = pd.to_datetime(frame[column]).dt.date
     return frame
+
+
+def _no_rows(paths: Paths, start: dt.date | None, end: dt.date | None, built: bool) -> str:
+    """Why no flight of ``start..end`` is in the mart, and what to run for them."""
+    span = f"on {start}" if start == end else f"between {start} and {end}"
+    missing = f"no flights with flight_date {span} (check: rows in range)"
+    if built or start is None or end is None:
+        return missing
+    days = paths.mart_days("flight_features")
+    published = f"published: {days[0]}..{days[-1]}" if days else "none published"
+    dates = f"--start {start} --end {end}"
+    return f"{missing}; {published}; run `ml ingest {dates}` and `ml transform {dates}` first"
 
 
 def rows_between(frame: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:

@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from ml.config import Settings
-from ml.dates import date_range, window_label
+from ml.dates import date_range, parse_date, window_label
 from ml.errors import DataError, ValidationError
 from ml.io import (
     STALE_SECONDS,
@@ -377,6 +377,14 @@ def _read_index(folder: Path, table: str, days: list[dt.date]) -> pl.DataFrame:
     return pl.concat(parts, how="vertical")
 
 
+def source_period(settings: Settings, path: Path, table: str) -> tuple[dt.date, dt.date] | None:
+    """The first and last day with rows in ``path`` (None: it has none), from its
+    :func:`source_index`."""
+    manifest = source_index(settings, path, table) / INDEX_MANIFEST
+    days = json.loads(manifest.read_text(encoding="utf-8"))["days"]
+    return (parse_date(min(days)), parse_date(max(days))) if days else None
+
+
 def read_days(settings: Settings, path: Path, table: str, days: list[dt.date]) -> pl.DataFrame:
     """The rows of ``path`` dated on ``days`` (with ``flight_date``), in the file's order,
     read from its :func:`source_index`. An index of ours that fails to read is rebuilt
@@ -431,7 +439,16 @@ def ingest(
             landed = set(frame["flight_date"].unique().to_list())
             for day in wanted:
                 if day not in landed:
-                    raise DataError(f"{path}: no flights scheduled on {day} (check: non-empty day)")
+                    period = source_period(settings, path, table)
+                    if period is None:
+                        where = "the file has no flights"
+                    elif period[0] <= day <= period[1]:
+                        where = "a day the file skips"
+                    else:
+                        where = f"outside the file's period, {period[0]}..{period[1]}"
+                    raise DataError(
+                        f"{path}: no flights scheduled on {day}, {where} (check: non-empty day)"
+                    )
         batches[table] = (path, wanted, frame)
     references = {
         table: read_source_table(source_file(folder, table), table)

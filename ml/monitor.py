@@ -184,7 +184,10 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
         remove_stale_temporaries(folder, older_than=STALE_SECONDS)
     version = registry.get_alias(settings, "champion")
     if version is None:
-        raise DataError("no champion model: train one first (`ml train --as-of D`)")
+        raise DataError(
+            f"{settings.paths.model_aliases}: no champion model: train one first "
+            "(`ml train --as-of D`)"
+        )
     profile = registry.load_profile(settings, version)
     metadata = registry.load_metadata(settings, version)
     first = day - dt.timedelta(days=profile["window_days"] - 1)

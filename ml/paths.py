@@ -76,6 +76,15 @@ class Paths:
         """Every published partition of a mart."""
         return partition_glob(self.mart(name), "flight_date")
 
+    def mart_days(self, name: str) -> list[dt.date]:
+        """The days a mart has published, in order."""
+        prefix = "flight_date="
+        folder = self.mart(name)
+        names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+        return sorted(
+            dt.date.fromisoformat(n[len(prefix) :]) for n in names if n.startswith(prefix)
+        )
+
     @property
     def mart_dates(self) -> Path:
         """Where the published marts' files live, one generation folder per date.

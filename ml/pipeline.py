@@ -184,9 +184,11 @@ def replay_days(
     before = first - dt.timedelta(days=1)
     trained_before = any(v.get("as_of") == before.isoformat() for v in versions)
     if _decided(settings, before) and _fired(settings, before) and not trained_before:
-        progress(_trained_line(before, train(settings, before), "the policy fired"))
+        trained = train(settings, before, progress)
+        progress(_trained_line(before, trained, "the policy fired"))
     if registry.get_alias(settings, "champion") is None:
-        progress(_trained_line(first, train(settings, first), "no champion is serving"))
+        trained = train(settings, first, progress)
+        progress(_trained_line(first, trained, "no champion is serving"))
     summaries = []
     for number, day in enumerate(days, 1):
         if day < first:
@@ -212,7 +214,7 @@ def replay_days(
             + f" ({time.perf_counter() - started:.1f} s)"
         )
         if decision["retrain"]:
-            summaries[-1]["trained"] = trained = train(settings, day)
+            summaries[-1]["trained"] = trained = train(settings, day, progress)
             progress(_trained_line(day, trained, "the policy fired"))
     return summaries
 
@@ -341,11 +343,14 @@ def ingest_history(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     return {"as_of": as_of.isoformat(), "rows": result.rows}
 
 
-def train(settings: Settings, as_of: dt.date) -> dict[str, Any]:
-    """Train the candidates, register the best with its model card, run the promotion gate."""
+def train(
+    settings: Settings, as_of: dt.date, progress: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Train the candidates, register the best with its model card, run the promotion gate.
+    ``progress`` gets a line as training starts and one per candidate fitted."""
     from ml.train import train as train_models
 
-    result = train_models(settings, as_of)
+    result = train_models(settings, as_of, progress)
     holdout = result.metrics["holdout"]["model"]
     return {
         "version": result.version,

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,21 +196,21 @@ def select_model(
     fit: pd.DataFrame,
     validation: pd.DataFrame,
     candidates: tuple[str, ...] | list[str] | None = None,
+    progress: Callable[[str], None] = log.info,
 ) -> tuple[str, dict[str, Candidate]]:
     """Fit every candidate (``settings.candidates`` unless given) and pick the one with the
-    lowest holdout log loss; returns its name and every fitted candidate."""
+    lowest holdout log loss; returns its name and every fitted candidate. ``progress`` gets
+    a line per candidate as it is fitted (the log by default)."""
     candidates = tuple(candidates or settings.candidates)
     check_algorithms("candidates", candidates)
     fitted: dict[str, Candidate] = {}
-    for algorithm in candidates:
+    for number, algorithm in enumerate(candidates, 1):
         candidate = fit_candidate(settings, algorithm, fit, validation)
-        log.info(
-            "candidate %s: holdout log loss %.4f, AUC %.4f, ECE %.4f (%.1f s)",
-            algorithm,
-            candidate.scores["log_loss"],
-            candidate.scores["auc"],
-            candidate.scores["ece"],
-            candidate.seconds,
+        scores = candidate.scores
+        progress(
+            f"candidate {number}/{len(candidates)} {algorithm}: holdout log loss "
+            f"{scores['log_loss']:.4f}, AUC {scores['auc']:.4f}, ECE {scores['ece']:.4f} "
+            f"({candidate.seconds:.1f} s)"
         )
         fitted[algorithm] = candidate
     best = min(fitted, key=lambda name: fitted[name].scores["log_loss"])
@@ -232,8 +233,11 @@ def _version(
     return f"{as_of:%Y%m%d}-{model.algorithm}{'-oracle' if oracle else ''}-{digest}"
 
 
-def train(settings: Settings, as_of: dt.date) -> TrainingResult:
+def train(
+    settings: Settings, as_of: dt.date, progress: Callable[[str], None] = log.info
+) -> TrainingResult:
     """Train every candidate as of ``as_of``, register the best, and run the promotion gate.
+    ``progress`` gets a line per candidate as it is fitted (the log by default).
 
     Raises:
         DataError: The window has no rows, or only one class.
@@ -249,7 +253,11 @@ def train(settings: Settings, as_of: dt.date) -> TrainingResult:
     y_fit = fit[LABEL].astype(int).to_numpy()
     prior = float(y_fit.mean())
 
-    best, candidates = select_model(settings, fit, validation)
+    progress(
+        f"training as of {as_of}: {len(settings.candidates)} candidates on "
+        f"{window.fit_start}..{window.validation_end} ({len(fit)} rows to fit)"
+    )
+    best, candidates = select_model(settings, fit, validation, progress=progress)
     model = candidates[best].model
 
     holdout = assess(settings, model, validation, prior)

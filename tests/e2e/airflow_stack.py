@@ -86,15 +86,17 @@ def run(command: list[str], env: dict[str, str], timeout: float = 300) -> str:
     return proc.stdout
 
 
-def run_json(command: list[str], env: dict[str, str], timeout: float = 300) -> Any:
+def run_json(
+    command: list[str], env: dict[str, str], timeout: float = 300, logs_first: bool = False
+) -> Any:
     """Run a CLI command with ``--output json``; its parsed output.
 
-    The Airflow CLI may log a warning (no graphviz) to stdout before the JSON.
+    Its stdout must be JSON and nothing else, as the README's ``| python -m json.tool``
+    needs. ``logs_first``: the command logs to stdout before its JSON, on its last line
+    (``dags trigger`` logs "creating dag run" at info, as Airflow's own logging does).
     """
     output = run([*command, "--output", "json"], env, timeout)
-    lines = output.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(("[", "{")))
-    return json.loads("\n".join(lines[start:]))
+    return json.loads(output.splitlines()[-1] if logs_first else output)
 
 
 def init_metadata(env: dict[str, str]) -> None:

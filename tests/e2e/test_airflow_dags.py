@@ -5,6 +5,7 @@ exactly as `make demo` does, then reads the predictions back from the warehouse.
 """
 
 import datetime as dt
+import json
 import os
 import subprocess
 import time
@@ -70,7 +71,8 @@ def test_training_then_daily_dag_publish_one_prediction_per_flight(airflow_env):
     log = Path(airflow_env["ML_DATA_DIR"]).parent / "daily-with-a-reader.log"
     with log.open("w") as output:
         daily_run = subprocess.Popen(
-            [AIRFLOW, "dags", "test", "flights_daily", DAY.isoformat()],
+            # The README's form: the day as a param, the run stamped with the time it ran.
+            [AIRFLOW, "dags", "test", "flights_daily", "-c", json.dumps({"flight_date": str(DAY)})],
             env=airflow_env,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -144,7 +146,6 @@ def test_a_day_that_fails_validation_publishes_nothing(airflow_env, tmp_path):
 
 
 def test_the_backtest_dag_runs_from_an_empty_data_folder_with_its_params(airflow_env, tmp_path):
-    import json
 
     env = {**airflow_env, "ML_DATA_DIR": str(tmp_path / "data")}
     conf = {"start": "2013-03-01", "end": "2013-03-10", "cadence": "weekly", "window_days": 30}
@@ -165,7 +166,6 @@ def test_a_fired_retraining_policy_queues_the_training_dag_through_an_asset_even
 
     Runs last: its daily run lands the history of its day, which the test above needs absent.
     """
-    import json
     import sqlite3
 
     day = DAY + dt.timedelta(days=2)

@@ -95,6 +95,7 @@ def test_a_day_triggered_by_logical_date_runs_every_task_and_is_readable(standal
     triggered = run_json(
         [AIRFLOW, "dags", "trigger", DAG, "--logical-date", f"{TRIGGERED}T00:00:00-04:00"],
         standalone.env,
+        logs_first=True,
     )
     run_id = triggered[0]["dag_run_id"]
     standalone.wait_for_runs(DAG, count=1, timeout=600)
@@ -253,7 +254,9 @@ def test_a_replayed_range_leaves_the_partitions_day_by_day_runs_leave(standalone
 
     run([AIRFLOW, "dags", "unpause", REPLAY], standalone.env)
     conf = json.dumps({"start": REPLAYED[0].isoformat(), "end": REPLAYED[-1].isoformat()})
-    first = run_json([AIRFLOW, "dags", "trigger", REPLAY, "--conf", conf], standalone.env)
+    first = run_json(
+        [AIRFLOW, "dags", "trigger", REPLAY, "--conf", conf], standalone.env, logs_first=True
+    )
     standalone.wait_for_runs(REPLAY, count=1, timeout=900)
     expected, replayed = _day_files(reference, REPLAYED), _day_files(data, REPLAYED)
     assert len([k for k in expected if k.startswith("predictions/")]) == len(REPLAYED)
@@ -265,7 +268,9 @@ def test_a_replayed_range_leaves_the_partitions_day_by_day_runs_leave(standalone
     for number, day in enumerate(REPLAYED, 1):
         assert f"replay: {day} ({number}/{len(REPLAYED)}): " in log, log[-3000:]
 
-    again = run_json([AIRFLOW, "dags", "trigger", REPLAY, "--conf", conf], standalone.env)
+    again = run_json(
+        [AIRFLOW, "dags", "trigger", REPLAY, "--conf", conf], standalone.env, logs_first=True
+    )
     standalone.wait_for_runs(REPLAY, count=2, timeout=900)
     assert _day_files(data, REPLAYED) == replayed
     log = _task_log(standalone, REPLAY, again[0]["dag_run_id"], "replay_days")
@@ -279,3 +284,15 @@ def _versions(data: Path) -> list[str]:
 def _task_log(stack, dag_id: str, run_id: str, task_id: str) -> str:
     folder = Path(stack.env["AIRFLOW_HOME"]) / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}"
     return "".join(p.read_text() for p in (folder / f"task_id={task_id}").glob("attempt=*.log"))
+
+
+def test_the_readme_backtest_trigger_runs_once_the_dag_is_unpaused(standalone):
+    """DAGs start paused and a paused DAG's runs wait: the README unpauses, then triggers."""
+    conf = {"start": "2013-02-04", "end": "2013-02-10", "cadence": "weekly", "window_days": 30}
+    run([AIRFLOW, "dags", "unpause", "backtest"], standalone.env)
+    run([AIRFLOW, "dags", "trigger", "backtest", "-c", json.dumps(conf)], standalone.env)
+    standalone.wait_for_runs("backtest", count=1, timeout=900)
+    runs = standalone.warehouse("select run_id, folds from backtest_runs")
+    assert runs.to_dict("records") == [
+        {"run_id": "weekly-30d-20130204-20130210-lightgbm", "folds": 1}
+    ]

@@ -94,6 +94,7 @@ def test_a_daily_run_triggered_from_the_cli_runs_on_celery_workers(topology):
     triggered = run_json(
         [AIRFLOW, "dags", "trigger", DAG, "--logical-date", f"{FIRST}T00:00:00-04:00"],
         topology.env,
+        logs_first=True,
     )
     run_id = triggered[0]["dag_run_id"]
     (finished,) = topology.wait_for_runs(DAG, count=1, timeout=900)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, published_files, run_daily_steps, run_training_steps, sha256
-from tests.e2e.airflow_stack import AIRFLOW, ML, init_metadata
+from tests.e2e.airflow_stack import AIRFLOW, ML, init_metadata, run_json
 
 pytestmark = pytest.mark.e2e
 
@@ -96,8 +96,10 @@ def test_the_replay_dag_leaves_the_partitions_of_day_by_day_runs(day_by_day, tmp
     )
     init_metadata(env)
     conf = json.dumps({"start": START.isoformat(), "end": END.isoformat()})
+    started = dt.datetime.now(dt.UTC)
+    # `make demo`'s form: no logical date, so the run is stamped with the time it ran.
     proc = subprocess.run(
-        [AIRFLOW, "dags", "test", "flights_replay", END.isoformat(), "-c", conf],
+        [AIRFLOW, "dags", "test", "flights_replay", "-c", conf],
         env=env,
         capture_output=True,
         text=True,
@@ -110,6 +112,13 @@ def test_the_replay_dag_leaves_the_partitions_of_day_by_day_runs(day_by_day, tmp
     for number, day in enumerate(date_range(START, END), 1):
         assert f"replay: {day} ({number}/7): " in output, output[-4000:]
     assert output.count("replay: trained as of ") == len(trained)
+    # A line as each training starts and per candidate fitted (`make demo` shows them).
+    assert output.count("replay: training as of ") == len(trained)
+    assert output.count("replay: candidate 2/2 lightgbm: holdout log loss ") == len(trained)
+    # The UI shows the run's true duration: it started now, not on a 2013 date.
+    (run,) = run_json([AIRFLOW, "dags", "list-runs", "flights_replay"], env)
+    ran = [dt.datetime.fromisoformat(run[k]) for k in ("start_date", "end_date")]
+    assert started <= ran[0] <= ran[1] <= dt.datetime.now(dt.UTC), run
 
     expected, replayed = published(reference), published(data_dir)
     assert any(k.startswith("marts/flight_features/flight_date=") for k in expected)

@@ -40,8 +40,36 @@ def test_errors_exit_non_zero_with_one_line_that_says_where(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.startswith("ml ")]
     assert lines == [
         f"ml predict: error: {tmp_path}/marts/flight_features: feature mart not found "
-        "(run `ml ingest` and `ml transform` first)"
+        f"(run `ml ingest` and `ml transform` first) [data folder {tmp_path}, from ML_DATA_DIR]"
     ]
+
+
+def test_an_error_about_missing_data_says_which_data_folder_and_why(tmp_path):
+    env = {"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path)}  # no ML_DATA_DIR
+    proc = subprocess.run(
+        [ML, "predictions", "show", "--date", "2013-03-01"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.strip().endswith(
+        f"[data folder {tmp_path / 'data'}: ML_DATA_DIR is not set, so ./data under the "
+        "working directory]"
+    ), proc.stderr
+
+
+def test_predict_on_a_day_without_features_says_what_is_published_and_what_to_run(trained_copy):
+    from ml.paths import Paths
+
+    published = Paths(trained_copy).mart_days("flight_features")
+    for day in ("2013-04-10", "2014-07-01"):  # after the landed slice; after the data's year
+        proc = _ml("predict", "--date", day, data_dir=trained_copy)
+        assert proc.returncode == 1
+        assert (
+            f"no flights with flight_date on {day} (check: rows in range); published: "
+            f"{published[0]}..{published[-1]}; run `ml ingest --start {day} --end {day}` and "
+            f"`ml transform --start {day} --end {day}` first [data folder {trained_copy}, "
+            "from ML_DATA_DIR]"
+        ) in proc.stderr, proc.stderr
 
 
 def test_bad_dates_are_refused(tmp_path):

@@ -113,8 +113,17 @@ def test_a_wrong_type_names_the_column_and_value(tmp_path, small_source):
 
 def test_a_day_without_flights_is_an_error(tmp_path, small_source):
     settings = make_settings(tmp_path / "data", raw_source=str(small_source))
-    with pytest.raises(DataError, match="no flights scheduled on 2013-01-05"):
+    with pytest.raises(DataError, match="no flights scheduled on 2013-01-05, outside the file's"):
         ingest(settings, dt.date(2013, 1, 5), dt.date(2013, 1, 5))
+
+
+def test_a_day_inside_the_files_period_without_flights_is_named_as_skipped(tmp_path, small_source):
+    flights = small_source / "flights.csv"
+    lines = flights.read_text().splitlines()
+    flights.write_text("\n".join(x for x in lines if not x.startswith("2013,1,2,")) + "\n")
+    settings = make_settings(tmp_path / "data", raw_source=str(small_source))
+    with pytest.raises(DataError, match="no flights scheduled on 2013-01-02, a day the file skips"):
+        ingest(settings, DAYS[1], DAYS[1])
 
 
 def test_a_missing_source_folder_is_named(tmp_path):

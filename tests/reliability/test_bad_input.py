@@ -192,7 +192,7 @@ CASES = [
     Case(
         "a header and no rows",
         edit("flights.csv", lambda t: t.splitlines()[0] + "\n"),
-        rf"{F}: no flights scheduled on 2013-01-01 \(check: non-empty day\)",
+        rf"{F}: no flights scheduled on 2013-01-01, the file has no flights \(check: non-empty day\)",
     ),
     Case(
         "the wrong delimiter",

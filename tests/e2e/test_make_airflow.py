@@ -1,0 +1,75 @@
+"""`make airflow`, as the README has a user start and stop it.
+
+`airflow standalone` stops its components on Ctrl-C only; sent SIGTERM, it exits and
+leaves its scheduler, DAG processor, API server and triggerer running. The make target
+passes either signal on as Ctrl-C.
+"""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.airflow_stack import REPO, base_env, free_port
+
+pytestmark = pytest.mark.e2e
+
+COMPONENTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
+
+
+def _session(sid: int) -> dict[int, str]:
+    """The processes still alive in session ``sid``: their command lines by pid."""
+    alive = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue  # ended while we looked
+        if int(fields[3]) == sid and fields[0] != "Z":
+            alive[int(stat.parent.name)] = command.strip()
+    return alive
+
+
+def _healthy(base_url: str) -> bool:
+    try:
+        health = httpx.get(f"{base_url}/api/v2/monitor/health", timeout=5).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    return all((health.get(c) or {}).get("status") == "healthy" for c in COMPONENTS)
+
+
+def test_make_airflow_stops_every_component_on_sigterm(tmp_path):
+    env = base_env(tmp_path, tmp_path / "data", free_port())
+    log = tmp_path / "make-airflow.log"
+    with log.open("w") as output:
+        make = subprocess.Popen(
+            ["make", "-s", "airflow", f"AIRFLOW_HOME={env['AIRFLOW_HOME']}"],
+            cwd=REPO,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # the session the test counts survivors in
+        )
+    try:
+        deadline = time.monotonic() + 420
+        while not _healthy(env["AIRFLOW__API__BASE_URL"]):
+            assert make.poll() is None, log.read_text()[-4000:]
+            assert time.monotonic() < deadline, log.read_text()[-4000:]
+            time.sleep(2)
+        assert len(_session(make.pid)) > 4  # make, its shell, standalone and the components
+
+        make.send_signal(signal.SIGTERM)  # to make alone, as `kill <pid>` or a supervisor
+        make.wait(timeout=90)
+        deadline = time.monotonic() + 30
+        while _session(make.pid) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert _session(make.pid) == {}, log.read_text()[-3000:]
+        assert "Shutting down components" in log.read_text()
+    finally:
+        for pid in _session(make.pid):
+            os.kill(pid, signal.SIGKILL)
