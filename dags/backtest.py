@@ -107,6 +107,9 @@ def _spec():
             ["lightgbm"],
             type="array",
             items={"type": "string", "enum": ALGORITHMS},
+            # The UI's trigger form draws an array with `examples` as a multi-select of
+            # them; `items.enum` alone would leave a text box of one name per line.
+            examples=ALGORITHMS,
             minItems=1,
             title="Candidates",
             description="Algorithms fitted at each retrain; the one with the lowest holdout "

@@ -34,6 +34,8 @@ CONFIG = {
     "axis": {"labelFontSize": 11, "titleFontSize": 11, "titleFontWeight": "normal"},
     "legend": {"labelFontSize": 11, "orient": "bottom", "title": None},
 }
+_PATH = re.compile(r' d="[^"]*"')
+_DECIMALS = re.compile(r"-?\d+\.\d{2,}")
 _ROOT = re.compile(r'<svg([^>]*?) width="([\d.]+)" height="([\d.]+)"')
 
 
@@ -291,6 +293,90 @@ def bars(
     return render(spec, width)
 
 
+def heatmap(
+    dates: Sequence[str],
+    rows: Sequence[str],
+    values: Sequence[Sequence[float | None]],
+    flagged: Sequence[Sequence[bool]],
+    *,
+    value_title: str,
+    flag_title: str,
+    y_title: str,
+    clip: tuple[float, float],
+    width: int = FULL_WIDTH,
+) -> str:
+    """A cell per row (in the order given) and ISO date, coloured by its value clipped to
+    ``clip`` (``None``: no cell); a dot marks each flagged cell. ``values[i][j]`` and
+    ``flagged[i][j]`` are row i on date j."""
+    low, high = clip
+    cells = [
+        {"date": day, "row": row, "value": min(max(value, low), high), "flag": bool(flag)}
+        for row, row_values, row_flags in zip(rows, values, flagged, strict=True)
+        for day, value, flag in zip(dates, row_values, row_flags, strict=True)
+        if _finite(value) is not None
+    ]
+    x = {
+        "field": "date",
+        "type": "ordinal",
+        "title": "date",
+        "sort": list(dates),
+        "scale": {"domain": list(dates)},
+        "axis": {
+            "values": _thin(dates, width // 70),
+            "labelExpr": "utcFormat(toDate(datum.value), '%b %-d')",
+            "labelAngle": 0,
+        },
+    }
+    y = {
+        "field": "row",
+        "type": "nominal",
+        "sort": list(rows),
+        "scale": {"domain": list(rows)},
+        "title": y_title,
+        "axis": {"labelLimit": 0},
+    }
+    spec = {
+        "data": {"values": cells},
+        "height": {"step": 14},
+        "encoding": {"x": x, "y": y},
+        "layer": [
+            {
+                "mark": {"type": "rect", "aria": False},
+                "encoding": {
+                    "color": {
+                        "field": "value",
+                        "type": "quantitative",
+                        "title": value_title,
+                        "scale": {"domain": [low, high], "scheme": "blues"},
+                        "legend": {"orient": "bottom", "title": value_title, "gradientLength": 240},
+                    }
+                },
+            },
+            {
+                "transform": [{"filter": "datum.flag"}],
+                "mark": {
+                    "type": "point",
+                    "filled": True,
+                    "size": 30,
+                    "color": PALETTE[1],
+                    "stroke": "white",
+                    "strokeWidth": 0.5,
+                    "aria": False,
+                },
+                "encoding": {
+                    "shape": {
+                        "datum": flag_title,
+                        "type": "nominal",
+                        "scale": {"range": ["circle"]},
+                        "legend": {"orient": "bottom", "title": None},
+                    }
+                },
+            },
+        ],
+    }
+    return render(spec, width)
+
+
 def render(spec: dict[str, Any], width: int) -> str:
     """``spec`` drawn ``width`` pixels wide in all (axes and legend included), as an SVG
     element that scales down to its container and never past ``width``."""
@@ -316,10 +402,13 @@ def _drawn(spec: str) -> str:
 
 
 def _responsive(svg: str) -> str:
-    """The root element sized by its ``viewBox``: full width of its box, at most its own."""
+    """The root element sized by its ``viewBox``: full width of its box, at most its own;
+    path coordinates to a tenth of a pixel (Vega writes 15 digits: a heatmap's cells
+    would cost twice the bytes for nothing visible)."""
     bare = svg.replace(' xmlns:xlink="http://www.w3.org/1999/xlink"', "", 1)
     if "xlink:" not in bare:  # declared, never used: one address fewer in the page
         svg = bare
+    svg = _PATH.sub(lambda m: _DECIMALS.sub(_tenth, m.group(0)), svg)
     return _ROOT.sub(
         lambda m: (
             f'<svg{m.group(1)} role="img" width="100%" '
@@ -328,6 +417,10 @@ def _responsive(svg: str) -> str:
         svg,
         count=1,
     )
+
+
+def _tenth(match: re.Match[str]) -> str:
+    return f"{float(match.group(0)):.1f}".removesuffix(".0")
 
 
 def _thin(values: Sequence[str], most: int) -> list[str]:

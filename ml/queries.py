@@ -222,6 +222,9 @@ def alias_history(
     ]
 
 
+MONITORING_HINT = "run `ml monitor --date D` for a day first: it adds the monitoring views"
+
+
 def daily_monitoring(settings: Settings, days: list[dt.date]) -> list[dict[str, Any]]:
     """Per day of ``days`` that has predictions, from the warehouse (read-only): the
     champion's rows and ``p_delayed`` range, drifted series, estimated AUC and log loss,
@@ -229,7 +232,8 @@ def daily_monitoring(settings: Settings, days: list[dt.date]) -> list[dict[str, 
     matured (None before)."""
     import duckdb
 
-    with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
+    warehouse = settings.paths.warehouse
+    with reading(warehouse, MONITORING_HINT), duckdb.connect(str(warehouse), read_only=True) as con:
         cursor = con.execute(
             """
             with predicted as (
@@ -281,3 +285,178 @@ def metric_value(metrics: dict, name: str) -> float | None:
     """``metrics[name]`` as a float, or None where it is missing or not a number."""
     value = metrics.get(name)
     return float(value) if isinstance(value, int | float) else None
+
+
+# The holdout metrics two versions are compared on, as (key, label).
+COMPARED_METRICS = (
+    ("log_loss", "log loss"),
+    ("auc", "AUC"),
+    ("pr_auc", "PR-AUC"),
+    ("brier", "Brier"),
+    ("ece", "ECE"),
+)
+
+
+def compare_versions(settings: Settings, first: str, second: str) -> dict[str, Any]:
+    """Two versions side by side: what each is (``summary``: name, first, second), their
+    holdout metrics and the baselines' on the same flights (``metrics``: name, first,
+    second, second minus first), their slices (``slices``), the parameters that differ
+    (``params``: those both set; ``same_params``: how many agree; ``params_only``: the
+    names only one sets, as with two algorithms) and the features that differ
+    (``features``). ``same_holdout``: both were scored on the same days; otherwise a
+    difference mixes the models with their periods.
+
+    Raises:
+        RegistryError: A version is unknown or its files cannot be read.
+    """
+    sides = [model_details(settings, version) for version in (first, second)]
+    meta = [side["metadata"] for side in sides]
+    holdout = [side["metrics"]["holdout"] for side in sides]
+
+    def pair(label: str, values: list[Any]) -> list[Any]:
+        a, b = values
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        return [label, a, b, b - a if numeric else None]
+
+    summary = [
+        ["algorithm", *(m["algorithm"] for m in meta)],
+        ["as of", *(m["as_of"] for m in meta)],
+        ["fitted on", *(f"{m['window']['fit_start']}..{m['window']['fit_end']}" for m in meta)],
+        ["holdout", *(f"{h['start']}..{h['end']}, {h['rows']} flights" for h in holdout)],
+        ["aliases", *(", ".join(side["aliases"]) or "none" for side in sides)],
+        ["input fingerprint", *(str(m.get("input_fingerprint", ""))[:16] for m in meta)],
+        ["calibration (slope, intercept)", *(_calibration(m) for m in meta)],
+        ["calibration revisions", *(len(side["calibration_revisions"]) for side in sides)],
+        ["oracle forecast", *(bool(m.get("uses_oracle_forecast")) for m in meta)],
+    ]
+    metrics = [
+        pair(label, [metric_value(h["model"], key) for h in holdout])
+        for key, label in COMPARED_METRICS
+    ]
+    # The prior rate ranks nothing: its AUC is undefined.
+    for name, baseline, keys in (
+        ("heuristic", "heuristic", ("log_loss", "auc")),
+        ("prior rate", "prior_rate", ("log_loss",)),
+    ):
+        for key in keys:
+            values = [metric_value(h["baselines"].get(baseline, {}), key) for h in holdout]
+            metrics.append(pair(f"{name}: {dict(COMPARED_METRICS)[key]}", values))
+    slices = _paired_slices([h.get("slices", []) for h in holdout])
+    params = [meta[0].get("params", {}), meta[1].get("params", {})]
+    shared = sorted(set(params[0]) & set(params[1]))
+    differing = [
+        [key, _text(params[0][key]), _text(params[1][key])]
+        for key in shared
+        if params[0][key] != params[1][key]
+    ]
+    only = [sorted(set(params[0]) - set(params[1])), sorted(set(params[1]) - set(params[0]))]
+    columns = [set(_feature_types(m)) for m in meta]
+    types = [_feature_types(m) for m in meta]
+    features = [
+        [name, types[0].get(name, "not used"), types[1].get(name, "not used")]
+        for name in sorted(columns[0] | columns[1])
+        if types[0].get(name) != types[1].get(name)
+    ]
+    return {
+        "versions": [first, second],
+        "summary": summary,
+        "same_holdout": (holdout[0]["start"], holdout[0]["end"])
+        == (holdout[1]["start"], holdout[1]["end"]),
+        "metrics": metrics,
+        "slices": slices,
+        "params": differing,
+        "same_params": len(shared) - len(differing),
+        "params_only": only,
+        "features": features,
+        "same_features": len(columns[0] & columns[1])
+        - sum(1 for name in columns[0] & columns[1] if types[0][name] != types[1][name]),
+    }
+
+
+def _calibration(metadata: dict[str, Any]) -> str:
+    calibration = metadata.get("calibration", {})
+    slope, intercept = calibration.get("slope"), calibration.get("intercept")
+    return "none" if slope is None else f"{slope:.4f}, {intercept:.4f}"
+
+
+def _feature_types(metadata: dict[str, Any]) -> dict[str, str]:
+    spec = metadata.get("features", {})
+    return {
+        **{name: "numeric" for name in spec.get("numeric", [])},
+        **{name: "categorical" for name in spec.get("categorical", [])},
+    }
+
+
+def _text(value: Any) -> Any:
+    """A parameter as a table shows it: numbers and text as they are, the rest as JSON,
+    cut at 60 characters (a list of per-feature constraints runs to hundreds)."""
+    import json
+
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else f"{text[:59]}…"
+
+
+def _paired_slices(sides: list[list[dict[str, Any]]]) -> list[list[Any]]:
+    """Rows of (dimension, value, flights, log loss and AUC of each side), in the first
+    side's order, then the slices only the second has."""
+    by_key = [{(s["dimension"], s["value"]): s for s in side} for side in sides]
+    keys = list(by_key[0]) + [k for k in by_key[1] if k not in by_key[0]]
+    rows = []
+    for key in keys:
+        a, b = (side.get(key, {}) for side in by_key)
+        rows.append(
+            [
+                *key,
+                a.get("rows"),
+                b.get("rows"),
+                metric_value(a, "log_loss"),
+                metric_value(b, "log_loss"),
+                metric_value(a, "auc"),
+                metric_value(b, "auc"),
+            ]
+        )
+    return rows
+
+
+def performance_by_day(settings: Settings, days: list[dt.date]) -> dict[str, dict[str, list]]:
+    """The champion's performance over ``days``, from the warehouse (read-only): for each
+    kind (``estimated``: from its scores on the day; ``realized``: once the labels
+    matured), the lists ``log_loss``, ``auc`` and ``prior_log_loss`` (the prior rate's),
+    one value per day of ``days`` (None where not known)."""
+    import duckdb
+
+    warehouse = settings.paths.warehouse
+    with reading(warehouse, MONITORING_HINT), duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.execute(
+            "select kind, flight_date, log_loss, auc, prior_log_loss from monitoring_performance "
+            "where dimension = 'all' and model_role = 'champion' "
+            "and flight_date in (select unnest($days))",
+            {"days": days},
+        ).fetchall()
+    found = {(kind, day): values for kind, day, *values in rows}
+    metrics = ("log_loss", "auc", "prior_log_loss")
+    return {
+        kind: {
+            metric: [(found.get((kind, day)) or [None] * 3)[i] for day in days]
+            for i, metric in enumerate(metrics)
+        }
+        for kind in ("estimated", "realized")
+    }
+
+
+def drift_scores(settings: Settings, days: list[dt.date]) -> pd.DataFrame:
+    """The drift checks of ``days``, from the warehouse (read-only): one row per day and
+    series, with the larger calibrated score ``z`` of its horizons (the day, the trailing
+    week) and ``is_drifted`` where either drifted."""
+    import duckdb
+
+    warehouse = settings.paths.warehouse
+    with reading(warehouse, MONITORING_HINT), duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(
+            "select flight_date, feature, max(z) as z, bool_or(is_drifted) as is_drifted "
+            "from monitoring_drift where flight_date in (select unnest($days)) "
+            "group by all order by flight_date, feature",
+            {"days": days},
+        ).df()

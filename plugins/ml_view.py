@@ -8,8 +8,12 @@ menu entry, inside the Airflow page. It reads what the pipeline has published un
   registered version, the alias audit log, the latest drift and backtest reports, and a
   date picker for the predictions.
 - ``/ml/models/<version>``: a version's model card, rendered from the registry.
+- ``/ml/compare?first=<version>&second=<version>``: two versions side by side.
 - ``/ml/predictions?date=YYYY-MM-DD``: a preview of that date's prediction partition.
 - ``/ml/reports/<path>``: a file from the reports folder, and from nowhere else.
+
+Every page starts with the way back to the overview, the pages the pipeline wrote
+(reports, model cards) included: the view adds it as it serves them.
 
 Every route requires the login of the rest of the UI (the ``_token`` cookie the UI sets,
 or a bearer token from ``POST /auth/token``); a browser without it is sent to the login
@@ -34,7 +38,7 @@ from airflow.api_fastapi.core_api.security import requires_access_view
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import UndefinedError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -44,6 +48,8 @@ URL_PREFIX = "/ml"
 PREVIEW_ROWS = 50
 AUDIT_ROWS = 30
 BACKTEST_REPORTS = 10
+DRIFT_DAYS = 60  # the drift heatmap's last days on file
+DRIFT_SERIES = 25  # and its series at most, the most often drifted first
 # The view's pages and the pipeline's reports are self-contained (inline style and SVG):
 # no script may run in them, and nothing may be fetched from elsewhere.
 # Framed only by the Airflow UI itself; never cached (the pages show what the login
@@ -87,6 +93,16 @@ def _page(template: str, title: str, status_code: int = 200, **context: Any) -> 
 
     page = render(f"view/{template}", title=title, prefix=URL_PREFIX, **context)
     return HTMLResponse(page, status_code=status_code, headers=SECURITY_HEADERS)
+
+
+def _with_navigation(page: str) -> str:
+    """A page the pipeline wrote (a report, a model card), with the view's navigation at
+    the top of its body: on disk it stands alone, here it leads back to the overview."""
+    from ml.html import render
+
+    navigation = render("view/navigation.html", prefix=URL_PREFIX)
+    head, body, rest = page.partition("<body>")
+    return f"{head}{body}\n{navigation}{rest}" if body else page
 
 
 @app.exception_handler(StarletteHTTPException)
@@ -196,18 +212,116 @@ def _prediction_dates(cfg) -> list[str]:
     return [day.isoformat() for day in prediction_dates(cfg)]
 
 
+def _performance(cfg, dates: list[str]) -> dict[str, str] | None:
+    """The champion's estimated and realized log loss (beside the prior rate's) and AUC
+    over the days on file, as two charts; None before any day was monitored."""
+    from ml import charts
+    from ml.dates import parse_date
+    from ml.io import has_files
+    from ml.queries import performance_by_day
+
+    if not has_files(cfg.paths.monitoring_glob("performance")):
+        return None
+    by_kind = performance_by_day(cfg, [parse_date(d) for d in dates])
+    estimated, realized = by_kind["estimated"], by_kind["realized"]
+    loss = {
+        "estimated": estimated["log_loss"],
+        "realized": realized["log_loss"],
+        "prior rate (realized)": realized["prior_log_loss"],
+    }
+    auc = {"estimated": estimated["auc"], "realized": realized["auc"]}
+    return {
+        "log_loss": charts.lines(dates, loss, y_title="log loss (lower is better)"),
+        "auc": charts.lines(dates, auc, y_title="AUC (0.5: no better than chance)"),
+    }
+
+
+def _drift(cfg, dates: list[str]) -> dict[str, Any] | None:
+    """The day's drift score of each series over the last days on file, as a heatmap of
+    the series that drifted in them (most often first); None before any drift check."""
+    from ml import charts
+    from ml.dates import parse_date
+    from ml.io import has_files
+    from ml.queries import drift_scores
+
+    if not has_files(cfg.paths.monitoring_glob("drift")):
+        return None
+    shown = dates[-DRIFT_DAYS:]
+    scores = drift_scores(cfg, [parse_date(d) for d in shown])
+    if scores.empty:
+        return None
+    scores["date"] = scores["flight_date"].map(lambda d: d.isoformat()[:10])
+    counts = (
+        scores.groupby("feature")["is_drifted"].sum().sort_values(ascending=False, kind="stable")
+    )
+    drifted = [name for name, count in counts.items() if count > 0][:DRIFT_SERIES]
+    summary = {
+        "days": len(shown),
+        "first": shown[0],
+        "last": shown[-1],
+        "series": len(counts),
+        "drifted": int((counts > 0).sum()),
+        "shown": len(drifted),
+    }
+    if not drifted:
+        return {**summary, "chart": None}
+    z = scores.pivot(index="feature", columns="date", values="z").reindex(
+        index=drifted, columns=shown
+    )
+    flags = scores.pivot(index="feature", columns="date", values="is_drifted").reindex(
+        index=drifted, columns=shown
+    )
+    chart = charts.heatmap(
+        shown,
+        drifted,
+        [[None if v != v else float(v) for v in row] for row in z.to_numpy()],
+        [[v is True for v in row] for row in flags.to_numpy().tolist()],
+        value_title="drift score (z, clipped to -2..6)",
+        flag_title="drifted",
+        y_title="series",
+        clip=(-2.0, 6.0),
+    )
+    return {**summary, "chart": chart}
+
+
 @app.get("/", response_class=HTMLResponse)
 def overview(cfg: SettingsDep) -> HTMLResponse:
-    """Champion, challenger, versions, audit log, reports and the predictions picker."""
+    """Champion, challenger, performance and drift over the days on file, versions (and
+    the comparison of two), audit log, reports and the predictions picker."""
+    dates = _prediction_dates(cfg)
     return _page(
         "overview.html",
         "ML",
         serving=_section(_serving, cfg),
-        dates=_prediction_dates(cfg),
+        dates=dates,
+        performance=_section(_performance, cfg, dates),
+        drift=_section(_drift, cfg, dates),
         reports=_section(_reports, cfg),
         versions=_section(_versions, cfg),
         audit=_section(_audit, cfg),
     )
+
+
+@app.get("/compare", response_class=HTMLResponse)
+def compare(
+    cfg: SettingsDep,
+    first: Annotated[str, Query(description="A registered model version.")],
+    second: Annotated[str, Query(description="Another registered model version.")],
+) -> HTMLResponse:
+    """Two versions side by side: metrics, slices, parameters, features and inputs."""
+    from ml import registry
+    from ml.queries import compare_versions
+
+    known = {meta["version"] for meta in registry.list_versions(cfg)}
+    for version in (first, second):
+        if version not in known:
+            raise HTTPException(status_code=404, detail=f"no model version {version!r}")
+    title = f"{first} beside {second}"
+    try:
+        comparison = compare_versions(cfg, first, second)
+    except SECTION_ERRORS as exc:
+        return _page("message.html", title, 500, heading=title, error=_one_line(exc))
+    return _page("compare.html", title, heading=title, **comparison)
 
 
 @app.get("/models/{version}", response_class=HTMLResponse)
@@ -229,7 +343,7 @@ def model_card(version: str, cfg: SettingsDep) -> HTMLResponse:
     except SECTION_ERRORS as exc:
         title = f"Model card {version}"
         return _page("message.html", title, 500, heading=title, error=_one_line(exc))
-    return HTMLResponse(html, headers=SECURITY_HEADERS)
+    return HTMLResponse(_with_navigation(html), headers=SECURITY_HEADERS)
 
 
 @app.get("/predictions", response_class=HTMLResponse)
@@ -246,10 +360,12 @@ def predictions(
     title = f"Predictions for {date.isoformat()} ({role})"
     if not cfg.paths.predictions_partition(date).exists():
         raise HTTPException(status_code=404, detail=f"no predictions for {date.isoformat()}")
+    other = "challenger" if role == "champion" else "champion"
     try:
         bands = [list(band) for band in risk_bands(cfg, date, role=role).itertuples(index=False)]
         frame = riskiest_flights(cfg, date, role=role, limit=limit)
         definitions = band_definitions(cfg, sorted(set(frame["model_version"])))
+        has_other = not risk_bands(cfg, date, role=other).empty
     except MLError as exc:
         return _page("message.html", title, 500, heading=title, error=_one_line(exc))
     columns = [
@@ -269,7 +385,7 @@ def predictions(
         f"Predictions {date.isoformat()}",
         heading=title,
         date=date.isoformat(),
-        other="challenger" if role == "champion" else "champion",
+        other=other if has_other else None,
         bands=bands,
         definitions=definitions,
         flights=[
@@ -279,9 +395,10 @@ def predictions(
 
 
 @app.get("/reports/{relative:path}")
-def report_file(relative: str, cfg: SettingsDep) -> FileResponse:
-    """A file under the reports folder. Paths that leave it (``..``, absolute paths,
-    symbolic links pointing outside) are not found."""
+def report_file(relative: str, cfg: SettingsDep) -> Response:
+    """A file under the reports folder (an HTML page with the view's navigation added).
+    Paths that leave it (``..``, absolute paths, symbolic links pointing outside) are not
+    found."""
     root = cfg.paths.reports.resolve()
     try:
         target = (root / relative).resolve()
@@ -290,6 +407,9 @@ def report_file(relative: str, cfg: SettingsDep) -> FileResponse:
     if not target.is_relative_to(root) or not target.is_file():
         raise HTTPException(status_code=404, detail="no such report")
     media_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    if media_type == "text/html":
+        page = _with_navigation(target.read_text(encoding="utf-8", errors="replace"))
+        return HTMLResponse(page, headers=SECURITY_HEADERS)
     return FileResponse(target, media_type=media_type, headers=SECURITY_HEADERS)
 
 

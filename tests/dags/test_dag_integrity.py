@@ -120,6 +120,8 @@ def test_the_backtest_dag_is_manual_with_typed_described_params(dag_bag):
     assert schemas["start"]["format"] == schemas["end"]["format"] == "date"
     assert schemas["cadence"]["enum"] == list(CADENCES)
     assert schemas["candidates"]["items"]["enum"] == list(ALGORITHMS)
+    # What makes the UI's trigger form draw a multi-select of the allowed values.
+    assert schemas["candidates"]["examples"] == list(ALGORITHMS)
     assert schemas["window_days"]["type"] == "integer"
     assert schemas["oracle"]["type"] == "boolean" and params["oracle"] is False
     order = ["prepare", "run", "report"]

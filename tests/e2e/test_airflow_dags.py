@@ -71,8 +71,7 @@ def test_training_then_daily_dag_publish_one_prediction_per_flight(airflow_env):
     log = Path(airflow_env["ML_DATA_DIR"]).parent / "daily-with-a-reader.log"
     with log.open("w") as output:
         daily_run = subprocess.Popen(
-            # The README's form: the day as a param, the run stamped with the time it ran.
-            [AIRFLOW, "dags", "test", "flights_daily", "-c", json.dumps({"flight_date": str(DAY)})],
+            [AIRFLOW, "dags", "test", "flights_daily", DAY.isoformat()],
             env=airflow_env,
             stdout=output,
             stderr=subprocess.STDOUT,

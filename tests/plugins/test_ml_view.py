@@ -185,3 +185,91 @@ def test_a_corrupt_prediction_partition_is_an_error_page_naming_the_file(view):
     page = client.get("/predictions", params={"date": DAY.isoformat()})
     assert page.status_code == 500
     assert str(path) in page.text and "href='/ml/'" in page.text
+
+
+def _section(page: str, heading_id: str) -> str:
+    """The overview's section from its ``<h2 id=...>`` to the next heading."""
+    start = page.index(f"<h2 id='{heading_id}'>")
+    return page[start : page.index("<h2", start + 1)]
+
+
+def test_every_page_leads_back_to_the_overview_the_pipelines_pages_included(view):
+    from ml import pipeline
+
+    client, settings, champion = view
+    pipeline.monitor(settings, DAY)  # writes the day's drift and performance report
+    for path in (
+        "/",
+        f"/predictions?date={DAY}",
+        f"/models/{champion}",
+        f"/compare?first={champion}&second={champion}",
+        f"/reports/drift/drift_{DAY}.html",
+        "/reports/validation/index.html",
+    ):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert page.text.count("<a href='/ml/'>ML overview</a>") == 1, path
+    # On disk the report stands alone: the view adds its way back as it serves it.
+    report = (settings.paths.drift_reports / f"drift_{DAY}.html").read_text()
+    assert "/ml/" not in report
+
+
+def test_the_overview_plots_performance_and_drift_over_the_days_on_file(view):
+    from ml import pipeline
+
+    client, settings, _ = view
+    page = client.get("/").text
+    assert "No day monitored yet." in page and "No day checked for drift yet." in page
+    pipeline.monitor(settings, DAY)
+    page = client.get("/").text
+    performance = _section(page, "performance")
+    assert performance.count("<svg") == 2  # log loss beside the prior rate's, and AUC
+    assert "log loss (lower is better)" in performance and "prior rate (realized)" in performance
+    drift = _section(page, "drift")
+    drifted = pipeline_drifted(settings)
+    assert f"{len(drifted)} of " in drift
+    assert drift.count("<svg") == (1 if drifted else 0)
+    for series in drifted:
+        assert f">{series}</text>" in drift  # a row label of the heatmap
+
+
+def pipeline_drifted(settings) -> set[str]:
+    import duckdb
+
+    with duckdb.connect(str(settings.paths.warehouse), read_only=True) as con:
+        rows = con.execute("select distinct feature from monitoring_drift where is_drifted")
+        return {name for (name,) in rows.fetchall()}
+
+
+def test_two_versions_side_by_side_and_the_challengers_rows_only_when_there_are_some(view):
+    from ml import registry
+    from ml.predict import predict
+    from ml.train import train
+
+    client, settings, champion = view
+    # The fixture's challenger is the champion: no shadow rows, so no link to them.
+    page = client.get("/predictions", params={"date": DAY.isoformat()}).text
+    assert "role=challenger" not in page
+    heuristic = make_settings(settings.data_dir, candidates=["heuristic"])
+    other = train(heuristic, DAY + dt.timedelta(days=1)).version
+    registry.set_alias(settings, "challenger", other, reason="compare")
+    predict(settings, DAY)
+    page = client.get("/predictions", params={"date": DAY.isoformat()}).text
+    assert f"predictions?date={DAY}&amp;role=challenger" in page
+
+    overview = client.get("/").text
+    assert "<form action='compare' method='get'>" in overview
+    assert f"<option value='{other}'" in overview and f"<option value='{champion}'" in overview
+    page = client.get("/compare", params={"first": champion, "second": other})
+    assert page.status_code == 200
+    text = page.text
+    assert f"{champion} beside {other}" in text
+    assert "Each on its own holdout days" in text  # as of different days
+    assert "<td>algorithm</td><td>lightgbm</td><td>heuristic</td>" in text
+    assert "Set only in the first: " in text  # LightGBM's parameters
+    first = registry.load_metrics(settings, champion)["holdout"]["model"]["log_loss"]
+    second = registry.load_metrics(settings, other)["holdout"]["model"]["log_loss"]
+    assert f"<td class='num'>{second - first:.4f}</td>" in text
+    same = client.get("/compare", params={"first": champion, "second": champion}).text
+    assert "Both on the same holdout days" in same
+    assert client.get("/compare", params={"first": champion, "second": "nope"}).status_code == 404
