@@ -38,6 +38,7 @@ class Settings:
     source_first_day: str
     source_last_day: str
     feature_lookback_days: int
+    dbt_docs: bool
     use_oracle_forecast: bool
     feature_exclude: tuple[str, ...]
     train_window_days: int

@@ -247,6 +247,12 @@ class Paths:
     def dbt_logs(self) -> Path:
         return self.dbt / "logs"
 
+    @property
+    def dbt_docs(self) -> Path:
+        """The dbt project's docs as one page (``dbt docs generate --static``); beside it,
+        ``project.sha256``, the digest of the project they were written from."""
+        return self.root / "docs" / "dbt" / "index.html"
+
     # -- monitoring tables and reports -----------------------------------------------------
     def monitoring_table(self, table: str) -> Path:
         """``monitoring/<table>/``: drift, performance or retraining."""

@@ -27,6 +27,7 @@ from ml.dates import window_label
 from ml.errors import ConfigError, StorageError, TransformError
 from ml.io import (
     TMP_SUFFIX,
+    atomic_path,
     dir_mode,
     file_lock,
     read_json,
@@ -35,6 +36,7 @@ from ml.io import (
     replace_link,
     write_json,
     write_parquet,
+    write_text,
 )
 from ml.paths import DBT_PROJECT_DIR, PART_FILE, PUBLISHED_MARTS
 from ml.validate import validated_digests
@@ -184,6 +186,8 @@ def build(settings: Settings, start: dt.date | None = None, end: dt.date | None 
         paths.dbt_outputs.mkdir(parents=True)
         write_json(window, paths.dbt_window)
         _run_dbt(settings, ["build"], DBT_PROJECT_DIR)
+        if settings.dbt_docs:
+            _write_docs_if_changed(settings)
         staging = Path(
             tempfile.mkdtemp(prefix=f".{label}.", suffix=TMP_SUFFIX, dir=paths.mart_builds)
         )
@@ -193,6 +197,53 @@ def build(settings: Settings, start: dt.date | None = None, end: dt.date | None 
         shutil.rmtree(build_dir, ignore_errors=True)
         os.rename(staging, build_dir)
     return build_dir
+
+
+def write_docs(settings: Settings) -> Path:
+    """Write the dbt project's docs, one self-contained page (models, columns, tests and
+    the lineage graph; ``dbt docs generate --static``), to ``docs/dbt/index.html``.
+
+    Raises:
+        TransformError: dbt could not generate them.
+    """
+    with dbt_lock(settings):
+        return _write_docs(settings, project_digest())
+
+
+def _write_docs_if_changed(settings: Settings) -> None:
+    """After a build (the dbt lock held): the docs again if the project has changed since
+    they were written. Docs are not data: a failure is a warning, the build goes on."""
+    paths = settings.paths
+    digest = project_digest()
+    stamp = paths.dbt_docs.with_name("project.sha256")
+    try:
+        if paths.dbt_docs.exists() and stamp.read_text(encoding="utf-8") == digest:
+            return
+    except OSError:
+        pass  # no stamp, or an unreadable one: write them
+    try:
+        _write_docs(settings, digest)
+    except (TransformError, StorageError) as exc:
+        log.warning("dbt docs not written (the build goes on): %s", exc)
+
+
+def _write_docs(settings: Settings, digest: str) -> Path:
+    paths = settings.paths
+    _run_dbt(settings, ["docs", "generate", "--static"], DBT_PROJECT_DIR)
+    with atomic_path(paths.dbt_docs) as tmp:
+        shutil.copyfile(paths.dbt_target / "static_index.html", tmp)
+    write_text(digest, paths.dbt_docs.with_name("project.sha256"))
+    log.info("dbt docs written to %s", paths.dbt_docs)
+    return paths.dbt_docs
+
+
+def project_digest(project_dir: Path = DBT_PROJECT_DIR) -> str:
+    """SHA-256 of the dbt project's files (names and contents): what its docs show."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in project_dir.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(project_dir).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _remove_stale_builds(builds: Path) -> None:

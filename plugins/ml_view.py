@@ -11,6 +11,7 @@ menu entry, inside the Airflow page. It reads what the pipeline has published un
 - ``/ml/compare?first=<version>&second=<version>``: two versions side by side.
 - ``/ml/predictions?date=YYYY-MM-DD``: a preview of that date's prediction partition.
 - ``/ml/reports/<path>``: a file from the reports folder, and from nowhere else.
+- ``/ml/dbt-docs``: the dbt project's docs (models, columns, tests, lineage graph).
 
 Every page starts with the way back to the overview, the pages the pipeline wrote
 (reports, model cards) included: the view adds it as it serves them.
@@ -63,6 +64,13 @@ PRIVATE_HEADERS = {
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
     "img-src 'self' data:; frame-ancestors 'self'",
+    **PRIVATE_HEADERS,
+}
+# dbt's docs are an app of dbt's own (AngularJS, inlined with the manifest and catalog
+# into one page): its scripts run, and it still may fetch nothing from anywhere.
+DBT_DOCS_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; "
+    "style-src 'unsafe-inline'; img-src 'self' data:; font-src data:; frame-ancestors 'self'",
     **PRIVATE_HEADERS,
 }
 
@@ -392,6 +400,33 @@ def predictions(
             dict(zip(columns, row, strict=True)) for row in frame[columns].itertuples(index=False)
         ],
     )
+
+
+@app.get("/dbt-docs", response_class=HTMLResponse)
+def dbt_docs(cfg: SettingsDep) -> HTMLResponse:
+    """The dbt project's docs (models, columns, tests, the lineage graph), written after
+    a build whenever the project changed, framed below the view's navigation (the app
+    lays itself out over the whole page)."""
+    page = cfg.paths.dbt_docs
+    if not page.is_file():
+        raise HTTPException(
+            status_code=404,
+            detail=f"no dbt docs yet at {page}: they are written after a build "
+            "(`ml transform`, or any run of the DAGs)",
+        )
+    framed = _page("dbt_docs.html", "dbt docs")
+    csp = f"{SECURITY_HEADERS['Content-Security-Policy']}; frame-src 'self'"
+    framed.headers["Content-Security-Policy"] = csp
+    return framed
+
+
+@app.get("/dbt-docs/index.html", response_class=HTMLResponse)
+def dbt_docs_page(cfg: SettingsDep) -> HTMLResponse:
+    """The docs' page itself, as dbt wrote it."""
+    page = cfg.paths.dbt_docs
+    if not page.is_file():
+        raise HTTPException(status_code=404, detail=f"no dbt docs yet at {page}")
+    return HTMLResponse(page.read_text(encoding="utf-8"), headers=DBT_DOCS_HEADERS)
 
 
 @app.get("/reports/{relative:path}")

@@ -82,7 +82,9 @@ def raw_labels(package_source: Path, start: dt.date, end: dt.date):
 def make_settings(data_dir: Path, **overrides):
     from ml.config import load_settings
 
-    defaults = {"train_window_days": 30, "validation_days": 7}
+    # The dbt docs cost a build about 10 s: written where a test asks for them, and by
+    # the end-to-end tests (their processes read the defaults).
+    defaults = {"train_window_days": 30, "validation_days": 7, "dbt_docs": False}
     defaults.update(overrides)
     return load_settings(env={}, data_dir=data_dir, **defaults)
 

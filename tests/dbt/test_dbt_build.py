@@ -233,3 +233,36 @@ def test_ml_transform_without_dates_rebuilds_every_landed_day(built_data, tmp_pa
     )
     assert published["flight_date"].min() == SLICE_START
     assert published["flight_date"].max() == SLICE_END
+    # The default settings write the dbt project's docs after the build.
+    docs = make_settings(data_dir).paths.dbt_docs
+    assert "int_evening_departures_counted" in docs.read_text()
+
+
+def test_dbt_docs_are_written_after_a_build_and_again_only_when_the_project_changed(
+    built_data, tmp_path
+):
+    from ml import transform
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(built_data, data_dir)
+    settings = make_settings(data_dir, dbt_docs=True)
+    transform.build(settings, DAY, DAY)
+    page = settings.paths.dbt_docs
+    text = page.read_text()
+    # The manifest and catalog are in the page: models, documented columns, tests.
+    for name in ("flight_features", "int_evening_departures_counted", "stg_nycflights__flights"):
+        assert f"model.flights.{name}" in text, name
+    assert "origin_evening_dep_delay_rate_1d" in text  # a documented column
+    assert "test.flights.unique_flight_features_flight_id" in text
+    assert "https://" not in text.split("<script", 1)[0]  # nothing fetched before the app
+    written = page.stat().st_mtime_ns
+
+    transform.build(settings, DAY, DAY)
+    assert page.stat().st_mtime_ns == written  # the same project: not written again
+
+    page.with_name("project.sha256").write_text("the digest of an older project")
+    with transform.dbt_lock(settings):
+        transform._write_docs_if_changed(settings)
+    assert page.stat().st_mtime_ns != written
+    stamp = page.with_name("project.sha256").read_text()
+    assert stamp == transform.project_digest()

@@ -204,6 +204,11 @@ def test_the_ml_view_needs_the_ui_login_and_shows_models_reports_and_predictions
 
         report = client.get(f"{base}/reports/drift/drift_{TRIGGERED}.html")
         assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+        # The dbt project's docs, written by the run's build, behind the same login.
+        assert client.get(f"{base}/dbt-docs").status_code == 200
+        docs = client.get(f"{base}/dbt-docs/index.html")
+        assert docs.status_code == 200 and "model.flights.flight_features" in docs.text
+        assert httpx.get(f"{base}/dbt-docs/index.html").status_code == 401
         # Only the reports folder: no way out by dots, encoded dots, absolute paths or links.
         for attempt in (
             "reports/%2e%2e/%2e%2e/passwords.json",

@@ -273,3 +273,24 @@ def test_two_versions_side_by_side_and_the_challengers_rows_only_when_there_are_
     same = client.get("/compare", params={"first": champion, "second": champion}).text
     assert "Both on the same holdout days" in same
     assert client.get("/compare", params={"first": champion, "second": "nope"}).status_code == 404
+
+
+def test_the_dbt_docs_are_framed_below_the_navigation_or_said_to_be_missing(view):
+    client, settings, _ = view
+    missing = client.get("/dbt-docs")
+    assert missing.status_code == 404 and "they are written after a build" in missing.text
+    settings.paths.dbt_docs.parent.mkdir(parents=True)
+    settings.paths.dbt_docs.write_text("<html><body><script>var docs = 1;</script></body></html>")
+
+    framed = client.get("/dbt-docs")
+    assert framed.status_code == 200
+    assert "<a href='/ml/'>ML overview</a>" in framed.text
+    assert "<iframe src='/ml/dbt-docs/index.html'" in framed.text
+    assert "frame-src 'self'" in framed.headers["content-security-policy"]
+    assert "script-src" not in framed.headers["content-security-policy"]
+    docs = client.get("/dbt-docs/index.html")
+    assert docs.text == settings.paths.dbt_docs.read_text()  # as dbt wrote it
+    policy = docs.headers["content-security-policy"]
+    # dbt's app runs its own inline scripts; it may still fetch nothing from anywhere.
+    assert "script-src 'unsafe-inline'" in policy and "default-src 'none'" in policy
+    assert "connect-src" not in policy and docs.headers["x-frame-options"] == "SAMEORIGIN"
