@@ -12,6 +12,14 @@ with the reason in the audit log, challenger.
 1. **ingest_history**: land any missing day of the window (days already landed are kept).
 2. **transform**: `dbt build` of the window, validated and published.
 3. **train**: fit, calibrate, compare, register, gate.
+4. **needs_approval**: with `ML_PROMOTION_APPROVAL=manual` (or the `approval` param), a
+   model that passed the gate stays challenger and the run waits for a person; otherwise
+   the last two steps are skipped.
+5. **approve_promotion**: a Human-in-the-loop task, answered in the UI's Required Actions
+   (or through the REST API): the gate's checks and a link to the model card; approve,
+   or reject with a reason.
+6. **record_approval**: approved, the model becomes champion; rejected, it stays
+   challenger. The audit log names who answered, and why.
 
 Scheduled on the `retraining_requested` asset: the daily DAG emits an event on it when
 the retraining policy fires (weekly, or after lasting drift or degradation; see
@@ -21,7 +29,8 @@ the retraining policy fires (weekly, or after lasting drift or degradation; see
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, dag, get_current_context, task
+from airflow.providers.standard.operators.hitl import HITLOperator
+from airflow.sdk import Asset, Param, dag, get_current_context, task
 from pipeline_defaults import (
     DEFAULT_ARGS,
     REPLAY_START,
@@ -46,6 +55,14 @@ MODELS = Asset("flight_delay_models")
     default_args=DEFAULT_ARGS,
     params={
         "as_of": optional_date_param("As-of date", "Train on the window before this day"),
+        "approval": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, "auto", "manual"],
+            title="Promotion approval",
+            description="auto: the gate alone promotes; manual: a model that passed the gate "
+            "waits for a person's approval. Empty: ML_PROMOTION_APPROVAL (auto by default).",
+        ),
     },
 )
 def flights_training():
@@ -82,9 +99,47 @@ def flights_training():
         from ml.config import load_settings
         from ml.dates import parse_date
 
-        return pipeline.train(load_settings(), parse_date(as_of))
+        settings = load_settings()
+        approval = get_current_context()["params"].get("approval")
+        return pipeline.train(
+            settings, parse_date(as_of), approval=approval or settings.promotion_approval
+        )
 
-    train(transform(ingest_history()))
+    @task.short_circuit(ignore_downstream_trigger_rules=True)
+    def needs_approval(trained: dict) -> bool:
+        """Whether a person must approve the model (it passed the gate, approval is manual)."""
+        return bool(trained["awaiting_approval"])
+
+    approve_promotion = HITLOperator(
+        task_id="approve_promotion",
+        subject="Promote {{ ti.xcom_pull(task_ids='train')['version'] }} to champion?",
+        body="{{ ti.xcom_pull(task_ids='train')['approval_note'] }}",
+        doc_md="A person approves the model that passed the gate, or rejects it with a "
+        "reason, from the UI's Required Actions or the REST API.",
+        options=["Approve", "Reject"],  # ml.pipeline.APPROVE, REJECT
+        params={
+            "reason": Param(
+                "",
+                type="string",
+                title="Reason",
+                description="Why: written to the audit log with your name.",
+            )
+        },
+    )
+
+    @task
+    @failing_fast()
+    def record_approval(trained: dict, answer: dict) -> dict:
+        """Promote the model if approved; keep it challenger if rejected; audit both."""
+        from ml import pipeline
+        from ml.config import load_settings
+
+        return pipeline.record_approval(load_settings(), trained["version"], answer)
+
+    trained = train(transform(ingest_history()))
+    waiting = needs_approval(trained)
+    waiting >> approve_promotion
+    record_approval(trained, approve_promotion.output)
 
 
 dag = flights_training()

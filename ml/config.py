@@ -22,6 +22,8 @@ from ml.errors import ConfigError
 from ml.paths import Paths
 
 ENV_PREFIX = "ML_"
+# Who promotes a candidate that passed the gate (``promotion_approval``).
+APPROVALS = ("auto", "manual")
 # Separates the levels of a nested setting in its variable: ML_MODEL_PARAMS__LIGHTGBM__NUM_LEAVES.
 ENV_NESTING = "__"
 # How often a backtest retrains: every day, every 7 days, on the 1st of each month, or once.
@@ -61,6 +63,7 @@ class Settings:
     gate_slice_min_rows: int
     gate_slice_tolerance: float
     gate_max_ece: float
+    promotion_approval: str
     label_maturity_days: int
     recalibration_enabled: bool
     recalibration_days: int
@@ -218,6 +221,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         strange = [name for name in values[key] if name not in algorithms]
         if strange:
             raise ConfigError(f"{key} {strange}: expected some of {algorithms}")
+    if values["promotion_approval"] not in APPROVALS:
+        raise ConfigError(
+            f"promotion_approval {values['promotion_approval']!r}: expected one of {APPROVALS}"
+        )
     for key in ("recalibration_days", "recalibration_min_rows", "risk_band_min_flights"):
         if values[key] < 1:
             raise ConfigError(f"{key} must be at least 1")

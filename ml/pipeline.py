@@ -344,18 +344,55 @@ def ingest_history(settings: Settings, as_of: dt.date) -> dict[str, Any]:
 
 
 def train(
-    settings: Settings, as_of: dt.date, progress: Callable[[str], None] = print
+    settings: Settings,
+    as_of: dt.date,
+    progress: Callable[[str], None] = print,
+    approval: str = "auto",
 ) -> dict[str, Any]:
     """Train the candidates, register the best with its model card, run the promotion gate.
-    ``progress`` gets a line as training starts and one per candidate fitted."""
+    ``progress`` gets a line as training starts and one per candidate fitted. With
+    ``approval="manual"`` a best that passed the gate awaits a person's approval
+    (``awaiting_approval``, and ``approval_note``: what the approver is shown)."""
     from ml.train import train as train_models
 
-    result = train_models(settings, as_of, progress)
+    result = train_models(settings, as_of, progress, approval)
     holdout = result.metrics["holdout"]["model"]
+    checks = result.metrics["gate"]["checks"]
     return {
         "version": result.version,
         "algorithm": result.algorithm,
         "holdout": {k: holdout[k] for k in ("auc", "log_loss", "brier", "ece")},
         "champion": result.became_champion,
         "gate": result.gate_reason,
+        "awaiting_approval": result.awaiting_approval,
+        "approval_note": _approval_note(result.version, result.gate_reason, checks),
     }
+
+
+def _approval_note(version: str, reason: str, checks: list[dict[str, Any]]) -> str:
+    """What an approver reads (Markdown): the gate's checks and the model card."""
+    rows = "\n".join(
+        f"| {c['name']} | {'passed' if c['passed'] else 'failed'} | {c['detail']} |" for c in checks
+    )
+    return (
+        f"**{version}** {reason}.\n\n| check | result | detail |\n|---|---|---|\n{rows}\n\n"
+        f"[Its model card](/ml/models/{version}) · [beside the champion](/ml/#versions). "
+        "Approve to make it champion; reject to keep it challenger, with your reason."
+    )
+
+
+def record_approval(settings: Settings, version: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """Act on a person's answer from the training DAG's approval step (the Human-in-the-
+    loop task's result: ``chosen_options``, ``params_input``, ``responded_by_user``)."""
+    from ml import registry
+
+    approved = answer["chosen_options"] == [APPROVE]
+    user = answer.get("responded_by_user") or {}
+    by = user.get("name") or user.get("id") or "unknown"
+    reason = str((answer.get("params_input") or {}).get("reason") or "").strip()
+    champion = registry.record_approval(settings, version, approved, by=by, reason=reason)
+    return {"version": version, "approved": approved, "by": by, "champion": champion}
+
+
+# The approval step's options (the training DAG's Human-in-the-loop task).
+APPROVE, REJECT = "Approve", "Reject"

@@ -235,18 +235,57 @@ def _recover(settings: Settings) -> list[str]:
     return done
 
 
-def apply_gate(settings: Settings, version: str, decision) -> bool:
+AWAITING_APPROVAL = "passed the promotion gate; awaiting approval"
+
+
+def apply_gate(settings: Settings, version: str, decision, approval: str = "auto") -> bool:
     """Point the aliases as the promotion gate decided; return whether ``version`` is champion.
 
-    A version that already is champion (training re-run for the same date) keeps it.
+    With ``approval="manual"`` a version that passed the gate becomes challenger until a
+    person approves it (:func:`record_approval`). A version that already is champion
+    (training re-run for the same date) keeps it.
     """
     if get_alias(settings, "champion") == version:
         return True
+    if decision.promote and approval == "manual":
+        set_alias(settings, "challenger", version, reason=f"{AWAITING_APPROVAL}: {decision.reason}")
+        return False
     if decision.promote:
         promote(settings, version, reason=decision.reason)
         return True
     log.warning("%s becomes challenger: %s", version, decision.reason)
     set_alias(settings, "challenger", version, reason=decision.reason)
+    return False
+
+
+def record_approval(
+    settings: Settings, version: str, approved: bool, by: str, reason: str = ""
+) -> bool:
+    """A person's answer on a version that passed the gate and awaited approval: approved,
+    it becomes champion; rejected, it stays challenger. Either way the audit log says who
+    answered and why. Returns whether ``version`` is champion.
+
+    Raises:
+        RegistryError: The version is unknown.
+    """
+    why = f": {reason}" if reason else ""
+    if approved:
+        promote(settings, version, reason=f"approved by {by}{why}", by=by)
+        return True
+    if not (version_dir(settings, version) / MODEL_METADATA).exists():
+        raise RegistryError(f"model version {version!r} not found in {settings.paths.models}")
+    with file_lock(settings.paths.models_lock):
+        aliases = read_aliases(settings)
+        _append_audit(
+            settings,
+            {
+                "alias": "challenger",
+                "from": aliases.get("challenger"),
+                "to": aliases.get("challenger"),
+                "reason": f"{version} rejected as champion by {by}{why}",
+                "by": by,
+            },
+        )
     return False
 
 
@@ -303,8 +342,11 @@ def get_alias(settings: Settings, alias: str) -> str | None:
     return read_aliases(settings).get(alias)
 
 
-def set_alias(settings: Settings, alias: str, version: str, reason: str) -> None:
-    """Point ``alias`` at ``version`` and append the change to the audit log.
+def set_alias(
+    settings: Settings, alias: str, version: str, reason: str, by: str | None = None
+) -> None:
+    """Point ``alias`` at ``version`` and append the change to the audit log (with ``by``,
+    the person who made it, where one did).
 
     An unreadable ``aliases.json`` is rebuilt from the audit log, with a warning.
     """
@@ -328,7 +370,8 @@ def set_alias(settings: Settings, alias: str, version: str, reason: str) -> None
             return
         aliases[alias] = version
         write_json(aliases, settings.paths.model_aliases)
-        _append_audit(settings, {"alias": alias, "from": previous, "to": version, "reason": reason})
+        entry = {"alias": alias, "from": previous, "to": version, "reason": reason}
+        _append_audit(settings, {**entry, **({"by": by} if by else {})})
 
 
 def aliases_from_audit(settings: Settings) -> dict[str, str]:
@@ -403,13 +446,13 @@ def alias_changes(settings: Settings) -> list[dict[str, Any]]:
     return [e for e in audit_log(settings) if e.get("event", ALIAS_CHANGE) == ALIAS_CHANGE]
 
 
-def promote(settings: Settings, version: str, reason: str) -> None:
+def promote(settings: Settings, version: str, reason: str, by: str | None = None) -> None:
     """Make ``version`` champion; the previous champion becomes challenger."""
     try:
         previous = get_alias(settings, "champion")
     except RegistryError:
         previous = aliases_from_audit(settings).get("champion")
-    set_alias(settings, "champion", version, reason=reason)
+    set_alias(settings, "champion", version, reason=reason, by=by)
     if previous and previous != version:
         set_alias(settings, "challenger", previous, reason=f"replaced as champion by {version}")
 

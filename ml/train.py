@@ -78,6 +78,7 @@ class TrainingResult:
     metrics: dict[str, Any]
     became_champion: bool
     gate_reason: str
+    awaiting_approval: bool = False
 
 
 @dataclass(frozen=True)
@@ -234,10 +235,15 @@ def _version(
 
 
 def train(
-    settings: Settings, as_of: dt.date, progress: Callable[[str], None] = log.info
+    settings: Settings,
+    as_of: dt.date,
+    progress: Callable[[str], None] = log.info,
+    approval: str = "auto",
 ) -> TrainingResult:
     """Train every candidate as of ``as_of``, register the best, and run the promotion gate.
-    ``progress`` gets a line per candidate as it is fitted (the log by default).
+    ``progress`` gets a line per candidate as it is fitted (the log by default). With
+    ``approval="manual"``, a best that passed the gate stays challenger, awaiting a
+    person's approval (:func:`ml.registry.record_approval`).
 
     Raises:
         DataError: The window has no rows, or only one class.
@@ -326,13 +332,14 @@ def train(
         family_alpha=settings.drift_family_alpha,
     )
     registry.register(settings, model, metadata, metrics, profile, documents=card_files)
-    became_champion = registry.apply_gate(settings, version, decision)
+    became_champion = registry.apply_gate(settings, version, decision, approval)
     return TrainingResult(
         version=version,
         algorithm=best,
         metrics=metrics,
         became_champion=became_champion,
         gate_reason=decision.reason,
+        awaiting_approval=decision.promote and not became_champion,
     )
 
 

@@ -143,6 +143,21 @@ def celery_env(database: str) -> dict[str, str]:
     }
 
 
+@contextlib.contextmanager
+def standalone_stack(root: Path, data: Path, ready_for: str) -> Iterator[Stack]:
+    """`airflow standalone` over the data folder ``data``, as `make airflow` starts it,
+    ready once ``ready_for`` is parsed; stopped, children and all, afterwards."""
+    env = {**base_env(root, data, free_port()), "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
+    init_metadata(env)
+    stack = Stack(root, env)
+    stack.start("standalone", "standalone")
+    try:
+        stack.wait_until_ready(ready_for)
+        yield stack
+    finally:
+        stack.stop()
+
+
 class Stack:
     """Long-running Airflow components, their logs, and the REST API of their API server."""
 

@@ -28,16 +28,7 @@ from tests.conftest import (
     run_training_steps,
     sha256,
 )
-from tests.e2e.airflow_stack import (
-    AIRFLOW,
-    ML,
-    Stack,
-    base_env,
-    free_port,
-    init_metadata,
-    run,
-    run_json,
-)
+from tests.e2e.airflow_stack import AIRFLOW, ML, run, run_json, standalone_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -79,15 +70,8 @@ def standalone(trained_data, tmp_path_factory):
     outside.write_text("not a report")
     (data / "reports" / "escape.html").symlink_to(outside)
 
-    env = {**base_env(root, data, free_port()), "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
-    init_metadata(env)
-    stack = Stack(root, env)
-    stack.start("standalone", "standalone")
-    try:
-        stack.wait_until_ready(DAG)
+    with standalone_stack(root, data, DAG) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def test_a_day_triggered_by_logical_date_runs_every_task_and_is_readable(standalone):

@@ -106,3 +106,10 @@ def test_feature_exclude_is_read_from_a_comma_separated_variable():
     settings = load_settings(env={"ML_FEATURE_EXCLUDE": "flight_number_*, day_of_year"})
     assert settings.feature_exclude == ("flight_number_*", "day_of_year")
     assert load_settings(env={}).feature_exclude == tuple(load_defaults()["feature_exclude"])
+
+
+def test_promotion_approval_is_auto_or_manual():
+    assert load_settings(env={}).promotion_approval == "auto"
+    assert load_settings(env={"ML_PROMOTION_APPROVAL": "manual"}).promotion_approval == "manual"
+    with pytest.raises(ConfigError, match="promotion_approval 'sometimes': expected one of"):
+        load_settings(env={"ML_PROMOTION_APPROVAL": "sometimes"})

@@ -321,3 +321,44 @@ def test_monitor_reads_the_published_scores_and_scores_only_what_is_missing(
     pd.testing.assert_frame_equal(
         pd.read_parquet(settings.paths.monitoring_partition("drift", DAY)), rescored
     )
+
+
+def test_with_manual_approval_a_passed_gate_waits_and_the_answer_is_audited(trained_copy):
+    import shutil
+
+    from ml import pipeline
+    from ml.gate import GateDecision
+
+    settings = make_settings(trained_copy)
+    champion = registry.get_alias(settings, "champion")
+    other = f"{champion}-retrained"
+    shutil.copytree(settings.paths.model_version(champion), settings.paths.model_version(other))
+    metadata = settings.paths.model_version(other) / "metadata.json"
+    metadata.write_text(json.dumps({**json.loads(metadata.read_text()), "version": other}))
+    passed = GateDecision(True, [], champion)
+
+    assert not registry.apply_gate(settings, other, passed, approval="manual")
+    assert registry.read_aliases(settings) == {"champion": champion, "challenger": other}
+    assert registry.audit_log(settings)[-1]["reason"].startswith(registry.AWAITING_APPROVAL)
+
+    answer = {"chosen_options": ["Reject"], "params_input": {"reason": "too few days"}}
+    rejected = pipeline.record_approval(
+        settings, other, {**answer, "responded_by_user": {"id": "7", "name": "ana"}}
+    )
+    assert rejected == {"version": other, "approved": False, "by": "ana", "champion": False}
+    assert registry.read_aliases(settings) == {"champion": champion, "challenger": other}
+    last = registry.audit_log(settings)[-1]
+    assert (last["by"], last["reason"]) == (
+        "ana",
+        f"{other} rejected as champion by ana: too few days",
+    )
+
+    answer = {"chosen_options": ["Approve"], "params_input": {}, "responded_by_user": None}
+    assert pipeline.record_approval(settings, other, answer)["champion"]
+    assert registry.read_aliases(settings) == {"champion": other, "challenger": champion}
+    changes = registry.alias_changes(settings)
+    assert (changes[-2]["alias"], changes[-2]["reason"]) == ("champion", "approved by unknown")
+
+    # Automatic (the default): the gate alone promotes.
+    assert registry.apply_gate(settings, champion, passed, approval="auto")
+    assert registry.get_alias(settings, "champion") == champion
