@@ -38,6 +38,10 @@ Errors that a retry cannot heal (a malformed file, a failed expectation or dbt t
 unreadable model) fail their task at once, without retries, and nothing already
 published changes; a held lock or a full disk is retried.
 
+A run not done `ML_DAILY_DEADLINE_MINUTES` (60) after it was queued misses its deadline:
+Airflow's deadline alert logs it and records it in `monitoring/deadline_misses.jsonl`,
+which the ML view lists; the run itself goes on.
+
 Every task is idempotent for D: re-running it replaces D's partitions. Tasks that write
 the DuckDB catalog share the one-slot `warehouse` pool. Backfill a range with
 `airflow backfill create --dag-id flights_daily --from-date 2013-07-01 --to-date 2013-07-07`.
@@ -45,13 +49,27 @@ the DuckDB catalog share the one-slot `warehouse` pool. Backfill a range with
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, Metadata, dag, get_current_context, task
+import datetime as dt
+
+from airflow.sdk import (
+    Asset,
+    AsyncCallback,
+    DeadlineAlert,
+    DeadlineReference,
+    Metadata,
+    dag,
+    get_current_context,
+    task,
+)
 from airflow.sdk.exceptions import AirflowSkipException
 from pipeline_defaults import (
+    DAILY_DEADLINE_MINUTES,
+    DEADLINE_CALLBACK,
     DEFAULT_ARGS,
     REPLAY_END,
     REPLAY_START,
     RETRAINING_REQUESTED,
+    UNDER_DAGS_TEST,
     WAREHOUSE_POOL,
     failing_fast,
     optional_date_param,
@@ -74,6 +92,16 @@ PREDICTIONS = Asset("flight_predictions")
     params={
         "flight_date": optional_date_param("Flight date", "The day to score"),
     },
+    # A run not done ML_DAILY_DEADLINE_MINUTES after it was queued is recorded as late
+    # (in the triggerer; the run itself goes on). Not in one-process test runs: see
+    # UNDER_DAGS_TEST.
+    deadline=None
+    if UNDER_DAGS_TEST or __name__ == "__main__"
+    else DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=dt.timedelta(minutes=DAILY_DEADLINE_MINUTES),
+        callback=AsyncCallback(DEADLINE_CALLBACK),
+    ),
 )
 def flights_daily():
     # Each task is one step of ml.pipeline, of the same name (and the `ml` command that
@@ -151,7 +179,11 @@ def flights_daily():
         from ml.config import load_settings
         from ml.dates import parse_date
 
-        return pipeline.predict(load_settings(), parse_date(day))
+        prediction = pipeline.predict(load_settings(), parse_date(day))
+        # The asset event names the partition it published: the flight date (Airflow 3.2's
+        # asset partitions; the UI shows it on the event).
+        get_current_context()["outlet_events"][PREDICTIONS].add_partitions(day)
+        return prediction
 
     @task(pool=WAREHOUSE_POOL)
     @failing_fast()

@@ -17,7 +17,7 @@ with the reason in the audit log, challenger.
    the last two steps are skipped.
 5. **approve_promotion**: a Human-in-the-loop task, answered in the UI's Required Actions
    (or through the REST API): the gate's checks and a link to the model card; approve,
-   or reject with a reason.
+   or reject with a reason. Unanswered for 7 days, it is rejected.
 6. **record_approval**: approved, the model becomes champion; rejected, it stays
    challenger. The audit log names who answered, and why.
 
@@ -28,6 +28,8 @@ the retraining policy fires (weekly, or after lasting drift or degradation; see
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Asset, Param, dag, get_current_context, task
@@ -41,6 +43,7 @@ from pipeline_defaults import (
 )
 
 MODELS = Asset("flight_delay_models")
+APPROVAL_TIMEOUT_DAYS = 7
 
 
 @dag(
@@ -116,7 +119,11 @@ def flights_training():
         body="{{ ti.xcom_pull(task_ids='train')['approval_note'] }}",
         doc_md="A person approves the model that passed the gate, or rejects it with a "
         "reason, from the UI's Required Actions or the REST API.",
-        options=["Approve", "Reject"],  # ml.pipeline.APPROVE, REJECT
+        options=["Approve", "Reject"],  # ml.pipeline.APPROVE promotes
+        # Unanswered for a week, the request is rejected: the run (and with it the next
+        # training, one run at a time) must not wait forever.
+        response_timeout=dt.timedelta(days=APPROVAL_TIMEOUT_DAYS),
+        defaults=["Reject"],
         params={
             "reason": Param(
                 "",

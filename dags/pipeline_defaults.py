@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
+import sys
 from collections.abc import Iterator
 
 import pendulum
@@ -25,6 +27,21 @@ DEFAULT_ARGS = {"owner": "ml-platform", "retries": 2, "retry_delay": dt.timedelt
 RETRAINING_REQUESTED = Asset("retraining_requested")
 # Tasks that write warehouse.duckdb: DuckDB allows a single writer.
 WAREHOUSE_POOL = "warehouse"
+# A daily run not done this long after it was queued has missed its deadline: the
+# setting daily_deadline_minutes of ml/defaults.yaml, read here from the environment
+# without importing ml (tests/dags check that the two defaults agree).
+DAILY_DEADLINE_MINUTES = float(os.environ.get("ML_DAILY_DEADLINE_MINUTES", "60"))
+# `airflow dags test` (Airflow 3.3.2) fails on a DAG with a deadline alert once its run has
+# succeeded: its in-memory copy of the DAG holds the alert's definition where the scheduler
+# expects its stored id (apache/airflow#73428). It runs no scheduler, which is what
+# watches deadlines, so the alert is left out there.
+UNDER_DAGS_TEST = sys.argv[1:3] == ["dags", "test"]
+
+
+# The deadline alert's callback runs in the triggerer, which imports it by this path from
+# the installed package (the DAGs folder is not on its path). Given as a path, it is
+# resolved when a DAG file is parsed: ml.orchestration imports nothing heavy.
+DEADLINE_CALLBACK = "ml.orchestration.deadline_missed"
 
 
 def optional_date_param(title: str, description: str) -> Param:

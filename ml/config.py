@@ -64,6 +64,7 @@ class Settings:
     gate_slice_tolerance: float
     gate_max_ece: float
     promotion_approval: str
+    daily_deadline_minutes: float
     label_maturity_days: int
     recalibration_enabled: bool
     recalibration_days: int

@@ -336,6 +336,21 @@ def json_text(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
 
 
+def append_json_line(entry: dict[str, Any], dest: Path) -> None:
+    """Append ``entry`` to the JSON Lines file ``dest`` as one line, flushed to disk. A
+    line cut short by a kill stays a line of its own: the next entry starts anew."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with dest.open("a+b") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() > 0:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+        handle.write((json.dumps(entry, sort_keys=True, default=str) + "\n").encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def write_json(obj: Any, dest: Path) -> Path:
     """Write ``obj`` as indented JSON to ``dest`` atomically."""
     return write_text(json_text(obj), dest)

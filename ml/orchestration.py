@@ -6,11 +6,17 @@ Kept free of Airflow imports so the package runs without Airflow installed.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ml.dates import parse_date
 from ml.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ml.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 def run_day(context: Mapping[str, Any], param: str = "flight_date") -> dt.date:
@@ -55,3 +61,46 @@ def run_range(context: Mapping[str, Any]) -> tuple[dt.date, dt.date]:
     if end < start:
         raise ConfigError(f"replay {start}..{end}: the end is before the start")
     return start, end
+
+
+async def deadline_missed(context: Mapping[str, Any], **_: Any) -> None:
+    """The daily DAG's deadline alert callback, run by the triggerer (which imports it by
+    its path: the DAGs folder is not on its path, the installed package is)."""
+    import asyncio
+
+    from ml.config import load_settings
+
+    await asyncio.to_thread(record_missed_deadline, load_settings(), context)
+
+
+def record_missed_deadline(settings: Settings, context: Mapping[str, Any]) -> dict[str, Any]:
+    """A run that missed its deadline (the context Airflow's deadline alert passes its
+    callback: ``dag_run`` and ``deadline``): logged, and appended to
+    ``monitoring/deadline_misses.jsonl`` for the ML view. Returns the row."""
+    from ml.io import append_json_line
+
+    run = context.get("dag_run") or {}
+    deadline = context.get("deadline") or {}
+    day = (run.get("conf") or {}).get("flight_date")
+    if not day and run.get("logical_date"):  # as run_day reads it: the UTC date
+        moment = dt.datetime.fromisoformat(str(run["logical_date"]).replace("Z", "+00:00"))
+        day = moment.astimezone(dt.UTC).date().isoformat()
+    row = {
+        "dag_id": run.get("dag_id"),
+        "run_id": run.get("dag_run_id") or run.get("run_id"),
+        "run_type": run.get("run_type"),
+        "flight_date": day,
+        "queued_at": run.get("queued_at"),
+        "deadline_at": deadline.get("deadline_time"),
+        "state": run.get("state"),
+    }
+    log.warning(
+        "%s run %s missed its deadline (%s): queued at %s, still %s",
+        row["dag_id"],
+        row["run_id"],
+        row["deadline_at"],
+        row["queued_at"],
+        row["state"],
+    )
+    append_json_line(row, settings.paths.deadline_misses)
+    return row

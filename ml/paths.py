@@ -199,6 +199,11 @@ class Paths:
         return self.root / "monitoring"
 
     @property
+    def deadline_misses(self) -> Path:
+        """``deadline_misses.jsonl``: one line per daily run not done by its deadline."""
+        return self.monitoring / "deadline_misses.jsonl"
+
+    @property
     def reports(self) -> Path:
         return self.root / "reports"
 

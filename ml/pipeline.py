@@ -365,18 +365,28 @@ def train(
         "champion": result.became_champion,
         "gate": result.gate_reason,
         "awaiting_approval": result.awaiting_approval,
-        "approval_note": _approval_note(result.version, result.gate_reason, checks),
+        "approval_note": _approval_note(
+            result.version, result.gate_reason, checks, result.metrics["gate"]["champion"]
+        ),
     }
 
 
-def _approval_note(version: str, reason: str, checks: list[dict[str, Any]]) -> str:
-    """What an approver reads (Markdown): the gate's checks and the model card."""
+# The approval step's answer that promotes (the training DAG's Human-in-the-loop task).
+APPROVE = "Approve"
+
+
+def _approval_note(
+    version: str, reason: str, checks: list[dict[str, Any]], champion: str | None
+) -> str:
+    """What an approver reads (Markdown): the gate's checks, the model card and, where
+    there is a champion, the two side by side in the ML view."""
     rows = "\n".join(
         f"| {c['name']} | {'passed' if c['passed'] else 'failed'} | {c['detail']} |" for c in checks
     )
+    beside = f" · [beside the champion](/ml/compare?first={champion}&second={version})"
     return (
         f"**{version}** {reason}.\n\n| check | result | detail |\n|---|---|---|\n{rows}\n\n"
-        f"[Its model card](/ml/models/{version}) · [beside the champion](/ml/#versions). "
+        f"[Its model card](/ml/models/{version}){beside if champion else ''}. "
         "Approve to make it champion; reject to keep it challenger, with your reason."
     )
 
@@ -390,9 +400,7 @@ def record_approval(settings: Settings, version: str, answer: dict[str, Any]) ->
     user = answer.get("responded_by_user") or {}
     by = user.get("name") or user.get("id") or "unknown"
     reason = str((answer.get("params_input") or {}).get("reason") or "").strip()
+    if answer.get("timedout"):  # nobody answered in time: the request's default, Reject
+        by, reason = "nobody", "no answer before the request timed out"
     champion = registry.record_approval(settings, version, approved, by=by, reason=reason)
     return {"version": version, "approved": approved, "by": by, "champion": champion}
-
-
-# The approval step's options (the training DAG's Human-in-the-loop task).
-APPROVE, REJECT = "Approve", "Reject"

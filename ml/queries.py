@@ -8,7 +8,9 @@ straight from Parquet (no catalog, no lock); the caller formats what it gets.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -209,12 +211,18 @@ def serving_models(settings: Settings) -> list[dict[str, Any]]:
 def alias_history(
     settings: Settings, limit: int | None = None, events: bool = False
 ) -> list[dict[str, Any]]:
-    """The alias changes, newest first (``limit`` of them): ``at``, ``event`` (``alias``),
-    ``alias``, ``from`` (None for the first), ``to`` and ``reason``; with ``events``, the
-    audit log's other entries too (the champion's calibration revisions)."""
+    """The alias changes and a person's rejections, newest first (``limit`` of them):
+    ``at``, ``event`` (``alias`` or ``approval``), ``alias``, ``from`` (None for the
+    first), ``to`` and ``reason``; with ``events``, the audit log's other entries too (the
+    champion's calibration revisions)."""
     from ml import registry
 
-    entries = registry.audit_log(settings) if events else registry.alias_changes(settings)
+    shown = (registry.ALIAS_CHANGE, registry.APPROVAL)
+    entries = [
+        e
+        for e in registry.audit_log(settings)
+        if events or e.get("event", registry.ALIAS_CHANGE) in shown
+    ]
     return [
         {"event": e.get("event", registry.ALIAS_CHANGE)}
         | {key: e.get(key) for key in ("at", "alias", "from", "to", "reason")}
@@ -225,15 +233,24 @@ def alias_history(
 MONITORING_HINT = "run `ml monitor --date D` for a day first: it adds the monitoring views"
 
 
+@contextlib.contextmanager
+def _monitoring_views(settings: Settings) -> Iterator[Any]:
+    """The warehouse opened read-only for its monitoring views; a failure to read them is
+    a :class:`DataError` that names the file and what to run."""
+    import duckdb
+
+    warehouse = settings.paths.warehouse
+    with reading(warehouse, MONITORING_HINT), duckdb.connect(str(warehouse), read_only=True) as con:
+        yield con
+
+
 def daily_monitoring(settings: Settings, days: list[dt.date]) -> list[dict[str, Any]]:
     """Per day of ``days`` that has predictions, from the warehouse (read-only): the
     champion's rows and ``p_delayed`` range, drifted series, estimated AUC and log loss,
     the retraining decision, and the performance realized on that day once its labels
     matured (None before)."""
-    import duckdb
 
-    warehouse = settings.paths.warehouse
-    with reading(warehouse, MONITORING_HINT), duckdb.connect(str(warehouse), read_only=True) as con:
+    with _monitoring_views(settings) as con:
         cursor = con.execute(
             """
             with predicted as (
@@ -425,10 +442,8 @@ def performance_by_day(settings: Settings, days: list[dt.date]) -> dict[str, dic
     kind (``estimated``: from its scores on the day; ``realized``: once the labels
     matured), the lists ``log_loss``, ``auc`` and ``prior_log_loss`` (the prior rate's),
     one value per day of ``days`` (None where not known)."""
-    import duckdb
 
-    warehouse = settings.paths.warehouse
-    with reading(warehouse, MONITORING_HINT), duckdb.connect(str(warehouse), read_only=True) as con:
+    with _monitoring_views(settings) as con:
         rows = con.execute(
             "select kind, flight_date, log_loss, auc, prior_log_loss from monitoring_performance "
             "where dimension = 'all' and model_role = 'champion' "
@@ -450,13 +465,29 @@ def drift_scores(settings: Settings, days: list[dt.date]) -> pd.DataFrame:
     """The drift checks of ``days``, from the warehouse (read-only): one row per day and
     series, with the larger calibrated score ``z`` of its horizons (the day, the trailing
     week) and ``is_drifted`` where either drifted."""
-    import duckdb
 
-    warehouse = settings.paths.warehouse
-    with reading(warehouse, MONITORING_HINT), duckdb.connect(str(warehouse), read_only=True) as con:
+    with _monitoring_views(settings) as con:
         return con.execute(
             "select flight_date, feature, max(z) as z, bool_or(is_drifted) as is_drifted "
             "from monitoring_drift where flight_date in (select unnest($days)) "
             "group by all order by flight_date, feature",
             {"days": days},
         ).df()
+
+
+def deadline_misses(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest daily runs that missed their deadline, newest first (a cut line is
+    skipped): ``dag_id``, ``run_id``, ``flight_date``, ``queued_at``, ``deadline_at`` and
+    the run's ``state`` when the deadline passed."""
+    import json
+
+    path = settings.paths.deadline_misses
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows[::-1][:limit]

@@ -38,6 +38,7 @@ from typing import Any
 from ml.config import Settings
 from ml.errors import RegistryError
 from ml.io import (
+    append_json_line,
     dir_mode,
     exchange_dirs,
     file_lock,
@@ -265,27 +266,42 @@ def record_approval(
     it becomes champion; rejected, it stays challenger. Either way the audit log says who
     answered and why. Returns whether ``version`` is champion.
 
+    An answer can come days after the request: it counts only while ``version`` is still
+    the challenger and the champion is still the one the gate compared it with.
+
     Raises:
-        RegistryError: The version is unknown.
+        RegistryError: The version is unknown, or no longer awaits this answer (nothing
+            is changed; the message says what did).
     """
+    aliases = read_aliases(settings)
+    if aliases.get("challenger") != version:
+        raise RegistryError(
+            f"{settings.paths.model_aliases}: {version} no longer awaits approval (the "
+            f"challenger is now {aliases.get('challenger')}); nothing changed. To serve it "
+            f"anyway: `ml models promote {version}`"
+        )
     why = f": {reason}" if reason else ""
     if approved:
+        compared = load_metrics(settings, version).get("gate", {}).get("champion")
+        if aliases.get("champion") != compared:
+            raise RegistryError(
+                f"{settings.paths.model_aliases}: the gate compared {version} with champion "
+                f"{compared}, but the champion is now {aliases.get('champion')}; nothing "
+                f"changed. Retrain, or promote it by hand: `ml models promote {version}`"
+            )
         promote(settings, version, reason=f"approved by {by}{why}", by=by)
         return True
-    if not (version_dir(settings, version) / MODEL_METADATA).exists():
-        raise RegistryError(f"model version {version!r} not found in {settings.paths.models}")
-    with file_lock(settings.paths.models_lock):
-        aliases = read_aliases(settings)
-        _append_audit(
-            settings,
-            {
-                "alias": "challenger",
-                "from": aliases.get("challenger"),
-                "to": aliases.get("challenger"),
-                "reason": f"{version} rejected as champion by {by}{why}",
-                "by": by,
-            },
-        )
+    append_event(
+        settings,
+        {
+            "event": APPROVAL,
+            "alias": "challenger",
+            "from": version,
+            "to": version,
+            "reason": f"{version} rejected as champion by {by}{why}",
+            "by": by,
+        },
+    )
     return False
 
 
@@ -387,18 +403,7 @@ def _append_audit(settings: Settings, entry: dict[str, Any]) -> None:
     # The audit log records when a person or job changed an alias: wall-clock time is
     # the right stamp here; it never feeds a model or a prediction.
     entry = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **entry}
-    path = settings.paths.model_audit_log
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+b") as handle:
-        # A line cut short by a kill stays a line of its own: the next entry starts anew.
-        handle.seek(0, os.SEEK_END)
-        if handle.tell() > 0:
-            handle.seek(-1, os.SEEK_END)
-            if handle.read(1) != b"\n":
-                handle.write(b"\n")
-        handle.write((json.dumps(entry, sort_keys=True) + "\n").encode("utf-8"))
-        handle.flush()
-        os.fsync(handle.fileno())
+    append_json_line(entry, settings.paths.model_audit_log)
 
 
 def append_event(settings: Settings, entry: dict[str, Any]) -> None:
@@ -415,6 +420,8 @@ def append_event(settings: Settings, entry: dict[str, Any]) -> None:
 AUDIT_KEYS = ("at", "alias", "from", "to", "reason")
 # An entry without "event" is an alias change (every entry was, before events).
 ALIAS_CHANGE = "alias"
+# A person's rejection of a version that awaited approval: no alias moves.
+APPROVAL = "approval"
 
 
 def audit_log(settings: Settings) -> list[dict[str, Any]]:

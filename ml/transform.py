@@ -199,17 +199,6 @@ def build(settings: Settings, start: dt.date | None = None, end: dt.date | None 
     return build_dir
 
 
-def write_docs(settings: Settings) -> Path:
-    """Write the dbt project's docs, one self-contained page (models, columns, tests and
-    the lineage graph; ``dbt docs generate --static``), to ``docs/dbt/index.html``.
-
-    Raises:
-        TransformError: dbt could not generate them.
-    """
-    with dbt_lock(settings):
-        return _write_docs(settings, project_digest())
-
-
 def _write_docs_if_changed(settings: Settings) -> None:
     """After a build (the dbt lock held): the docs again if the project has changed since
     they were written. Docs are not data: a failure is a warning, the build goes on."""
@@ -228,6 +217,8 @@ def _write_docs_if_changed(settings: Settings) -> None:
 
 
 def _write_docs(settings: Settings, digest: str) -> Path:
+    """``dbt docs generate --static`` (the dbt lock held), its one page published
+    atomically to ``docs/dbt/index.html``, then the project's digest beside it."""
     paths = settings.paths
     _run_dbt(settings, ["docs", "generate", "--static"], DBT_PROJECT_DIR)
     with atomic_path(paths.dbt_docs) as tmp:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import mimetypes
+import re
 from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -46,6 +47,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = logging.getLogger(__name__)
 
 URL_PREFIX = "/ml"
+_BODY = re.compile(r"<body(\s[^>]*)?>", re.IGNORECASE)
 PREVIEW_ROWS = 50
 AUDIT_ROWS = 30
 BACKTEST_REPORTS = 10
@@ -68,9 +70,12 @@ SECURITY_HEADERS = {
 }
 # dbt's docs are an app of dbt's own (AngularJS, inlined with the manifest and catalog
 # into one page): its scripts run, and it still may fetch nothing from anywhere.
+# Sandboxed too: its scripts run in an origin of their own, so they cannot reach the UI
+# around them (its cookies, its API, its window).
 DBT_DOCS_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; "
-    "style-src 'unsafe-inline'; img-src 'self' data:; font-src data:; frame-ancestors 'self'",
+    "style-src 'unsafe-inline'; img-src 'self' data:; font-src data:; frame-ancestors 'self'; "
+    "form-action 'none'; base-uri 'none'; sandbox allow-scripts",
     **PRIVATE_HEADERS,
 }
 
@@ -109,8 +114,7 @@ def _with_navigation(page: str) -> str:
     from ml.html import render
 
     navigation = render("view/navigation.html", prefix=URL_PREFIX)
-    head, body, rest = page.partition("<body>")
-    return f"{head}{body}\n{navigation}{rest}" if body else page
+    return _BODY.sub(lambda m: f"{m.group(0)}\n{navigation}", page, count=1)
 
 
 @app.exception_handler(StarletteHTTPException)
@@ -197,6 +201,23 @@ def _audit(cfg) -> list[list[Any]]:
         [e["at"] or "", e["alias"] or "", e["from"] or "none", e["to"] or "", e["reason"] or ""]
         for e in alias_history(cfg, limit=AUDIT_ROWS)
     ]
+
+
+def _late_runs(cfg) -> dict[str, Any]:
+    """The daily runs that missed their deadline, newest first, and the deadline."""
+    from ml.queries import deadline_misses
+
+    rows = [
+        [
+            m.get("run_id"),
+            m.get("flight_date"),
+            m.get("queued_at"),
+            m.get("deadline_at"),
+            m.get("state"),
+        ]
+        for m in deadline_misses(cfg, limit=AUDIT_ROWS)
+    ]
+    return {"rows": rows, "minutes": cfg.daily_deadline_minutes}
 
 
 def _reports(cfg) -> list[dict[str, str]]:
@@ -304,6 +325,7 @@ def overview(cfg: SettingsDep) -> HTMLResponse:
         dates=dates,
         performance=_section(_performance, cfg, dates),
         drift=_section(_drift, cfg, dates),
+        late=_section(_late_runs, cfg),
         reports=_section(_reports, cfg),
         versions=_section(_versions, cfg),
         audit=_section(_audit, cfg),
@@ -317,19 +339,26 @@ def compare(
     second: Annotated[str, Query(description="Another registered model version.")],
 ) -> HTMLResponse:
     """Two versions side by side: metrics, slices, parameters, features and inputs."""
-    from ml import registry
     from ml.queries import compare_versions
 
-    known = {meta["version"] for meta in registry.list_versions(cfg)}
-    for version in (first, second):
-        if version not in known:
-            raise HTTPException(status_code=404, detail=f"no model version {version!r}")
+    _known_versions(cfg, first, second)
     title = f"{first} beside {second}"
     try:
         comparison = compare_versions(cfg, first, second)
     except SECTION_ERRORS as exc:
         return _page("message.html", title, 500, heading=title, error=_one_line(exc))
     return _page("compare.html", title, heading=title, **comparison)
+
+
+def _known_versions(cfg, *versions: str) -> None:
+    """Not found unless every one of ``versions`` is registered (no other name reaches
+    the registry's files)."""
+    from ml import registry
+
+    known = {meta["version"] for meta in registry.list_versions(cfg)}
+    for version in versions:
+        if version not in known:
+            raise HTTPException(status_code=404, detail=f"no model version {version!r}")
 
 
 @app.get("/models/{version}", response_class=HTMLResponse)
@@ -339,9 +368,7 @@ def model_card(version: str, cfg: SettingsDep) -> HTMLResponse:
     from ml.model_card import render_html
     from ml.recalibration import revisions
 
-    known = {meta["version"] for meta in registry.list_versions(cfg)}
-    if version not in known:
-        raise HTTPException(status_code=404, detail=f"no model version {version!r}")
+    _known_versions(cfg, version)
     try:
         html = render_html(
             registry.load_metadata(cfg, version),
@@ -402,18 +429,24 @@ def predictions(
     )
 
 
+def _dbt_docs(cfg) -> str:
+    """The dbt docs page as dbt wrote it; not found before the first build wrote it."""
+    try:
+        return cfg.paths.dbt_docs.read_text(encoding="utf-8")
+    except OSError:
+        raise HTTPException(
+            status_code=404,
+            detail=f"no dbt docs yet at {cfg.paths.dbt_docs}: they are written after a build "
+            "(`ml transform`, or any run of the DAGs)",
+        ) from None
+
+
 @app.get("/dbt-docs", response_class=HTMLResponse)
 def dbt_docs(cfg: SettingsDep) -> HTMLResponse:
     """The dbt project's docs (models, columns, tests, the lineage graph), written after
     a build whenever the project changed, framed below the view's navigation (the app
     lays itself out over the whole page)."""
-    page = cfg.paths.dbt_docs
-    if not page.is_file():
-        raise HTTPException(
-            status_code=404,
-            detail=f"no dbt docs yet at {page}: they are written after a build "
-            "(`ml transform`, or any run of the DAGs)",
-        )
+    _dbt_docs(cfg)
     framed = _page("dbt_docs.html", "dbt docs")
     csp = f"{SECURITY_HEADERS['Content-Security-Policy']}; frame-src 'self'"
     framed.headers["Content-Security-Policy"] = csp
@@ -422,11 +455,8 @@ def dbt_docs(cfg: SettingsDep) -> HTMLResponse:
 
 @app.get("/dbt-docs/index.html", response_class=HTMLResponse)
 def dbt_docs_page(cfg: SettingsDep) -> HTMLResponse:
-    """The docs' page itself, as dbt wrote it."""
-    page = cfg.paths.dbt_docs
-    if not page.is_file():
-        raise HTTPException(status_code=404, detail=f"no dbt docs yet at {page}")
-    return HTMLResponse(page.read_text(encoding="utf-8"), headers=DBT_DOCS_HEADERS)
+    """The docs' page itself, as dbt wrote it, sandboxed."""
+    return HTMLResponse(_dbt_docs(cfg), headers=DBT_DOCS_HEADERS)
 
 
 @app.get("/reports/{relative:path}")

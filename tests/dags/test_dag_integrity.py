@@ -145,8 +145,14 @@ def test_loading_the_ui_plugin_imports_nothing_heavy():
     assert out.stdout.strip().splitlines()[-1] == "[] ml_view"
 
 
+# Airflow resolves a deadline alert's callback path when the DAG is parsed: of ml, only
+# the module holding the callback and its two dependencies, none of which imports more.
+PARSE_TIME_ML = ["ml", "ml.dates", "ml.errors", "ml.orchestration"]
+
+
 def test_parsing_a_dag_file_imports_nothing_heavy():
-    """Only what airflow.sdk itself loads may be imported when a DAG file is parsed."""
+    """Only what airflow.sdk itself loads may be imported when a DAG file is parsed, and of
+    ml only the deadline alert's callback module (Airflow imports it to check the path)."""
     script = textwrap.dedent(f"""
         import importlib.util, sys
         import airflow.sdk, pendulum
@@ -155,11 +161,15 @@ def test_parsing_a_dag_file_imports_nothing_heavy():
         for path in {[str(p) for p in sorted((REPO / "dags").glob("*.py"))]!r}:
             spec = importlib.util.spec_from_file_location("dagfile", path)
             spec.loader.exec_module(importlib.util.module_from_spec(spec))
-        added = {{m.split(".")[0] for m in set(sys.modules) - before}}
-        print(sorted(added & set({HEAVY_MODULES!r})))
+        new = set(sys.modules) - before
+        added = {{m.split(".")[0] for m in new}}
+        print(sorted(m for m in new if m == "ml" or m.startswith("ml.")))
+        print(sorted(added & set({HEAVY_MODULES!r}) - {{"ml"}}))
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    ml_modules, heavy = out.stdout.strip().splitlines()[-2:]
+    assert heavy == "[]"
+    assert ml_modules == str(PARSE_TIME_ML)
 
 
 def test_the_dags_schedule_in_the_time_zone_of_the_package():
@@ -173,3 +183,20 @@ def test_the_dags_schedule_in_the_time_zone_of_the_package():
 
     assert pipeline_defaults.LOCAL_TZ == TIME_ZONE
     assert pipeline_defaults.REPLAY_START.timezone_name == TIME_ZONE
+
+
+def test_a_daily_run_has_a_deadline_from_the_time_it_was_queued(dag_bag):
+    """A deadline alert on the daily DAG; its interval is ml's daily_deadline_minutes,
+    spelled again in pipeline_defaults (a DAG file must not import ml at parse)."""
+    import datetime as dt
+
+    from airflow.sdk import DeadlineReference
+
+    from ml.config import load_defaults
+
+    (alert,) = dag_bag.dags["flights_daily"].deadline
+    assert alert.reference == DeadlineReference.DAGRUN_QUEUED_AT
+    assert alert.interval == dt.timedelta(minutes=load_defaults()["daily_deadline_minutes"])
+    assert alert.callback.path == "ml.orchestration.deadline_missed"
+    for dag_id in EXPECTED_DAGS - {"flights_daily"}:
+        assert not dag_bag.dags[dag_id].deadline, dag_id

@@ -144,10 +144,15 @@ def celery_env(database: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def standalone_stack(root: Path, data: Path, ready_for: str) -> Iterator[Stack]:
+def standalone_stack(root: Path, data: Path, ready_for: str, **env: str) -> Iterator[Stack]:
     """`airflow standalone` over the data folder ``data``, as `make airflow` starts it,
-    ready once ``ready_for`` is parsed; stopped, children and all, afterwards."""
-    env = {**base_env(root, data, free_port()), "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
+    with ``env`` added, ready once ``ready_for`` is parsed; stopped, children and all,
+    afterwards."""
+    env = {
+        **base_env(root, data, free_port()),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        **env,
+    }
     init_metadata(env)
     stack = Stack(root, env)
     stack.start("standalone", "standalone")

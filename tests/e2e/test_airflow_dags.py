@@ -8,6 +8,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -101,6 +102,16 @@ def test_training_then_daily_dag_publish_one_prediction_per_flight(airflow_env):
     docs = (data / "reports" / "validation" / "index.html").read_text()
     assert "flight_features" in docs and "raw_flights" in docs  # every validation run
 
+    # The predictions' asset event carries the flight date as its partition.
+    with contextlib.closing(
+        sqlite3.connect(Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db")
+    ) as db:
+        partitions = db.execute(
+            "select e.partition_key from asset_event e join asset a on a.id = e.asset_id "
+            "where a.name = 'flight_predictions'"
+        ).fetchall()
+    assert partitions == [(DAY.isoformat(),)]
+
     # A second run of the same date replaces the partition: same rows, no duplicates.
     _run([AIRFLOW, "dags", "test", "flights_daily", DAY.isoformat()], airflow_env)
     again = _champion_rows(airflow_env, DAY)
@@ -166,7 +177,6 @@ def test_a_fired_retraining_policy_queues_the_training_dag_through_an_asset_even
 
     Runs last: its daily run lands the history of its day, which the test above needs absent.
     """
-    import sqlite3
 
     day = DAY + dt.timedelta(days=2)
     env = {**airflow_env, "ML_RETRAIN_EVERY_DAYS": "1"}
@@ -199,7 +209,6 @@ def test_reparsing_the_dags_creates_no_new_dag_version(airflow_env):
     """Airflow 3 keeps a new DAG version whenever a DAG serializes differently: a value
     computed at parse time (a clock, a set's order) would fill the UI's version list and
     split the runs' history. Parse three times, under three hash seeds: one version each."""
-    import sqlite3
 
     database = Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db"
 

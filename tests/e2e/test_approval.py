@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 
 import httpx
 import pytest
@@ -61,11 +60,19 @@ def _train_and_wait(stack: Stack) -> tuple[str, dict]:
     )
     run_id = triggered[0]["dag_run_id"]
     request = stack.wait_for("the approval request", lambda: _awaiting(stack, run_id), 900)
-    # A person answers in seconds, not milliseconds. An answer within a second of the
-    # request can reach Airflow 3.3 before the worker has finished parking the task: the
-    # worker's last state update is then refused, the try fails, and the retry asks again.
-    time.sleep(5)
+    # A person answers in minutes. An answer that reaches Airflow 3.3 before the scheduler
+    # has taken in the executor's report of the parked task makes the scheduler read that
+    # report as a failed try, and the retry asks again. So answer once it has.
+    parked = (
+        "Received executor event with state success for task instance TaskInstanceKey("
+        f"dag_id='{TRAINING}', task_id='{TASK}', run_id='{run_id}'"
+    )
+    stack.wait_for("the scheduler to see the task parked", lambda: _logged(stack, parked), 120)
     return run_id, request
+
+
+def _logged(stack: Stack, text: str) -> bool:
+    return stack.log_contains("standalone", text)
 
 
 def test_a_promotion_waits_for_a_person_and_the_answer_is_audited(standalone):
@@ -88,8 +95,8 @@ def test_a_promotion_waits_for_a_person_and_the_answer_is_audited(standalone):
     standalone.wait_for_runs(TRAINING, count=1, timeout=300)
     assert registry.get_alias(settings, "champion") is None
     assert registry.get_alias(settings, "challenger") == version
-    last = registry.alias_changes(settings)[-1]
-    assert last["by"] == "admin"
+    last = registry.audit_log(settings)[-1]
+    assert (last["event"], last["by"]) == (registry.APPROVAL, "admin")
     assert last["reason"] == (
         f"{version} rejected as champion by admin: the holdout is two weeks of storms"
     )

@@ -70,7 +70,8 @@ def standalone(trained_data, tmp_path_factory):
     outside.write_text("not a report")
     (data / "reports" / "escape.html").symlink_to(outside)
 
-    with standalone_stack(root, data, DAG) as stack:
+    # A deadline of three seconds: every daily run here misses it.
+    with standalone_stack(root, data, DAG, ML_DAILY_DEADLINE_MINUTES="0.05") as stack:
         yield stack
 
 
@@ -89,6 +90,12 @@ def test_a_day_triggered_by_logical_date_runs_every_task_and_is_readable(standal
     states = run_json([AIRFLOW, "tasks", "states-for-dag-run", DAG, run_id], standalone.env)
     assert {s["task_id"] for s in states} == DAILY_TASKS
     assert {s["state"] for s in states if s["task_id"] != "request_retraining"} == {"success"}
+    # The run took longer than its deadline: the triggerer ran the alert's callback.
+    misses = make_settings(standalone.data).paths.deadline_misses
+    standalone.wait_for("the deadline miss", lambda: run_id in _read(misses), timeout=120)
+    (late,) = [json.loads(line) for line in _read(misses).splitlines() if run_id in line]
+    assert (late["dag_id"], late["state"]) == (DAG, "running") and late["deadline_at"]
+    assert (late["flight_date"], late["run_type"]) == (TRIGGERED.isoformat(), "manual")
 
     rows = standalone.warehouse(
         "select flight_id, p_delayed from latest_predictions where flight_date = ? "
@@ -137,6 +144,10 @@ def test_a_backfilled_range_hands_one_run_per_day_to_the_scheduler(standalone):
         assert counts["n"][0] == counts["ids"][0] == standalone.scheduled_flights(day)
 
 
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
 def _day_files(data: Path, days: list[dt.date]) -> dict[str, str]:
     """SHA-256 of every published file of ``days`` but the model versions."""
     files = published_files(
@@ -170,6 +181,7 @@ def test_the_ml_view_needs_the_ui_login_and_shows_models_reports_and_predictions
         assert "&lt;img src=x onerror=alert(1)&gt;.html" in overview.text
         assert str(escape(HOSTILE_REASON)) in overview.text  # shown as text, as Jinja escapes it
         assert overview.headers["content-security-policy"].startswith("default-src 'none'")
+        assert "Daily runs not done 0.05 minutes after they were queued" in overview.text
 
         card = client.get(f"{base}/models/{champion}")
         assert card.status_code == 200 and f"Model card: {champion}" in card.text

@@ -335,6 +335,9 @@ def test_with_manual_approval_a_passed_gate_waits_and_the_answer_is_audited(trai
     shutil.copytree(settings.paths.model_version(champion), settings.paths.model_version(other))
     metadata = settings.paths.model_version(other) / "metadata.json"
     metadata.write_text(json.dumps({**json.loads(metadata.read_text()), "version": other}))
+    metrics = settings.paths.model_version(other) / "metrics.json"
+    saved = json.loads(metrics.read_text())
+    metrics.write_text(json.dumps({**saved, "gate": {**saved["gate"], "champion": champion}}))
     passed = GateDecision(True, [], champion)
 
     assert not registry.apply_gate(settings, other, passed, approval="manual")
@@ -348,16 +351,24 @@ def test_with_manual_approval_a_passed_gate_waits_and_the_answer_is_audited(trai
     assert rejected == {"version": other, "approved": False, "by": "ana", "champion": False}
     assert registry.read_aliases(settings) == {"champion": champion, "challenger": other}
     last = registry.audit_log(settings)[-1]
-    assert (last["by"], last["reason"]) == (
-        "ana",
-        f"{other} rejected as champion by ana: too few days",
-    )
+    assert (last["event"], last["by"]) == (registry.APPROVAL, "ana")
+    assert last["reason"] == f"{other} rejected as champion by ana: too few days"
 
     answer = {"chosen_options": ["Approve"], "params_input": {}, "responded_by_user": None}
     assert pipeline.record_approval(settings, other, answer)["champion"]
     assert registry.read_aliases(settings) == {"champion": other, "challenger": champion}
     changes = registry.alias_changes(settings)
     assert (changes[-2]["alias"], changes[-2]["reason"]) == ("champion", "approved by unknown")
+
+    # An answer that comes after the registry moved on changes nothing.
+    with pytest.raises(registry.RegistryError, match="no longer awaits approval"):
+        pipeline.record_approval(settings, other, answer)
+    registry.set_alias(settings, "challenger", other, reason="awaits approval again")
+    timed_out = {"chosen_options": ["Reject"], "params_input": {}, "timedout": True}
+    assert not pipeline.record_approval(settings, other, timed_out)["champion"]
+    assert registry.audit_log(settings)[-1]["by"] == "nobody"
+    with pytest.raises(registry.RegistryError, match="the champion is now"):
+        registry.record_approval(settings, other, True, by="ana")  # compared with another
 
     # Automatic (the default): the gate alone promotes.
     assert registry.apply_gate(settings, champion, passed, approval="auto")

@@ -285,7 +285,9 @@ def test_the_dbt_docs_are_framed_below_the_navigation_or_said_to_be_missing(view
     framed = client.get("/dbt-docs")
     assert framed.status_code == 200
     assert "<a href='/ml/'>ML overview</a>" in framed.text
-    assert "<iframe src='/ml/dbt-docs/index.html'" in framed.text
+    assert "<iframe src='/ml/dbt-docs/index.html' title='dbt docs' sandbox='allow-scripts'" in (
+        framed.text
+    )
     assert "frame-src 'self'" in framed.headers["content-security-policy"]
     assert "script-src" not in framed.headers["content-security-policy"]
     docs = client.get("/dbt-docs/index.html")
@@ -293,4 +295,33 @@ def test_the_dbt_docs_are_framed_below_the_navigation_or_said_to_be_missing(view
     policy = docs.headers["content-security-policy"]
     # dbt's app runs its own inline scripts; it may still fetch nothing from anywhere.
     assert "script-src 'unsafe-inline'" in policy and "default-src 'none'" in policy
+    assert "sandbox allow-scripts" in policy  # an origin of its own: the UI is out of reach
     assert "connect-src" not in policy and docs.headers["x-frame-options"] == "SAMEORIGIN"
+
+
+def test_runs_that_missed_their_deadline_are_listed_newest_first(view, monkeypatch):
+    import asyncio
+
+    from ml.orchestration import deadline_missed
+
+    client, settings, _ = view
+    assert "No daily run has missed its deadline (60 minutes" in client.get("/").text
+    for day in ("2013-03-16", "2013-03-17"):
+        context = {  # what Airflow's deadline alert passes its callback
+            "dag_run": {
+                "dag_id": "flights_daily",
+                "dag_run_id": f"scheduled__{day}",
+                "logical_date": f"{day}T04:00:00Z",
+                "queued_at": f"{day}T04:00:01Z",
+                "state": "running",
+                "conf": {},
+            },
+            "deadline": {"id": "1", "deadline_time": f"{day}T05:00:01Z"},
+        }
+        monkeypatch.setenv("ML_DATA_DIR", str(settings.data_dir))  # as the triggerer has it
+        asyncio.run(deadline_missed(context=context))
+    page = client.get("/").text
+    late = _section(page, "late")
+    assert late.index("scheduled__2013-03-17") < late.index("scheduled__2013-03-16")
+    assert "<td>2013-03-17T05:00:01Z</td>" in late and "<td>running</td>" in late
+    assert "<td>scheduled__2013-03-17</td><td>2013-03-17</td>" in late  # the flight date
