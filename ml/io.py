@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -349,6 +349,29 @@ def append_json_line(entry: dict[str, Any], dest: Path) -> None:
         handle.write((json.dumps(entry, sort_keys=True, default=str) + "\n").encode("utf-8"))
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def read_json_lines(
+    path: Path, what: str, valid: Callable[[dict[str, Any]], bool] = lambda entry: True
+) -> list[dict[str, Any]]:
+    """The entries of the JSON Lines file ``path`` (none if it is missing), in order. A
+    line that is not a ``valid`` object (cut short by a kill, edited by hand) is left out,
+    with a warning that names the file, the line and ``what`` an entry is."""
+    if not path.exists():
+        return []
+    entries = []
+    for number, line in enumerate(path.read_bytes().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            if not isinstance(entry, dict) or not valid(entry):
+                raise ValueError(f"not a {what}")
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            log.warning("%s line %d: unreadable %s skipped (%s)", path, number, what, exc)
+            continue
+        entries.append(entry)
+    return entries
 
 
 def write_json(obj: Any, dest: Path) -> Path:

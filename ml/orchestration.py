@@ -81,10 +81,16 @@ def record_missed_deadline(settings: Settings, context: Mapping[str, Any]) -> di
 
     run = context.get("dag_run") or {}
     deadline = context.get("deadline") or {}
-    day = (run.get("conf") or {}).get("flight_date")
-    if not day and run.get("logical_date"):  # as run_day reads it: the UTC date
-        moment = dt.datetime.fromisoformat(str(run["logical_date"]).replace("Z", "+00:00"))
-        day = moment.astimezone(dt.UTC).date().isoformat()
+    moment = run.get("logical_date")
+    try:  # the day the run is for, as the run's own tasks read it
+        day = run_day(
+            {
+                "params": run.get("conf") or {},
+                "logical_date": moment and dt.datetime.fromisoformat(str(moment)),
+            }
+        ).isoformat()
+    except ConfigError:  # a manual run with no date: nothing to name
+        day = None
     row = {
         "dag_id": run.get("dag_id"),
         "run_id": run.get("dag_run_id") or run.get("run_id"),

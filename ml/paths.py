@@ -34,6 +34,19 @@ def partition_glob(folder: Path, key: str) -> str:
     return str(folder / f"{key}=*" / "*.parquet")
 
 
+def partition_days(folder: Path, key: str = "flight_date") -> list[dt.date]:
+    """The dates of ``<folder>/<key>=YYYY-MM-DD`` partitions, oldest first (other names,
+    temporaries among them, are left out)."""
+    prefix = f"{key}="
+    days = []
+    for name in (p.name for p in folder.iterdir()) if folder.is_dir() else ():
+        try:
+            days.append(dt.date.fromisoformat(name.removeprefix(prefix)))
+        except ValueError:
+            continue
+    return sorted(days)
+
+
 @dataclass(frozen=True)
 class Paths:
     """Layout of the data folder (``ML_DATA_DIR``)."""
@@ -78,12 +91,7 @@ class Paths:
 
     def mart_days(self, name: str) -> list[dt.date]:
         """The days a mart has published, in order."""
-        prefix = "flight_date="
-        folder = self.mart(name)
-        names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
-        return sorted(
-            dt.date.fromisoformat(n[len(prefix) :]) for n in names if n.startswith(prefix)
-        )
+        return partition_days(self.mart(name))
 
     @property
     def mart_dates(self) -> Path:

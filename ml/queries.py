@@ -19,7 +19,8 @@ import pandas as pd
 from ml.config import Settings
 from ml.dates import LOCAL_TZ
 from ml.errors import DataError
-from ml.io import reading
+from ml.io import read_json_lines, reading
+from ml.paths import partition_days
 
 # What a person looks at first, in this order; `departs_local` is sched_dep_at in New York.
 SHOWN_COLUMNS = (
@@ -115,18 +116,9 @@ def band_definitions(settings: Settings, versions: list[str]) -> list[dict[str, 
 
 def prediction_dates(settings: Settings) -> list[dt.date]:
     """The dates with a published prediction partition, oldest first."""
-    folder = settings.paths.predictions
-    if not folder.exists():
-        return []
-    dates = []
-    for partition in folder.iterdir():
-        try:
-            day = dt.date.fromisoformat(partition.name.partition("=")[2])
-        except ValueError:
-            continue
-        if settings.paths.predictions_partition(day).exists():
-            dates.append(day)
-    return sorted(dates)
+    paths = settings.paths
+    days = partition_days(paths.predictions)
+    return [day for day in days if paths.predictions_partition(day).exists()]
 
 
 def model_versions(settings: Settings) -> list[dict]:
@@ -367,11 +359,10 @@ def compare_versions(settings: Settings, first: str, second: str) -> dict[str, A
         if params[0][key] != params[1][key]
     ]
     only = [sorted(set(params[0]) - set(params[1])), sorted(set(params[1]) - set(params[0]))]
-    columns = [set(_feature_types(m)) for m in meta]
     types = [_feature_types(m) for m in meta]
     features = [
         [name, types[0].get(name, "not used"), types[1].get(name, "not used")]
-        for name in sorted(columns[0] | columns[1])
+        for name in sorted(types[0].keys() | types[1].keys())
         if types[0].get(name) != types[1].get(name)
     ]
     return {
@@ -385,8 +376,7 @@ def compare_versions(settings: Settings, first: str, second: str) -> dict[str, A
         "same_params": len(shared) - len(differing),
         "params_only": only,
         "features": features,
-        "same_features": len(columns[0] & columns[1])
-        - sum(1 for name in columns[0] & columns[1] if types[0][name] != types[1][name]),
+        "same_features": sum(types[1].get(name) == kind for name, kind in types[0].items()),
     }
 
 
@@ -479,15 +469,4 @@ def deadline_misses(settings: Settings, limit: int = 20) -> list[dict[str, Any]]
     """The latest daily runs that missed their deadline, newest first (a cut line is
     skipped): ``dag_id``, ``run_id``, ``flight_date``, ``queued_at``, ``deadline_at`` and
     the run's ``state`` when the deadline passed."""
-    import json
-
-    path = settings.paths.deadline_misses
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    return rows[::-1][:limit]
+    return read_json_lines(settings.paths.deadline_misses, "deadline miss")[::-1][:limit]

@@ -23,7 +23,6 @@ file that cannot be read is reported with its path.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import platform
@@ -44,6 +43,7 @@ from ml.io import (
     file_lock,
     file_sha256,
     read_json,
+    read_json_lines,
     write_json,
     write_text,
 )
@@ -430,22 +430,11 @@ def audit_log(settings: Settings) -> list[dict[str, Any]]:
     A line that is not an entry (cut short by a kill, edited by hand) is left out with a
     warning that names the file and the line.
     """
-    path = settings.paths.model_audit_log
-    if not path.exists():
-        return []
-    entries = []
-    for number, line in enumerate(path.read_bytes().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-            if not isinstance(entry, dict) or any(key not in entry for key in AUDIT_KEYS):
-                raise ValueError("not an audit entry")
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            log.warning("%s line %d: unreadable audit entry skipped (%s)", path, number, exc)
-            continue
-        entries.append(entry)
-    return entries
+    return read_json_lines(
+        settings.paths.model_audit_log,
+        "audit entry",
+        lambda entry: all(key in entry for key in AUDIT_KEYS),
+    )
 
 
 def alias_changes(settings: Settings) -> list[dict[str, Any]]:

@@ -235,23 +235,17 @@ def _reports(cfg) -> list[dict[str, str]]:
     ]
 
 
-def _prediction_dates(cfg) -> list[str]:
-    from ml.queries import prediction_dates
-
-    return [day.isoformat() for day in prediction_dates(cfg)]
-
-
-def _performance(cfg, dates: list[str]) -> dict[str, str] | None:
+def _performance(cfg, days: list[dt.date]) -> dict[str, str] | None:
     """The champion's estimated and realized log loss (beside the prior rate's) and AUC
     over the days on file, as two charts; None before any day was monitored."""
     from ml import charts
-    from ml.dates import parse_date
     from ml.io import has_files
     from ml.queries import performance_by_day
 
     if not has_files(cfg.paths.monitoring_glob("performance")):
         return None
-    by_kind = performance_by_day(cfg, [parse_date(d) for d in dates])
+    by_kind = performance_by_day(cfg, days)
+    dates = [day.isoformat() for day in days]
     estimated, realized = by_kind["estimated"], by_kind["realized"]
     loss = {
         "estimated": estimated["log_loss"],
@@ -265,18 +259,17 @@ def _performance(cfg, dates: list[str]) -> dict[str, str] | None:
     }
 
 
-def _drift(cfg, dates: list[str]) -> dict[str, Any] | None:
+def _drift(cfg, days: list[dt.date]) -> dict[str, Any] | None:
     """The day's drift score of each series over the last days on file, as a heatmap of
     the series that drifted in them (most often first); None before any drift check."""
     from ml import charts
-    from ml.dates import parse_date
     from ml.io import has_files
     from ml.queries import drift_scores
 
     if not has_files(cfg.paths.monitoring_glob("drift")):
         return None
-    shown = dates[-DRIFT_DAYS:]
-    scores = drift_scores(cfg, [parse_date(d) for d in shown])
+    scores = drift_scores(cfg, days[-DRIFT_DAYS:])
+    shown = [day.isoformat() for day in days[-DRIFT_DAYS:]]
     if scores.empty:
         return None
     scores["date"] = scores["flight_date"].map(lambda d: d.isoformat()[:10])
@@ -317,14 +310,16 @@ def _drift(cfg, dates: list[str]) -> dict[str, Any] | None:
 def overview(cfg: SettingsDep) -> HTMLResponse:
     """Champion, challenger, performance and drift over the days on file, versions (and
     the comparison of two), audit log, reports and the predictions picker."""
-    dates = _prediction_dates(cfg)
+    from ml.queries import prediction_dates
+
+    days = prediction_dates(cfg)
     return _page(
         "overview.html",
         "ML",
         serving=_section(_serving, cfg),
-        dates=dates,
-        performance=_section(_performance, cfg, dates),
-        drift=_section(_drift, cfg, dates),
+        dates=[day.isoformat() for day in days],
+        performance=_section(_performance, cfg, days),
+        drift=_section(_drift, cfg, days),
         late=_section(_late_runs, cfg),
         reports=_section(_reports, cfg),
         versions=_section(_versions, cfg),
