@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -87,6 +89,14 @@ def test_a_day_triggered_by_logical_date_runs_every_task_and_is_readable(standal
 
     listed = run_json([AIRFLOW, "dags", "list-runs", DAG], standalone.env)
     assert [(r["run_id"], r["state"]) for r in listed] == [(run_id, "success")]
+    # The README's other forms: the table, and the JSON piped into a tool.
+    table = run([AIRFLOW, "dags", "list-runs", DAG], standalone.env)
+    assert DAG in table and "success" in table
+    piped = subprocess.run(
+        f"{AIRFLOW} dags list-runs {DAG} --output json | {sys.executable} -m json.tool",
+        shell=True, env=standalone.env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert piped.returncode == 0 and f'"run_id": "{run_id}"' in piped.stdout, piped.stderr
     states = run_json([AIRFLOW, "tasks", "states-for-dag-run", DAG, run_id], standalone.env)
     assert {s["task_id"] for s in states} == DAILY_TASKS
     assert {s["state"] for s in states if s["task_id"] != "request_retraining"} == {"success"}

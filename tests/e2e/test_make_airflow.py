@@ -73,3 +73,13 @@ def test_make_airflow_stops_every_component_on_sigterm(tmp_path):
     finally:
         for pid in _session(make.pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_make_creates_the_venv_with_the_python_the_readme_names(tmp_path):
+    """`make PYTHON=/path/to/python3.11 demo`: that interpreter makes the venv."""
+    python = tmp_path / "bin" / "python3.11"
+    out = subprocess.run(
+        ["make", "-n", f"PYTHON={python}", f"VENV={tmp_path / 'venv'}", "install"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert f"{python} -m venv {tmp_path / 'venv'}" in out.splitlines()
