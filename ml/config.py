@@ -24,6 +24,8 @@ from ml.paths import Paths
 ENV_PREFIX = "ML_"
 # Who promotes a candidate that passed the gate (``promotion_approval``).
 APPROVALS = ("auto", "manual")
+# Where the boosted candidates train (``train_backend``; ml.models.backend).
+TRAIN_BACKENDS = ("local", "dask")
 # Separates the levels of a nested setting in its variable: ML_MODEL_PARAMS__LIGHTGBM__NUM_LEAVES.
 ENV_NESTING = "__"
 # How often a backtest retrains: every day, every 7 days, on the 1st of each month, or once.
@@ -49,6 +51,8 @@ class Settings:
     calibration_folds: int
     boosting_max_rounds: int
     boosting_early_stopping_rounds: int
+    train_backend: str
+    dask_scheduler: str
     backtest_candidates: tuple[str, ...]
     random_state: int
     # algorithm -> its hyperparameters (read-only mappings), one entry per algorithm of
@@ -222,6 +226,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         strange = [name for name in values[key] if name not in algorithms]
         if strange:
             raise ConfigError(f"{key} {strange}: expected some of {algorithms}")
+    if values["train_backend"] not in TRAIN_BACKENDS:
+        raise ConfigError(
+            f"train_backend {values['train_backend']!r}: expected one of {TRAIN_BACKENDS}"
+        )
     if values["promotion_approval"] not in APPROVALS:
         raise ConfigError(
             f"promotion_approval {values['promotion_approval']!r}: expected one of {APPROVALS}"

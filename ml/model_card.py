@@ -88,6 +88,7 @@ def card_context(
                         f"{number(calibration['intercept'])}) on {calibration['fitted_on']}",
                     ],
                     ["features", len(metadata["feature_types"])],
+                    ["trained on", _trained_on(metadata.get("trained_on"))],
                     ["input fingerprint", metadata["input_fingerprint"][:16]],
                     ["git commit", metadata.get("git_commit") or "-"],
                 ],
@@ -292,3 +293,12 @@ def card_files(
         MODEL_CARD_FILES[".md"]: render("model_card.md", **context),
         MODEL_CARD_FILES[".html"]: render("model_card.html", **context),
     }
+
+
+def _trained_on(where: dict | None) -> str:
+    """Where the boosted candidates were fitted (versions from before this was recorded: -)."""
+    if not where:
+        return "-"
+    if where["backend"] == "dask":
+        return f"Dask, {where['workers']} workers ({where['scheduler']})"
+    return "this process"

@@ -42,6 +42,7 @@ from ml.features import (
 from ml.metrics import binary_metrics
 from ml.model_card import card_files
 from ml.models import CalibratedClassifier, check_algorithms, make_classifier
+from ml.models.backend import describe, training_backend
 from ml.risk import fit_for
 
 log = logging.getLogger(__name__)
@@ -259,11 +260,18 @@ def train(
     y_fit = fit[LABEL].astype(int).to_numpy()
     prior = float(y_fit.mean())
 
-    progress(
-        f"training as of {as_of}: {len(settings.candidates)} candidates on "
-        f"{window.fit_start}..{window.validation_end} ({len(fit)} rows to fit)"
-    )
-    best, candidates = select_model(settings, fit, validation, progress=progress)
+    with training_backend(settings):
+        trained_on = describe(settings)
+        progress(
+            f"training as of {as_of}: {len(settings.candidates)} candidates on "
+            f"{window.fit_start}..{window.validation_end} ({len(fit)} rows to fit"
+            + (
+                f"; boosted ones on Dask, {trained_on['workers']} workers)"
+                if "workers" in trained_on
+                else ")"
+            )
+        )
+        best, candidates = select_model(settings, fit, validation, progress=progress)
     model = candidates[best].model
 
     holdout = assess(settings, model, validation, prior)
@@ -301,6 +309,7 @@ def train(
             "fitted_on": f"out-of-fold predictions over the fit period, {settings.calibration_folds} blocks of days",
         },
         "best_iteration": getattr(model.estimator_, "best_iteration_", None),
+        "trained_on": trained_on,
         "risk_bands": bands,
         "uses_oracle_forecast": oracle,
         **({"oracle_note": ORACLE_LABEL} if oracle else {}),

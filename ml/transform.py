@@ -38,6 +38,7 @@ from ml.io import (
     write_parquet,
     write_text,
 )
+from ml.lineage import emit_dbt_events
 from ml.paths import DBT_PROJECT_DIR, PART_FILE, PUBLISHED_MARTS
 from ml.validate import validated_digests
 
@@ -186,6 +187,7 @@ def build(settings: Settings, start: dt.date | None = None, end: dt.date | None 
         paths.dbt_outputs.mkdir(parents=True)
         write_json(window, paths.dbt_window)
         _run_dbt(settings, ["build"], DBT_PROJECT_DIR)
+        emit_dbt_events(settings, DBT_PROJECT_DIR, paths.dbt_target)
         if settings.dbt_docs:
             _write_docs_if_changed(settings)
         staging = Path(

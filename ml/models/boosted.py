@@ -1,5 +1,6 @@
 """What the gradient-boosted candidates share: native categoricals, early stopping on the
-held-out rows, monotone constraints, and a booster saved in the library's own format.
+held-out rows, monotone constraints, training here or on a Dask cluster
+(:mod:`ml.models.backend`), and a booster saved in the library's own format.
 
 The boosted models are monotone in the delay rates and the weather before the cutoff
 (see :func:`ml.features.monotone_direction`): left free, they learn that a stormy
@@ -19,12 +20,13 @@ import pyarrow.compute as pc
 
 from ml.config import Settings
 from ml.features import monotone_direction
+from ml.models.backend import dask_client
 from ml.models.base import BaseClassifier
 
 
 class BoostedClassifier(BaseClassifier):
     """A gradient-boosted classifier; each library's subclass trains, predicts and stores
-    its booster (:meth:`_train`, :meth:`_raw_predict`, :meth:`_gains`, :meth:`_read`).
+    its booster (:meth:`_train_local`, :meth:`_train_dask`, :meth:`_raw_predict`, :meth:`_gains`, :meth:`_read`).
 
     Args:
         spec, params, random_state: As for every candidate (:class:`BaseClassifier`).
@@ -71,7 +73,21 @@ class BoostedClassifier(BaseClassifier):
 
     def _train(self, x_fit, y, rounds: int, x_eval=None, eval_y=None) -> tuple[Any, int]:
         """Train for at most ``rounds``, stopping early on ``x_eval`` if given; returns the
-        booster and the number of rounds to use."""
+        booster and the number of rounds to use. Here, or on the Dask cluster of the
+        training run (:mod:`ml.models.backend`); the booster comes back either way."""
+        client = dask_client()
+        if client is None:
+            return self._train_local(x_fit, y, rounds, x_eval, eval_y)
+        return self._train_dask(client, x_fit, y, rounds, x_eval, eval_y)
+
+    def _train_local(self, x_fit, y, rounds: int, x_eval=None, eval_y=None) -> tuple[Any, int]:
+        """:meth:`_train` in this process, with the library's own ``train``."""
+        raise NotImplementedError
+
+    def _train_dask(
+        self, client, x_fit, y, rounds: int, x_eval=None, eval_y=None
+    ) -> tuple[Any, int]:
+        """:meth:`_train` on the cluster of ``client``, with the library's Dask interface."""
         raise NotImplementedError
 
     def _raw_predict(self, booster, matrix: pd.DataFrame, contrib: bool = False) -> np.ndarray:

@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from ml.models.backend import cluster_params, to_cluster
 from ml.models.boosted import BoostedClassifier
 
 
@@ -19,7 +21,7 @@ class LightGBMClassifier(BoostedClassifier):
     def _monotone_constraints(self, directions: list[int]) -> list[int]:
         return directions
 
-    def _train(self, x_fit, y, rounds: int, x_eval=None, eval_y=None) -> tuple[Any, int]:
+    def _train_local(self, x_fit, y, rounds: int, x_eval=None, eval_y=None) -> tuple[Any, int]:
         import lightgbm
 
         train_set = lightgbm.Dataset(
@@ -39,6 +41,54 @@ class LightGBMClassifier(BoostedClassifier):
         )
         booster = lightgbm.train(self.resolved_params(), train_set, num_boost_round=rounds, **early)
         return booster, int(booster.best_iteration) if stop_early else rounds
+
+    def _train_dask(
+        self, client, x_fit, y, rounds: int, x_eval=None, eval_y=None
+    ) -> tuple[Any, int]:
+        """``lightgbm.dask``: the workers grow each tree together (data-parallel).
+
+        ``lightgbm.dask`` cannot stop early (its workers would stop at different rounds),
+        so the rounds are grown in blocks of ``early_stopping_rounds``, each continuing the
+        booster of the block before, and the holdout's log loss is read here after each
+        block, round by round: training stops, and keeps its best round, exactly where
+        LightGBM's own early stopping would (no improvement for ``early_stopping_rounds``),
+        at the cost of at most one block grown past it.
+        """
+        import lightgbm
+
+        features, labels = to_cluster(client, x_fit, y)
+        params = cluster_params(self.resolved_params())
+        seed = params.pop("seed", None)
+        block = rounds if x_eval is None else min(self.early_stopping_rounds, rounds)
+        eval_matrix = None if x_eval is None else _codes(x_eval)
+        raw = None if x_eval is None else np.zeros(len(x_eval))
+        losses: list[float] = []
+        booster = None
+        while True:
+            grown = 0 if booster is None else booster.current_iteration()
+            model = lightgbm.DaskLGBMClassifier(
+                client=client,
+                n_estimators=min(block, rounds - grown),
+                # each block draws its own bags and feature samples
+                **({"seed": seed + grown} if seed is not None else {}),
+                **params,
+            )
+            booster = model.fit(
+                features,
+                labels,
+                categorical_feature=list(self.spec.categorical),
+                init_model=booster,
+            ).booster_
+            if x_eval is None:
+                return booster, booster.current_iteration()
+            for tree in range(grown, booster.current_iteration()):
+                raw += booster.predict(
+                    eval_matrix, start_iteration=tree, num_iteration=1, raw_score=True
+                )
+                losses.append(_log_loss(eval_y, raw))
+            best = int(np.argmin(losses))
+            if len(losses) - 1 - best >= self.early_stopping_rounds or len(losses) >= rounds:
+                return booster, best + 1
 
     def _raw_predict(self, booster, matrix, contrib: bool = False) -> np.ndarray:
         """Scores of ``matrix``: a frame of :meth:`_matrix` or an array of :meth:`_array`
@@ -63,3 +113,23 @@ class LightGBMClassifier(BoostedClassifier):
         import lightgbm
 
         return lightgbm.Booster(model_file=str(path))
+
+
+def _log_loss(y: np.ndarray, raw: np.ndarray) -> float:
+    """LightGBM's ``binary_logloss`` of raw scores (its clipping included)."""
+    p = np.clip(1.0 / (1.0 + np.exp(-raw)), 1e-15, 1 - 1e-15)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def _codes(matrix) -> np.ndarray:
+    """A frame of :meth:`~ml.models.boosted.BoostedClassifier._matrix` as the float array
+    LightGBM makes of it (each categorical as its code, missing as NaN), made once."""
+    out = np.empty(matrix.shape, dtype=np.float64)
+    for index, column in enumerate(matrix.columns):
+        values = matrix[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            codes = values.cat.codes.to_numpy()
+            out[:, index] = np.where(codes < 0, np.nan, codes)
+        else:
+            out[:, index] = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return out

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ml.models.backend import cluster_params, to_cluster
 from ml.models.boosted import BoostedClassifier
 
 
@@ -19,7 +20,7 @@ class XGBoostClassifier(BoostedClassifier):
     def _monotone_constraints(self, directions: list[int]) -> str:
         return "(" + ",".join(str(d) for d in directions) + ")"
 
-    def _train(self, x_fit, y, rounds: int, x_eval=None, eval_y=None) -> tuple[Any, int]:
+    def _train_local(self, x_fit, y, rounds: int, x_eval=None, eval_y=None) -> tuple[Any, int]:
         import xgboost
 
         dfit = xgboost.DMatrix(x_fit, label=y, enable_categorical=True)
@@ -38,6 +39,36 @@ class XGBoostClassifier(BoostedClassifier):
         booster = xgboost.train(self.resolved_params(), dfit, num_boost_round=rounds, **early)
         # best_iteration counts from 0; the rounds to use count from 1
         return booster, int(booster.best_iteration) + 1 if stop_early else rounds
+
+    def _train_dask(
+        self, client, x_fit, y, rounds: int, x_eval=None, eval_y=None
+    ) -> tuple[Any, int]:
+        """``xgboost.dask.train``: each worker builds its part of the histograms, and early
+        stopping reads the log loss over the whole holdout, as :meth:`_train_local` does."""
+        from xgboost import dask as dxgb
+
+        features, labels = to_cluster(client, x_fit, y)
+        dfit = dxgb.DaskDMatrix(client, features, labels, enable_categorical=True)
+        early = {}
+        if x_eval is not None:
+            eval_features, eval_labels = to_cluster(client, x_eval, eval_y)
+            dvalidation = dxgb.DaskDMatrix(
+                client, eval_features, eval_labels, enable_categorical=True
+            )
+            early = {
+                "evals": [(dvalidation, "validation")],
+                "early_stopping_rounds": self.early_stopping_rounds,
+                "verbose_eval": False,
+            }
+        output = dxgb.train(
+            client,
+            cluster_params(self.resolved_params()),
+            dfit,
+            num_boost_round=rounds,
+            **early,
+        )
+        booster = output["booster"]
+        return booster, int(booster.best_iteration) + 1 if early else rounds
 
     def _raw_predict(self, booster, matrix, contrib: bool = False) -> np.ndarray:
         """Scores of ``matrix``: a frame of :meth:`_matrix`, or an array of :meth:`_array`

@@ -8,6 +8,7 @@ and broker, and that every secret comes from .env and none is committed.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
@@ -24,6 +25,8 @@ AIRFLOW_SERVICES = {
     "airflow-triggerer": "triggerer",
     "airflow-worker": "celery worker",
 }
+DASK_SERVICES = {"dask-scheduler": "scheduler", "dask-worker": "worker"}
+MARQUEZ = {"marquez-db", "marquez", "marquez-web"}
 DATA_DIR = "/opt/airflow/data"
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|_KEY\b")
 VARIABLE = re.compile(r"(?<!\$)\$\{(\w+)(:?[-?])?([^}]*)\}")  # $${X} is a literal $X
@@ -52,7 +55,7 @@ def _locked(package: str) -> str:
 
 def test_every_component_of_the_stack_is_a_service(compose):
     services = compose["services"]
-    assert set(services) == {"postgres", "redis", *AIRFLOW_SERVICES}
+    assert set(services) == {"postgres", "redis", *AIRFLOW_SERVICES, *DASK_SERVICES, *MARQUEZ}
     for name, command in AIRFLOW_SERVICES.items():
         if command is not None:
             assert services[name]["command"] == command, name
@@ -96,7 +99,13 @@ def test_celery_on_redis_with_postgres_metadata_and_data_on_a_named_volume(compo
     services = compose["services"]
     assert services["postgres"]["image"].startswith("postgres:")
     assert services["redis"]["image"].startswith("redis:")
-    assert set(compose["volumes"]) == {"ml-data", "airflow-logs", "airflow-auth", "postgres-db"}
+    assert set(compose["volumes"]) == {
+        "ml-data",
+        "airflow-logs",
+        "airflow-auth",
+        "postgres-db",
+        "marquez-db",
+    }
     for name in AIRFLOW_SERVICES:
         env = services[name]["environment"]
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
@@ -114,6 +123,47 @@ def test_celery_on_redis_with_postgres_metadata_and_data_on_a_named_volume(compo
             "/opt/airflow/auth/"
         )
     assert services["postgres"]["volumes"] == ["postgres-db:/var/lib/postgresql/data"]
+
+
+def test_the_dask_profile_is_a_scheduler_and_workers_the_training_dag_can_reach(compose):
+    services = compose["services"]
+    image = services["airflow-scheduler"]["image"]
+    for name, command in DASK_SERVICES.items():
+        service = services[name]
+        assert service["profiles"] == ["dask"], name  # off unless asked for
+        # the project's image: the workers unpickle LightGBM's and XGBoost's training
+        # functions, so their versions must be the task's
+        assert service["image"] == image and service["build"]["context"] == ".", name
+        assert service["entrypoint"][-1] == "dask" and service["command"][0] == command, name
+    worker = services["dask-worker"]
+    scheduler = "tcp://dask-scheduler:8786"
+    assert worker["command"][1] == scheduler
+    assert "--port" in services["dask-scheduler"]["command"]
+    assert worker["deploy"]["replicas"] == "${DASK_WORKERS:-2}"
+    assert worker["depends_on"]["dask-scheduler"] == {"condition": "service_healthy"}
+    for name in AIRFLOW_SERVICES:
+        env = services[name]["environment"]
+        assert env["ML_DASK_SCHEDULER"] == scheduler, name
+        assert env["ML_TRAIN_BACKEND"] == "${ML_TRAIN_BACKEND:-local}", name
+
+
+def test_lineage_goes_to_the_data_volume_and_the_marquez_profile_can_take_it(compose):
+    services = compose["services"]
+    for name in AIRFLOW_SERVICES:
+        env = services[name]["environment"]
+        transport = json.loads(env["AIRFLOW__OPENLINEAGE__TRANSPORT"])
+        assert transport == {
+            "type": "file",
+            "log_file_path": f"{DATA_DIR}/lineage/openlineage.jsonl",
+            "append": True,
+        }, name
+        assert env["OPENLINEAGE_URL"] == "${OPENLINEAGE_URL:-}", name
+    assert "mkdir -p /opt/airflow/data/lineage" in " ".join(services["airflow-init"]["command"])
+    for name in MARQUEZ:
+        assert services[name]["profiles"] == ["marquez"], name
+    assert services["marquez"]["environment"]["POSTGRES_HOST"] == "marquez-db"
+    assert services["marquez"]["environment"]["MARQUEZ_PORT"] == 5000
+    assert services["marquez-web"]["environment"]["MARQUEZ_HOST"] == "marquez"
 
 
 def test_no_secret_is_committed_and_env_example_lists_every_variable(compose, env_example):

@@ -38,6 +38,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def lineage_env(data_dir: Path) -> dict[str, str]:
+    """Airflow's OpenLineage provider writing to the data folder's events file, as `make`
+    configures it."""
+    events = data_dir / "lineage" / "openlineage.jsonl"
+    events.parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "flights",
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+            {"type": "file", "log_file_path": str(events), "append": True}
+        ),
+    }
+
+
 def base_env(root: Path, data_dir: Path, api_port: int) -> dict[str, str]:
     """The environment every component and CLI call of one stack shares."""
     passwords = root / "passwords.json"
@@ -69,6 +82,7 @@ def base_env(root: Path, data_dir: Path, api_port: int) -> dict[str, str]:
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             "GX_ANALYTICS_ENABLED": "false",
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+            **lineage_env(data_dir),
         }
     )
     return env

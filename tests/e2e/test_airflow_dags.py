@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO
-from tests.e2e.airflow_stack import AIRFLOW, init_metadata
+from tests.e2e.airflow_stack import AIRFLOW, ML, init_metadata, lineage_env
 from tests.reliability.conftest import Reader
 
 pytestmark = pytest.mark.e2e
@@ -41,6 +41,7 @@ def airflow_env(tmp_path_factory) -> dict[str, str]:
             "ML_DATA_DIR": str(root / "data"),
             "ML_TRAIN_WINDOW_DAYS": "30",
             "ML_VALIDATION_DAYS": "7",
+            **lineage_env(root / "data"),
         }
     )
     init_metadata(env)
@@ -116,6 +117,58 @@ def test_training_then_daily_dag_publish_one_prediction_per_flight(airflow_env):
     _run([AIRFLOW, "dags", "test", "flights_daily", DAY.isoformat()], airflow_env)
     again = _champion_rows(airflow_env, DAY)
     pd.testing.assert_frame_equal(rows, again)
+
+    _check_lineage(airflow_env, data, set(rows["model_version"]))
+
+
+def _check_lineage(env: dict[str, str], data: Path, versions: set[str]) -> None:
+    """The OpenLineage events of the runs lead from DAY's predictions back to the model
+    version that scored them, the raw partitions the features read, and the source files;
+    `ml lineage` prints the same, and dbt's models each have their run."""
+    shown = subprocess.run(
+        [ML, "lineage", "--date", DAY.isoformat(), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    found = json.loads(shown.stdout)
+    assert found["predictions"] == str(data / "predictions" / f"flight_date={DAY}")
+    # the newest run that wrote each dataset: the second daily run, then back
+    jobs = [run["job"] for run in found["runs"]]
+    assert jobs[:4] == [
+        "flights_daily.predict",
+        "flights_daily.publish",
+        "flights_daily.build",
+        "flights_daily.ingest",
+    ], jobs
+    assert set(found["model_versions"]) == versions
+    raw = {Path(name).relative_to(data).as_posix() for name in found["raw_partitions"]}
+    # the day itself and the trailing history its features read, flights and weather
+    for table in ("flights", "weather"):
+        assert f"raw/{table}/flight_date={DAY}" in raw
+        assert f"raw/{table}/flight_date={DAY - dt.timedelta(days=28)}" in raw
+    assert not {name for name in raw if name.endswith(f"flight_date={DAY + dt.timedelta(days=1)}")}
+    assert {Path(s).name for s in found["sources"]} >= {"flights.csv.zip", "weather.csv"}
+    # each task's events are Airflow's own: a parent run (the DAG run) and a COMPLETE
+    events = [json.loads(line) for line in (data / "lineage" / "openlineage.jsonl").open()]
+    predict = [e for e in events if e["run"]["runId"] == found["runs"][0]["run_id"]]
+    assert {e["eventType"] for e in predict} >= {"START", "COMPLETE"}
+    assert predict[-1]["run"]["facets"]["parent"]["job"]["name"] == "flights_daily"
+    # dbt: one run per model, the staging models reading the raw folders
+    dbt_runs = {
+        e["job"]["name"]: e
+        for e in events
+        if e["eventType"] == "COMPLETE" and ".build.run" in e["job"]["name"]
+    }
+    staging = next(e for name, e in dbt_runs.items() if "stg_nycflights__flights" in name)
+    assert [d["name"] for d in staging["inputs"]] == [str(data / "raw" / "flights")]
+    features = next(
+        e for name, e in dbt_runs.items() if name.endswith(".flight_features.build.run")
+    )
+    assert any("int_flights_joined_to_weather" in d["name"] for d in features["inputs"])
+    assert features["outputs"][0]["name"].endswith("flight_features")
 
 
 def test_a_day_that_fails_validation_publishes_nothing(airflow_env, tmp_path):
