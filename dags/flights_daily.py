@@ -29,7 +29,8 @@ param), at the prediction cutoff 00:00 America/New_York on D:
 8. **decide_retraining**: the retraining policy as of D (the schedule, lasting drift,
    lasting degradation), recorded in `retraining_decisions` and added to D's report.
 9. **request_retraining**: when the policy fired, an event on the `retraining_requested`
-   asset (as-of D) starts the `flights_training` DAG; otherwise the task is skipped.
+   asset, partition D, starts a `flights_training` run for partition D (as of D);
+   otherwise the task is skipped.
 
 Lineage: each task's OpenLineage events (Airflow's provider) name the partitions it read
 and wrote, and the build adds one run per dbt model, all in `lineage/openlineage.jsonl`
@@ -61,7 +62,6 @@ from airflow.sdk import (
     AsyncCallback,
     DeadlineAlert,
     DeadlineReference,
-    Metadata,
     dag,
     get_current_context,
     task,
@@ -218,14 +218,15 @@ def flights_daily():
         return pipeline.decide_retraining(load_settings(), parse_date(day))
 
     @task(outlets=[RETRAINING_REQUESTED])
-    def request_retraining(decision: dict):
-        """Emit the asset event that starts training as of D, or skip when the policy held."""
+    def request_retraining(decision: dict) -> None:
+        """Emit the asset event that starts training as of D, or skip when the policy held.
+        The event's partition is D, which becomes the training run's partition key (and
+        its as-of date); its extra keeps the policy's reasons."""
         if not decision["retrain"]:
             raise AirflowSkipException("; ".join(decision["reasons"]))
-        yield Metadata(
-            RETRAINING_REQUESTED,
-            {"as_of": decision["day"], "reasons": decision["reasons"]},
-        )
+        event = get_current_context()["outlet_events"][RETRAINING_REQUESTED]
+        event.extra = {"as_of": decision["day"], "reasons": decision["reasons"]}
+        event.add_partitions(decision["day"])
 
     request_retraining(
         decide_retraining(monitor(predict(recalibrate(publish(validate_build(build(ingest())))))))

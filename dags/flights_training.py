@@ -1,8 +1,8 @@
 """
 ### Training
 
-Stateless retraining as of day **D** (the `as_of` param, the as-of date of the asset
-event that started the run, or the run's logical date): the
+Stateless retraining as of day **D** (the `as_of` param, the run's partition key: the
+flight date of the asset event that started it, or the run's logical date): the
 heuristic baseline, logistic regression, LightGBM and XGBoost learn from the trailing
 window of matured labels before D (`ML_TRAIN_WINDOW_DAYS`, 90 by default), are calibrated,
 and are compared on its last `ML_VALIDATION_DAYS`; the best is registered under
@@ -21,8 +21,8 @@ with the reason in the audit log, challenger.
 6. **record_approval**: approved, the model becomes champion; rejected, it stays
    challenger. The audit log names who answered, and why.
 
-Scheduled on the `retraining_requested` asset: the daily DAG emits an event on it when
-the retraining policy fires (weekly, or after lasting drift or degradation; see
+Scheduled on the partitions of the `retraining_requested` asset: the daily DAG for D
+emits an event of partition D on it when the retraining policy fires (weekly, or after lasting drift or degradation; see
 `retraining_decisions`). Trigger it by hand for any date with
 `airflow dags trigger flights_training --logical-date 2013-07-01T00:00:00+00:00`.
 """
@@ -32,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.providers.standard.operators.hitl import HITLOperator
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, PartitionedAssetTimetable, dag, get_current_context, task
 from pipeline_defaults import (
     DEFAULT_ARGS,
     REPLAY_START,
@@ -50,7 +50,9 @@ APPROVAL_TIMEOUT_DAYS = 7
     dag_id="flights_training",
     description="Retrain the flight-delay models on the trailing window and register the best.",
     doc_md=__doc__,
-    schedule=[RETRAINING_REQUESTED],
+    # One run per partition (flight date) of the retraining_requested events: Airflow
+    # 3.2's asset partitions; the run's partition key is its as-of date.
+    schedule=PartitionedAssetTimetable(assets=RETRAINING_REQUESTED),
     start_date=REPLAY_START,
     catchup=False,
     max_active_runs=1,

@@ -22,8 +22,10 @@ log = logging.getLogger(__name__)
 def run_day(context: Mapping[str, Any], param: str = "flight_date") -> dt.date:
     """The day a DAG run is for.
 
-    An explicit ``param`` (the trigger form's date) wins; then, for a run started by an
-    asset event, the day the event asked for (its ``extra[param]``); otherwise the run's logical
+    An explicit ``param`` (the trigger form's date) wins; then the run's partition key
+    (a partitioned run: the flight date of the asset event that started it); then, for a
+    run started by an asset event, the day the event asked for (its ``extra[param]``);
+    otherwise the run's logical
     date, or for a manual run without one, the time it was queued for. Scheduled runs
     fire at 00:00 America/New_York, which is 04:00 or 05:00 UTC of the same date, and
     ``airflow dags test <dag> 2013-03-15`` uses 00:00 UTC: the UTC date is D in both.
@@ -31,6 +33,9 @@ def run_day(context: Mapping[str, Any], param: str = "flight_date") -> dt.date:
     params = context.get("params") or {}
     if params.get(param):
         return parse_date(str(params[param]))
+    partition = getattr(context.get("dag_run"), "partition_key", None)
+    if partition:
+        return parse_date(str(partition)[:10])
     requested = requested_day(context, param)
     if requested is not None:
         return requested

@@ -247,15 +247,17 @@ def test_a_fired_retraining_policy_queues_the_training_dag_through_an_asset_even
 
     with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as db:
         events = db.execute(
-            "select e.extra from asset_event e join asset a on a.id = e.asset_id "
+            "select e.extra, e.partition_key from asset_event e join asset a on a.id = e.asset_id "
             "where a.name = 'retraining_requested'"
         ).fetchall()
+        # the partitioned handoff: a flights_training run waits for partition D
         queued = db.execute(
-            "select q.target_dag_id from asset_dag_run_queue q join asset a on a.id = q.asset_id "
-            "where a.name = 'retraining_requested'"
+            "select target_dag_id, partition_key from asset_partition_dag_run"
         ).fetchall()
-    assert [json.loads(extra)["as_of"] for (extra,) in events] == [day.isoformat()]
-    assert queued == [("flights_training",)]
+    assert [(json.loads(extra)["as_of"], key) for extra, key in events] == [
+        (day.isoformat(), day.isoformat())
+    ]
+    assert queued == [("flights_training", day.isoformat())]
 
 
 def test_reparsing_the_dags_creates_no_new_dag_version(airflow_env):

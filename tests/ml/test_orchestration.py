@@ -24,6 +24,19 @@ def test_a_run_started_by_the_retraining_policy_trains_as_of_the_requested_day()
     assert run_day(context, param="as_of") == dt.date(2013, 7, 9)  # the latest request
 
 
+def test_a_partitioned_run_trains_as_of_its_partition_key_unless_the_form_says_otherwise():
+    context = {
+        "dag_run": SimpleNamespace(partition_key="2013-07-09"),
+        "triggering_asset_events": {"retraining_requested": [_event(as_of="2013-07-08")]},
+        "logical_date": None,
+        "run_after": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    }
+    assert run_day(context, param="as_of") == dt.date(2013, 7, 9)
+    assert run_day({**context, "params": {"as_of": "2013-05-01"}}, "as_of") == dt.date(2013, 5, 1)
+    unpartitioned = {**context, "dag_run": SimpleNamespace(partition_key=None)}
+    assert run_day(unpartitioned, param="as_of") == dt.date(2013, 7, 8)
+
+
 def test_the_trigger_form_wins_then_the_logical_date():
     events = {"retraining_requested": [_event(as_of="2013-07-08")]}
     context = {"params": {"as_of": "2013-05-01"}, "triggering_asset_events": events}
