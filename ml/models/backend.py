@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import warnings
 from collections.abc import Iterator
@@ -72,7 +73,8 @@ def training_backend(settings: Settings) -> Iterator[None]:
     """Train the boosted candidates on ``settings.train_backend`` for the block's length.
 
     Raises:
-        ConfigError: The scheduler cannot be reached in ``CONNECT_TIMEOUT_S`` seconds.
+        ConfigError: The scheduler cannot be reached, or has no worker, within
+            ``CONNECT_TIMEOUT_S`` seconds.
     """
     if settings.train_backend == "local" or dask_client() is not None:
         yield
@@ -85,22 +87,24 @@ def training_backend(settings: Settings) -> Iterator[None]:
                 client = stack.enter_context(
                     Client(settings.dask_scheduler, timeout=CONNECT_TIMEOUT_S)
                 )
-            except OSError as exc:
+                client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+            except OSError as exc:  # TimeoutError included
                 raise ConfigError(
-                    f"dask_scheduler {settings.dask_scheduler!r}: cannot reach the scheduler "
-                    f"({exc}); start it, or set ML_TRAIN_BACKEND=local"
+                    f"dask_scheduler {settings.dask_scheduler!r}: cannot reach the scheduler, "
+                    f"or it has no worker ({exc}); start them, or set ML_TRAIN_BACKEND=local"
                 ) from exc
         else:
             cluster = stack.enter_context(
                 LocalCluster(
                     n_workers=os.cpu_count() or 1,
                     threads_per_worker=1,
+                    # a daemonic process (a Celery worker's child) cannot start processes
+                    processes=not multiprocessing.current_process().daemon,
                     dashboard_address=None,
                     silence_logs=logging.WARNING,
                 )
             )
             client = stack.enter_context(Client(cluster))
-        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
         log.info("training the boosted candidates on Dask: %s", client)
         token = _client.set(client)
         try:

@@ -93,7 +93,10 @@ def test_a_scheduler_that_cannot_be_reached_is_one_clear_error(settings, monkeyp
         settings.data_dir, train_backend="dask", dask_scheduler="tcp://127.0.0.1:9"
     )
     with (
-        pytest.raises(ConfigError, match=r"dask_scheduler 'tcp://127.0.0.1:9': cannot reach"),
+        pytest.raises(
+            ConfigError,
+            match=r"dask_scheduler 'tcp://127.0.0.1:9': cannot reach the scheduler, or it has no worker",
+        ),
         training_backend(unreachable),
     ):
         pass
