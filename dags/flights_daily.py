@@ -34,7 +34,7 @@ param), at the prediction cutoff 00:00 America/New_York on D:
 
 Lineage: each task's OpenLineage events (Airflow's provider) name the partitions it read
 and wrote, and the build adds one run per dbt model, all in `lineage/openlineage.jsonl`
-of the data folder; `ml lineage D` follows D's predictions back to the model versions,
+of the data folder; `ml lineage --date D` follows D's predictions back to the model versions,
 the raw partitions and the source files.
 
 Each task calls the step of `ml.pipeline` of the same name; `ml transform` is `build`,

@@ -242,6 +242,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
             "risk_low_delay_rate and risk_high_precision: expected 0 <= low rate < high "
             f"precision <= 1, got {values['risk_low_delay_rate']} and {values['risk_high_precision']}"
         )
+    if values["boosting_early_stopping_rounds"] < 1:
+        raise ConfigError("boosting_early_stopping_rounds must be at least 1")
     if values["calibration_folds"] < 2:
         raise ConfigError("calibration_folds must be at least 2")
     if not 0 < values["drift_family_alpha"] < 1:

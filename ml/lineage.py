@@ -2,8 +2,8 @@
 from a day's predictions to the raw partitions and the model versions behind them.
 
 Three sources write OpenLineage events to one file, ``lineage/openlineage.jsonl`` under
-the data folder (one JSON event per line; ``OPENLINEAGE_URL``, set for the Marquez
-profile of docker-compose, sends them to Marquez instead):
+the data folder (one JSON event per line; with ``OPENLINEAGE_URL`` set, as for the
+Marquez profile of docker-compose, the package sends dbt's to that server instead):
 
 - Airflow's OpenLineage provider, as each task starts and ends (configured by
   ``AIRFLOW__OPENLINEAGE__TRANSPORT``, which ``make``, the e2e stack and docker-compose
@@ -17,7 +17,7 @@ profile of docker-compose, sends them to Marquez instead):
 A dataset is a file or folder of the data folder, in the ``file`` namespace, named by its
 absolute path, as Airflow names a ``file://`` asset. :func:`trace` walks the events back
 from ``predictions/flight_date=D``: the run that wrote it, the files that run read, the
-runs that wrote those, down to the source files that ingest read. ``ml lineage D`` prints it.
+runs that wrote those, down to the source files that ingest read. ``ml lineage --date D`` prints it.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from typing import Any
 
 from ml.config import Settings
 from ml.dates import window_label
+from ml.ingest import DAILY_TABLES as RAW_TABLES
+from ml.ingest import REFERENCE_TABLES
 from ml.paths import PUBLISHED_MARTS
 
 log = logging.getLogger(__name__)
@@ -41,8 +43,6 @@ NAMESPACE = "file"
 PRODUCER = "https://github.com/OpenLineage/OpenLineage/tree/1.54.0/integration/dbt"
 # Where a dbt source's files are: the path inside its read_parquet('...') location.
 _READ_PATH = re.compile(r"read_parquet\(\s*'([^']+)'")
-RAW_TABLES = ("flights", "weather")
-REFERENCE_TABLES = ("planes", "airlines", "airports")
 
 
 def events_file(settings: Settings) -> Path:
@@ -65,11 +65,15 @@ def step_datasets(
     """
     paths = settings.paths
     if step == "ingest":
-        from ml.ingest import package_source, source_file
+        from ml.ingest import source_dir, source_file
 
-        source = Path(settings.raw_source) if settings.raw_source else package_source()
+        source = source_dir(settings).resolve()
         inputs = [source_file(source, table) for table in (*RAW_TABLES, *REFERENCE_TABLES)]
-        return inputs, [partition(paths.raw_partition(t, day)) for t in RAW_TABLES]
+        # the day's partitions and the reference tables, rewritten by every ingest (the
+        # missing days of history it may land are not named)
+        return inputs, [partition(paths.raw_partition(t, day)) for t in RAW_TABLES] + [
+            paths.raw_reference(t).parent for t in REFERENCE_TABLES
+        ]
     if step == "build":
         first = day - dt.timedelta(days=settings.feature_lookback_days)
         days = [first + dt.timedelta(days=n) for n in range((day - first).days + 1)]
@@ -114,9 +118,9 @@ def client(settings: Settings):
 
 
 def emit_dbt_events(settings: Settings, project_dir: Path, target_path: Path) -> int:
-    """One OpenLineage run per dbt model of the last ``dbt build`` (its artifacts in
-    ``target_path``), parented to ``OPENLINEAGE_PARENT_ID`` when a task sets it; the dbt
-    sources named by their folders under ``raw/``. Returns the number of events.
+    """One OpenLineage run per dbt model and test of the last ``dbt build`` (its artifacts
+    in ``target_path``), the dbt sources named by their folders under ``raw/``. Returns
+    the number of events.
 
     Lineage is a record, not data: a failure is logged and the build goes on."""
     try:
@@ -204,50 +208,62 @@ def _names(datasets: Iterable[dict[str, Any]]) -> list[str]:
 
 
 def trace(settings: Settings, day: dt.date) -> dict[str, Any]:
-    """The way back from ``day``'s predictions, through the newest completed run that
-    wrote each dataset: every run on the way (job, run id, time, inputs, outputs), the
-    model versions, the raw partitions and the source files.
+    """The way back from ``day``'s predictions: the newest completed run that wrote them,
+    then, for each dataset a run read, the newest completed run that wrote it before that
+    run started; every run on the way (job, run id, time, inputs, outputs), the model
+    versions, the raw partitions and the source files.
 
     Raises:
         DataError: No completed run wrote the day's predictions.
     """
     from ml.errors import DataError
 
-    writer: dict[str, dict[str, Any]] = {}
+    writers: dict[str, list[tuple[dt.datetime, dict[str, Any]]]] = {}
+    started: dict[str, dt.datetime] = {}
     for event in read_events(settings):
-        if event["eventType"] != "COMPLETE":
-            continue
-        for name in _names(event.get("outputs") or []):
-            if name not in writer or event["eventTime"] >= writer[name]["eventTime"]:
-                writer[name] = event
+        moment = dt.datetime.fromisoformat(event["eventTime"])
+        if event["eventType"] == "START":
+            started[event["run"]["runId"]] = moment
+        elif event["eventType"] == "COMPLETE":
+            for name in _names(event.get("outputs") or []):
+                writers.setdefault(name, []).append((moment, event))
+
+    def writer(name: str, before: dt.datetime | None) -> dict[str, Any] | None:
+        done = [(m, e) for m, e in writers.get(name, []) if before is None or m <= before]
+        return max(done, key=lambda pair: pair[0])[1] if done else None
+
     start = str(partition(settings.paths.predictions_partition(day)))
-    if start not in writer:
+    if writer(start, None) is None:
         raise DataError(
             f"{events_file(settings)}: no completed run wrote {start}; lineage is recorded by "
             "the flights_daily DAG's tasks (run it for that day)"
         )
-    runs, seen, todo = [], set(), [start]
+    runs: list[dict[str, Any]] = []
+    seen: set[str] = set()
     datasets: list[str] = []
+    todo: list[tuple[str, dt.datetime | None]] = [(start, None)]
     while todo:
-        name = todo.pop(0)
+        name, before = todo.pop(0)
         if name in seen:
             continue
         seen.add(name)
         datasets.append(name)
-        event = writer.get(name)
+        event = writer(name, before)
         if event is None or event["run"]["runId"] in {r["run_id"] for r in runs}:
             continue
+        run_id = event["run"]["runId"]
         inputs = _names(event.get("inputs") or [])
         runs.append(
             {
                 "job": event["job"]["name"],
-                "run_id": event["run"]["runId"],
+                "run_id": run_id,
                 "time": event["eventTime"],
                 "inputs": inputs,
                 "outputs": _names(event.get("outputs") or []),
             }
         )
-        todo.extend(inputs)
+        read_from = started.get(run_id, dt.datetime.fromisoformat(event["eventTime"]))
+        todo.extend((name, read_from) for name in inputs)
     paths = settings.paths
     return {
         "predictions": start,

@@ -41,7 +41,7 @@ from ml.features import (
 )
 from ml.metrics import binary_metrics
 from ml.model_card import card_files
-from ml.models import CalibratedClassifier, check_algorithms, make_classifier
+from ml.models import BoostedClassifier, CalibratedClassifier, check_algorithms, make_classifier
 from ml.models.backend import describe, training_backend
 from ml.risk import fit_for
 
@@ -309,7 +309,10 @@ def train(
             "fitted_on": f"out-of-fold predictions over the fit period, {settings.calibration_folds} blocks of days",
         },
         "best_iteration": getattr(model.estimator_, "best_iteration_", None),
-        "trained_on": trained_on,
+        # the cluster fits the boosted candidates only
+        "trained_on": trained_on
+        if isinstance(model.estimator_, BoostedClassifier)
+        else {"backend": "local"},
         "risk_bands": bands,
         "uses_oracle_forecast": oracle,
         **({"oracle_note": ORACLE_LABEL} if oracle else {}),

@@ -32,8 +32,10 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
-for key in [k for k in os.environ if k.startswith("ML_")]:
-    del os.environ[key]  # tests pass settings explicitly
+for key in [k for k in os.environ if k.startswith(("ML_", "AIRFLOW__OPENLINEAGE__"))]:
+    # tests pass settings explicitly, and point lineage at their own data folders
+    # (`make test` exports the Makefile's, which names the repository's data folder)
+    del os.environ[key]
 
 
 def pytest_collection_modifyitems(config, items):

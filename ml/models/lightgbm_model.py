@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +87,11 @@ class LightGBMClassifier(BoostedClassifier):
                     eval_matrix, start_iteration=tree, num_iteration=1, raw_score=True
                 )
                 losses.append(_log_loss(eval_y, raw))
-            best = int(np.argmin(losses))
-            if len(losses) - 1 - best >= self.early_stopping_rounds or len(losses) >= rounds:
-                return booster, best + 1
+            kept = rounds_kept(losses, self.early_stopping_rounds)
+            if kept is not None:
+                return booster, kept
+            if len(losses) >= rounds:
+                return booster, int(np.argmin(losses)) + 1
 
     def _raw_predict(self, booster, matrix, contrib: bool = False) -> np.ndarray:
         """Scores of ``matrix``: a frame of :meth:`_matrix` or an array of :meth:`_array`
@@ -113,6 +116,19 @@ class LightGBMClassifier(BoostedClassifier):
         import lightgbm
 
         return lightgbm.Booster(model_file=str(path))
+
+
+def rounds_kept(losses: Sequence[float], patience: int) -> int | None:
+    """LightGBM's early stopping over the holdout loss of each round: at the first round
+    ``patience`` rounds past the best (a best is a strictly lower loss), the rounds to
+    keep, the best counted from 1; None while no round has come to that."""
+    best = 0
+    for number, loss in enumerate(losses):
+        if loss < losses[best]:
+            best = number
+        elif number - best >= patience:
+            return best + 1
+    return None
 
 
 def _log_loss(y: np.ndarray, raw: np.ndarray) -> float:

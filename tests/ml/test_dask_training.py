@@ -60,7 +60,7 @@ def test_training_on_dask_registers_a_model_as_good_as_a_local_one(built_data, t
     lines: list[str] = []
     result = train(on_dask, AS_OF, progress=lines.append)
 
-    assert dask_client() is None  # the client is closed with the run; the cluster stays
+    assert dask_client() is None  # the run let go of its client; the cluster stays up
     assert "boosted ones on Dask, 2 workers" in lines[0]
     metadata = registry.load_metadata(on_dask, result.version)
     assert metadata["trained_on"] == {
@@ -107,3 +107,39 @@ def test_an_unknown_backend_is_refused_where_the_setting_is_read(tmp_path):
 
     with pytest.raises(ConfigError, match=r"train_backend 'spark': expected one of"):
         make_settings(tmp_path, train_backend="spark")
+
+
+def _lightgbm_keeps(losses: list[float], patience: int) -> int:
+    """The rounds ``lightgbm.train`` keeps with its own early stopping, fed these holdout
+    losses round by round (a custom metric over a tiny data set)."""
+    import lightgbm
+
+    x, y = np.arange(40, dtype=float)[:, None], np.arange(40) % 2
+    data = lightgbm.Dataset(x, y)
+    given = iter(losses)
+    booster = lightgbm.train(
+        {"objective": "binary", "metric": "None", "verbosity": -1, "min_data_in_leaf": 1},
+        data,
+        num_boost_round=len(losses),
+        valid_sets=[lightgbm.Dataset(x, y, reference=data)],
+        feval=lambda _preds, _data: ("given", next(given), False),
+        callbacks=[lightgbm.early_stopping(patience, verbose=False)],
+    )
+    return booster.best_iteration
+
+
+def test_the_block_wise_early_stopping_keeps_the_rounds_lightgbm_would():
+    """lightgbm.dask cannot stop early; the backend grows blocks and stops by this rule."""
+    from ml.models.lightgbm_model import rounds_kept
+
+    assert rounds_kept([5, 3, 4, 4, 4, 2], 3) == 2  # stops before the later best
+    assert rounds_kept([5, 3, 4], 3) is None  # not yet
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        steps = rng.normal(0, 1, int(rng.integers(2, 40)))
+        losses = [float(v) for v in np.round(5 + 0.1 * steps.cumsum(), 1)]  # ties too
+        patience = int(rng.integers(1, 6))
+        kept = rounds_kept(losses, patience)
+        # the end of training without a stop keeps the best round, as LightGBM does
+        ours = kept if kept is not None else int(np.argmin(losses)) + 1
+        assert ours == _lightgbm_keeps(losses, patience), (losses, patience)

@@ -72,6 +72,8 @@ def test_trace_follows_the_newest_writer_of_each_dataset_back_to_the_sources(
         _event(
             "flights_daily.predict", "new", "2026-01-01T00:03:30Z", [features, model], [predictions]
         ),
+        # the day landed again after those predictions: not what they came from
+        _event("flights_daily.ingest", "later", "2026-01-02T00:00:00Z", [source], [raw]),
     ]
     _write(settings, events, garbage='{"half an event": ')
 
@@ -84,7 +86,7 @@ def test_trace_follows_the_newest_writer_of_each_dataset_back_to_the_sources(
         "flights_daily.build",
         "flights_daily.ingest",
     ]
-    assert found["runs"][0]["run_id"] == "new"
+    assert [r["run_id"] for r in found["runs"]] == ["new", "p1", "b1", "i1"]
     assert found["model_versions"] == ["20130315-lightgbm-1f977c54"]
     assert found["raw_partitions"] == sorted([str(raw), str(history)])
     # read from outside the data folder
