@@ -23,7 +23,6 @@ runs that wrote those, down to the source files that ingest read. ``ml lineage -
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import re
@@ -35,6 +34,7 @@ from ml.config import Settings
 from ml.dates import window_label
 from ml.ingest import DAILY_TABLES as RAW_TABLES
 from ml.ingest import REFERENCE_TABLES
+from ml.io import read_json_lines
 from ml.paths import PUBLISHED_MARTS
 
 log = logging.getLogger(__name__)
@@ -186,21 +186,13 @@ def _source_folders(processor) -> dict[tuple[str, str], str]:
 
 
 def read_events(settings: Settings) -> list[dict[str, Any]]:
-    """Every event of the events file; a line that is not an event is skipped, named."""
-    path = events_file(settings)
-    if not path.exists():
-        return []
-    events = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            try:
-                event = json.loads(line)
-                event["eventType"]  # noqa: B018 - an event, not any JSON
-            except (ValueError, KeyError, TypeError):
-                log.warning("%s, line %d: not an OpenLineage event; skipped", path, number)
-                continue
-            events.append(event)
-    return events
+    """Every event of the events file; a line that is not an event is skipped, named
+    (:func:`ml.io.read_json_lines`)."""
+    return read_json_lines(events_file(settings), "OpenLineage event", _is_event)
+
+
+def _is_event(entry: dict[str, Any]) -> bool:
+    return all(key in entry for key in ("eventType", "eventTime", "run", "job"))
 
 
 def _names(datasets: Iterable[dict[str, Any]]) -> list[str]:

@@ -91,7 +91,7 @@ def test_trace_follows_the_newest_writer_of_each_dataset_back_to_the_sources(
     assert found["raw_partitions"] == sorted([str(raw), str(history)])
     # read from outside the data folder
     assert found["sources"] == [str(source)]
-    assert "line 2: not an OpenLineage event; skipped" in caplog.text
+    assert "line 2: unreadable OpenLineage event skipped" in caplog.text
 
     # the README's two forms of `ml lineage`
     monkeypatch.setenv("ML_DATA_DIR", str(settings.data_dir))
