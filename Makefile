@@ -34,7 +34,7 @@ ENV_VARS := AIRFLOW_HOME ML_DATA_DIR AIRFLOW__CORE__DAGS_FOLDER AIRFLOW__CORE__P
 	AIRFLOW__OPENLINEAGE__NAMESPACE AIRFLOW__OPENLINEAGE__TRANSPORT \
 	DBT_SEND_ANONYMOUS_USAGE_STATS GX_ANALYTICS_ENABLED
 
-.PHONY: help install airflow-init demo test test-fast lint format lock env airflow clean clean-data bench-drift bench-backtest bench-topology bench-daily bench-scoring bench-validation
+.PHONY: help install airflow-init chromium demo test test-fast lint format lock env airflow clean clean-data bench-drift bench-backtest bench-topology bench-daily bench-scoring bench-validation
 
 help:
 	@echo "make demo     set everything up and replay $(DEMO_START)..$(DEMO_END) through Airflow"
@@ -88,12 +88,32 @@ demo: airflow-init
 	@echo "  ML view: http://localhost:8080/ml/   (ML in the UI's navigation bar)"
 	@echo "  Then:    README.md, \"After the demo\""
 
+# The browser tier (tests/browser) drives the system's Chromium through Playwright, which
+# never downloads a browser. Where it is missing, it is installed from Debian's packages if
+# this user may (root, or sudo without a password); otherwise the tier fails and says what
+# to install.
+CHROMIUM ?= /usr/bin/chromium
+
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+		if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else sudo=none; fi; \
+		if [ "$$sudo" != none ] && command -v apt-get > /dev/null; then \
+			echo "==> installing Debian's chromium for the browser tests (log: $(AIRFLOW_HOME)/chromium-install.log)"; \
+			mkdir -p $(AIRFLOW_HOME); \
+			{ $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium; } \
+				> $(AIRFLOW_HOME)/chromium-install.log 2>&1 \
+				|| { tail -5 $(AIRFLOW_HOME)/chromium-install.log; echo "could not install chromium: tests/browser will fail"; }; \
+		else \
+			echo "no Chromium at $(CHROMIUM), and this user cannot install it: tests/browser will fail until it is installed (Debian: sudo apt-get install chromium; or CHROMIUM=/path/to/chromium make test)"; \
+		fi; \
+	fi
+
 # Two workers (pytest-xdist), each running whole modules: a module's fixtures (an Airflow
 # stack, a replayed week) are built once; the session's data folders are shared.
 TEST_WORKERS ?= 2
 
-test: airflow-init
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+test: airflow-init chromium
+	CHROMIUM_EXECUTABLE=$(CHROMIUM) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not e2e"

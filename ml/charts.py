@@ -27,9 +27,14 @@ CURRENT = "#2f6fdb"
 PALETTE = [CURRENT, "#d9822b", REFERENCE, "#067647", "#b42318"]
 FULL_WIDTH = 1000  # the pages' column (1100 px) less its padding
 CARD_WIDTH = 320  # a card of the pages' grids at its narrowest, less its padding
+# vl-convert lays a chart out with its text measured where the chart is drawn; the
+# viewer's browser then draws that text in its own font. Where the browser's is the wider,
+# labels overlap. DejaVu Sans, Debian's default sans-serif, is the widest of the common
+# ones: measured with it (installed with fontconfig, and in the image), every label has
+# room, and a browser without it draws in its own, narrower sans-serif.
 CONFIG = {
     "background": None,
-    "font": "sans-serif",
+    "font": "DejaVu Sans, sans-serif",
     "view": {"stroke": None},
     "axis": {"labelFontSize": 11, "titleFontSize": 11, "titleFontWeight": "normal"},
     "legend": {"labelFontSize": 11, "orient": "bottom", "title": None},
@@ -348,7 +353,12 @@ def heatmap(
                         "type": "quantitative",
                         "title": value_title,
                         "scale": {"domain": [low, high], "scheme": "blues"},
-                        "legend": {"orient": "bottom", "title": value_title, "gradientLength": 240},
+                        "legend": {
+                            "orient": "bottom",
+                            "title": value_title,
+                            "titleLimit": 0,
+                            "gradientLength": 240,
+                        },
                     }
                 },
             },

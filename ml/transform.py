@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -223,16 +224,40 @@ def _write_docs(settings: Settings, digest: str) -> Path:
     atomically to ``docs/dbt/index.html``, then the project's digest beside it."""
     paths = settings.paths
     _run_dbt(settings, ["docs", "generate", "--static"], DBT_PROJECT_DIR)
+    page = (paths.dbt_target / "static_index.html").read_text(encoding="utf-8")
     with atomic_path(paths.dbt_docs) as tmp:
-        shutil.copyfile(paths.dbt_target / "static_index.html", tmp)
+        tmp.write_text(docs_page(page), encoding="utf-8")
     write_text(digest, paths.dbt_docs.with_name("project.sha256"))
     log.info("dbt docs written to %s", paths.dbt_docs)
     return paths.dbt_docs
 
 
+# dbt's docs app (AngularJS) puts its templates in the page before it compiles them: an
+# icon's ``<use xlink:href="{{ ... }}">`` is first a URL of that literal text, which the
+# browser tries to fetch (and, sandboxed, reports as an error on every page). Angular's
+# ``ng-attr-`` prefix sets an attribute only once it is interpolated; an icon takes SVG 2's
+# plain ``href``, which Angular can set (not the namespaced ``xlink:href``).
+_UNCOMPILED_URL = re.compile(r"(?<=\s)(xlink:href|src)=(\\?[\"']\{\{)")
+_SET_ONCE_INTERPOLATED = {"xlink:href": "ng-attr-href", "src": "ng-attr-src"}
+# Its favicon link is a bundler's placeholder that was never replaced
+# (``href="${require('./assets/favicons/favicon.ico')}"``): a request for a file that
+# does not exist. An empty data URL asks for nothing.
+_UNBUILT_URL = re.compile(r"""(?<=\s)href=(\\?["'])\$\{require\([^)]*\)\}\1""")
+DOCS_PAGE_FORMAT = "2"  # changing how docs_page rewrites the page writes the docs again
+
+
+def docs_page(html: str) -> str:
+    """dbt's static docs page with every URL attribute holding an Angular expression
+    (``{{ ... }}``) set once it is interpolated, and every placeholder URL left by dbt's
+    bundler made empty: no request for a URL that is not one."""
+    html = _UNCOMPILED_URL.sub(lambda m: f"{_SET_ONCE_INTERPOLATED[m[1]]}={m[2]}", html)
+    return _UNBUILT_URL.sub(lambda m: f"href={m[1]}data:,{m[1]}", html)
+
+
 def project_digest(project_dir: Path = DBT_PROJECT_DIR) -> str:
-    """SHA-256 of the dbt project's files (names and contents): what its docs show."""
-    digest = hashlib.sha256()
+    """SHA-256 of the dbt project's files (names and contents) and of the way its docs
+    page is written: what its docs show."""
+    digest = hashlib.sha256(DOCS_PAGE_FORMAT.encode() + b"\0")
     for path in sorted(p for p in project_dir.rglob("*") if p.is_file()):
         digest.update(path.relative_to(project_dir).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())

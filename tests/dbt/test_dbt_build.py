@@ -1,6 +1,7 @@
 """dbt on a real slice: the mart's grain, its point-in-time rates, and failing tests surfacing."""
 
 import datetime as dt
+import re
 import shutil
 from zoneinfo import ZoneInfo
 
@@ -256,6 +257,11 @@ def test_dbt_docs_are_written_after_a_build_and_again_only_when_the_project_chan
     assert "test.flights.unique_flight_features_flight_id" in text
     # The app loads dbt's telemetry script from a CDN only when the manifest allows it.
     assert '"send_anonymous_usage_stats": false' in text
+    # No URL attribute holds an uncompiled Angular expression, which the browser would
+    # fetch as it stands: the app sets them through ng-attr- once they are interpolated.
+    assert re.search(r"""\s(xlink:href|src)=\\?["']\{\{""", text) is None
+    assert 'ng-attr-href="{{ getIcon(' in text
+    assert "${require(" not in text  # the bundler's placeholder for its favicon
     written = page.stat().st_mtime_ns
 
     transform.build(settings, DAY, DAY)

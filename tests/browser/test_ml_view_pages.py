@@ -1,0 +1,127 @@
+"""The ML view in Chromium, as a user meets it: a real ``airflow api-server`` over a data
+folder the pipeline wrote, the login page of the UI, the UI's ML entry, and then every
+link and form of the view, followed page by page.
+
+Every page must come back 200 (or, for the error pages, the intended status as a page
+with a way back), log no console error, ask nothing of any other host, keep every chart
+element inside its container and every text label of a chart clear of the others, and
+show no table without rows. A screenshot of each is saved under
+``test-results/browser/test_ml_view_pages/``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.browser.pages import layout_problems, links, screenshot, visit
+from tests.conftest import make_settings
+from tests.e2e.airflow_stack import ADMIN_PASSWORD
+
+pytestmark = pytest.mark.e2e
+
+# The kinds of page the view has, as the start of their paths: the crawl must reach each.
+PAGE_KINDS = (
+    "/ml/",
+    "/ml/predictions?",
+    "/ml/models/",
+    "/ml/compare?",
+    "/ml/reports/drift/",
+    "/ml/reports/validation/index.html",
+    "/ml/reports/validation/validation_",
+    "/ml/reports/backtest/grid-",
+    "/ml/reports/backtest/",
+    "/ml/dbt-docs",
+    "/ml/dbt-docs/index.html",
+)
+
+
+def log_in(page, base: str, then: str) -> None:
+    """Through the login page, as a person does; back at ``then`` afterwards."""
+    page.goto(f"{base}{then}")
+    page.wait_for_url(re.compile(r".*/auth/login.*"))
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}{then}")
+
+
+@pytest.fixture(scope="module")
+def signed_in(api_server, open_context):
+    """A page of a browser that logged in through the login page, and its watch."""
+    context, watch = open_context(api_server.base_url)
+    page = context.new_page()
+    log_in(page, api_server.base_url, "/ml/")
+    return page, watch
+
+
+def test_the_ui_login_leads_to_the_ml_entry_and_the_view_inside_it(
+    api_server, open_context, output
+):
+    base = api_server.base_url
+    context, watch = open_context(base)
+    page = context.new_page()
+    # The UI's login page, not a JSON error: the view sends a browser without the
+    # login there, and back to the UI's home afterwards.
+    log_in(page, base, "/ml/")
+    assert page.get_by_role("heading", name="ML: flight-delay risk").is_visible()
+    page.goto(f"{base}/")
+    page.get_by_role("link", name="ML", exact=True).click()
+    page.wait_for_url(f"{base}/plugin/ml**")
+    frame = page.frame_locator("iframe[title='ML']")
+    frame.get_by_role("heading", name="ML: flight-delay risk").wait_for()
+    page.wait_for_load_state("networkidle")
+    problems = watch.take() + layout_problems(page)
+    screenshot(page, output, f"{base}/airflow-ui-ml-entry")
+    assert problems == []
+
+
+def test_every_link_of_the_view_opens_a_sound_page(api_server, signed_in, output):
+    from ml import registry
+
+    page, watch = signed_in
+    base = api_server.base_url
+    queue, seen, visits = [f"{base}/ml/"], {f"{base}/ml/"}, []
+    while queue:
+        done = visit(page, watch, queue.pop(0), output)
+        visits.append(done)
+        for url in links(page):
+            if url.startswith(f"{base}/ml/") and url not in seen:
+                seen.add(url)
+                queue.append(url)
+
+    paths = [v.url.removeprefix(base) for v in visits]
+    assert [k for k in PAGE_KINDS if not any(p.startswith(k) for p in paths)] == [], paths
+    versions = registry.list_versions(make_settings(api_server.data))
+    assert len(versions) >= 2
+    assert {f"/ml/models/{meta['version']}" for meta in versions} <= set(paths)
+    broken = {
+        v.url: ([f"HTTP {v.status}"] if v.status != 200 else []) + v.problems
+        for v in visits
+        if v.status != 200 or v.problems
+    }
+    assert broken == {}, f"{len(broken)} of {len(visits)} pages have problems"
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "heading"),
+    [
+        ("/ml/models/no-such-version", 404, "Not found"),
+        ("/ml/predictions?date=2013-01-02", 404, "Not found"),
+        ("/ml/predictions?date=01/02/2013", 422, "Bad request"),
+        ("/ml/compare?first=no-such-version&second=other", 404, "Not found"),
+        ("/ml/reports/..%2Fmodels%2Faliases.json", 404, "Not found"),
+    ],
+)
+def test_errors_are_pages_with_a_way_back(api_server, signed_in, output, path, status, heading):
+    page, watch = signed_in
+    done = visit(page, watch, f"{api_server.base_url}{path}", output)
+    assert done.status == status
+    assert page.get_by_role("heading", name=heading).is_visible()
+    assert page.get_by_role("link", name="ML overview").get_attribute("href") == "/ml/"
+    # Chromium reports the document's own status in the console; nothing else may appear.
+    expected = (
+        f"console error: Failed to load resource: the server responded with a status of {status}"
+    )
+    assert [p for p in done.problems if not p.startswith(expected)] == []
