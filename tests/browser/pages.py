@@ -5,8 +5,8 @@ its console errors and uncaught exceptions, the requests it tried to send to any
 origin than the one it was served from (aborted, so nothing leaves the machine), and
 the failed responses of its own. :func:`layout_problems` measures the page as Chromium
 laid it out: every chart (an inline SVG) inside its container and the boxes around it,
-every drawn element inside its chart, no two text labels of a chart overlapping (their
-real, rotated outlines), every table with at least one row of data, every image loaded,
+every drawn element inside its chart, its text drawn at least 9 px high, no two text
+labels of a chart overlapping (their real, rotated outlines), every table with at least one row of data, every image loaded,
 and no page wider than the window. Each problem is one line naming the page's element.
 """
 
@@ -23,9 +23,10 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 CHROMIUM = os.environ.get("CHROMIUM_EXECUTABLE", "/usr/bin/chromium")
 INSTALL_HINT = (
-    f"the browser tests need Chromium at {CHROMIUM} (Debian: `apt-get install chromium`, "
-    "as `make test` does where it runs as root; elsewhere install it, or point "
-    "CHROMIUM_EXECUTABLE at a Chromium or Chrome binary)"
+    f"the browser tests need Chromium at {CHROMIUM}: on Debian, `apt-get install chromium` "
+    "(`make test` does so where it runs as root or with passwordless sudo); or name another "
+    "Chromium or Chrome binary (`make test CHROMIUM=/path`, or CHROMIUM_EXECUTABLE=/path "
+    "for pytest)"
 )
 # Chromium's own traffic (updates, safe browsing, sync) is turned off: the only requests
 # left are the page's.
@@ -114,6 +115,7 @@ class PageWatch:
 _LAYOUT = r"""
 () => {
   const TOL = 1.5;
+  const MIN_TEXT_PX = 9;
   const problems = [];
   const rect = (el) => el.getBoundingClientRect();
   const inside = (a, b) => a.left >= b.left - TOL && a.top >= b.top - TOL
@@ -203,7 +205,16 @@ _LAYOUT = r"""
       }
     }
     const labels = drawn.filter((el) => el.tagName === 'text' && el.textContent.trim())
-      .map((el) => ({text: el.textContent.trim(), poly: outline(el)}));
+      .map((el) => ({text: el.textContent.trim(), poly: outline(el), el}));
+    // A chart drawn wider than its box is scaled down, and its text with it.
+    for (const {text, el} of labels) {
+      const m = el.getScreenCTM();
+      const px = parseFloat(getComputedStyle(el).fontSize) * Math.hypot(m.a, m.b);
+      if (px < MIN_TEXT_PX) {
+        problems.push(`${name}: label "${text}" is drawn ${px.toFixed(1)} px high, too small to read`);
+        break;
+      }
+    }
     for (let i = 0; i < labels.length; i++) {
       for (let j = i + 1; j < labels.length; j++) {
         if (overlap(labels[i].poly, labels[j].poly)) {
@@ -309,3 +320,15 @@ def visit(page: Page, watch: PageWatch, url: str, folder: Path, name: str | None
     problems = watch.take() + settled + layout_problems(page)
     shot = screenshot(page, folder, name or url)
     return Visit(url, response.status if response else None, problems, shot)
+
+
+def report(broken: dict[str, list[str]], folder: Path) -> str:
+    """The problems of every page, a page per paragraph, also written to ``folder``'s
+    ``problems.txt`` beside the screenshots."""
+    text = "\n\n".join(
+        f"{page}\n" + "\n".join(f"  - {problem}" for problem in problems)
+        for page, problems in broken.items()
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "problems.txt").write_text(text + "\n" if text else "")
+    return text

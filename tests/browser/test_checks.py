@@ -40,6 +40,16 @@ PAGES = {
         + f"<div class='chart'>{LINE_CHART.replace('max-width:400px', 'min-width:900px')}</div>",
         ["spills out of div.chart"],
     ),
+    # A real chart drawn three times wider than its box: scaled down to a third, text too.
+    "chart drawn too wide": (
+        "<h2>small</h2>"
+        + "<div class='chart'>"
+        + charts.lines(
+            ["2013-03-16", "2013-03-17"], {"estimated": [0.6, 0.61]}, y_title="log loss", width=1200
+        )
+        + "</div>",
+        ["too small to read"],
+    ),
     "labels overlap": (
         "<h2>overlap</h2>"
         + svg("<text x='10' y='20'>carrier_origin</text><text x='30' y='22'>series</text>"),

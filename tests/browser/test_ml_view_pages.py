@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from tests.browser.pages import layout_problems, links, screenshot, visit
+from tests.browser.pages import layout_problems, links, report, screenshot, visit
 from tests.conftest import make_settings
 from tests.e2e.airflow_stack import ADMIN_PASSWORD
 
@@ -74,7 +74,7 @@ def test_the_ui_login_leads_to_the_ml_entry_and_the_view_inside_it(
     page.wait_for_load_state("networkidle")
     problems = watch.take() + layout_problems(page)
     screenshot(page, output, f"{base}/airflow-ui-ml-entry")
-    assert problems == []
+    assert not problems, report({"the UI's ML entry": problems}, output / "ui-entry")
 
 
 def test_every_link_of_the_view_opens_a_sound_page(api_server, signed_in, output):
@@ -101,7 +101,7 @@ def test_every_link_of_the_view_opens_a_sound_page(api_server, signed_in, output
         for v in visits
         if v.status != 200 or v.problems
     }
-    assert broken == {}, f"{len(broken)} of {len(visits)} pages have problems"
+    assert not broken, f"{len(broken)} of {len(visits)} pages:\n{report(broken, output)}"
 
 
 @pytest.mark.parametrize(

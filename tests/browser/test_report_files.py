@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from tests.browser.pages import links, visit
+from tests.browser.pages import links, report, visit
 
 pytestmark = pytest.mark.e2e
 
@@ -42,4 +42,4 @@ def test_every_page_on_disk_opens_sound_from_a_file_url(site_data, open_context,
         ]
         if done.problems or missing:
             broken[name] = done.problems + missing
-    assert broken == {}, f"{len(broken)} of {len(pages)} pages have problems"
+    assert not broken, f"{len(broken)} of {len(pages)} pages:\n{report(broken, output)}"
