@@ -92,15 +92,18 @@ demo: airflow-init
 # never downloads a browser. Where it is missing, it is installed from Debian's packages if
 # this user may (root, or sudo without a password); otherwise the tier fails and says what
 # to install.
-CHROMIUM ?= /usr/bin/chromium
+# DejaVu Sans is the font the charts are laid out with (ml/charts.py).
+DEBIAN_CHROMIUM := /usr/bin/chromium
+CHROMIUM ?= $(DEBIAN_CHROMIUM)
 
 chromium:
 	@if [ ! -x "$(CHROMIUM)" ]; then \
 		if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else sudo=none; fi; \
-		if [ "$$sudo" != none ] && command -v apt-get > /dev/null; then \
+		if [ "$(CHROMIUM)" = "$(DEBIAN_CHROMIUM)" ] && [ "$$sudo" != none ] && command -v apt-get > /dev/null; then \
 			echo "==> installing Debian's chromium for the browser tests (log: $(AIRFLOW_HOME)/chromium-install.log)"; \
 			mkdir -p $(AIRFLOW_HOME); \
-			{ $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium; } \
+			{ $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+				&& $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; } \
 				> $(AIRFLOW_HOME)/chromium-install.log 2>&1 \
 				|| { tail -5 $(AIRFLOW_HOME)/chromium-install.log; echo "could not install chromium: tests/browser will fail"; }; \
 		else \

@@ -28,7 +28,6 @@ from ml.dates import window_label
 from ml.errors import ConfigError, StorageError, TransformError
 from ml.io import (
     TMP_SUFFIX,
-    atomic_path,
     dir_mode,
     file_lock,
     read_json,
@@ -224,9 +223,12 @@ def _write_docs(settings: Settings, digest: str) -> Path:
     atomically to ``docs/dbt/index.html``, then the project's digest beside it."""
     paths = settings.paths
     _run_dbt(settings, ["docs", "generate", "--static"], DBT_PROJECT_DIR)
-    page = (paths.dbt_target / "static_index.html").read_text(encoding="utf-8")
-    with atomic_path(paths.dbt_docs) as tmp:
-        tmp.write_text(docs_page(page), encoding="utf-8")
+    written = paths.dbt_target / "static_index.html"
+    try:
+        page = written.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TransformError(f"{written}: dbt's docs page is unreadable: {exc}") from exc
+    write_text(docs_page(page), paths.dbt_docs)
     write_text(digest, paths.dbt_docs.with_name("project.sha256"))
     log.info("dbt docs written to %s", paths.dbt_docs)
     return paths.dbt_docs
@@ -236,28 +238,33 @@ def _write_docs(settings: Settings, digest: str) -> Path:
 # icon's ``<use xlink:href="{{ ... }}">`` is first a URL of that literal text, which the
 # browser tries to fetch (and, sandboxed, reports as an error on every page). Angular's
 # ``ng-attr-`` prefix sets an attribute only once it is interpolated; an icon takes SVG 2's
-# plain ``href``, which Angular can set (not the namespaced ``xlink:href``).
-_UNCOMPILED_URL = re.compile(r"(?<=\s)(xlink:href|src)=(\\?[\"']\{\{)")
+# plain ``href``, which Angular can set (not the namespaced ``xlink:href``). Only the
+# elements that fetch (use, img) are rewritten: the manifest in the page (models' SQL and
+# descriptions) is left as dbt wrote it.
+_UNCOMPILED_URL = re.compile(r"(<(?:use|img)\s(?:[^<>]*?\s)?)(xlink:href|src)=(\\?[\"']\{\{)")
 _SET_ONCE_INTERPOLATED = {"xlink:href": "ng-attr-href", "src": "ng-attr-src"}
 # Its favicon link is a bundler's placeholder that was never replaced
 # (``href="${require('./assets/favicons/favicon.ico')}"``): a request for a file that
 # does not exist. An empty data URL asks for nothing.
-_UNBUILT_URL = re.compile(r"""(?<=\s)href=(\\?["'])\$\{require\([^)]*\)\}\1""")
-DOCS_PAGE_FORMAT = "2"  # changing how docs_page rewrites the page writes the docs again
+_UNBUILT_URL = re.compile(r"""(<link\s(?:[^<>]*?\s)?)href=(\\?["'])\$\{require\([^)]*\)\}\2""")
+# How docs_page rewrites the page is part of what the docs show: a change writes them again.
+_DOCS_PAGE_REWRITES = "\0".join(
+    [_UNCOMPILED_URL.pattern, _UNBUILT_URL.pattern, *_SET_ONCE_INTERPOLATED.values()]
+)
 
 
 def docs_page(html: str) -> str:
     """dbt's static docs page with every URL attribute holding an Angular expression
     (``{{ ... }}``) set once it is interpolated, and every placeholder URL left by dbt's
     bundler made empty: no request for a URL that is not one."""
-    html = _UNCOMPILED_URL.sub(lambda m: f"{_SET_ONCE_INTERPOLATED[m[1]]}={m[2]}", html)
-    return _UNBUILT_URL.sub(lambda m: f"href={m[1]}data:,{m[1]}", html)
+    html = _UNCOMPILED_URL.sub(lambda m: f"{m[1]}{_SET_ONCE_INTERPOLATED[m[2]]}={m[3]}", html)
+    return _UNBUILT_URL.sub(lambda m: f"{m[1]}href={m[2]}data:,{m[2]}", html)
 
 
 def project_digest(project_dir: Path = DBT_PROJECT_DIR) -> str:
     """SHA-256 of the dbt project's files (names and contents) and of the way its docs
     page is written: what its docs show."""
-    digest = hashlib.sha256(DOCS_PAGE_FORMAT.encode() + b"\0")
+    digest = hashlib.sha256(_DOCS_PAGE_REWRITES.encode() + b"\0")
     for path in sorted(p for p in project_dir.rglob("*") if p.is_file()):
         digest.update(path.relative_to(project_dir).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())

@@ -77,6 +77,7 @@ def open_context(browser):
     def open_(origin: str):
         context = browser.new_context(viewport=WINDOW)
         context.set_default_timeout(30_000)
+        context.set_default_navigation_timeout(90_000)  # dbt's docs: 3 MB, on a busy machine
         watch = PageWatch(origin)
         watch.attach(context)
         contexts.append(context)

@@ -72,21 +72,30 @@ class PageWatch:
             ),
         )
         page.on("pageerror", lambda exc: self.console_errors.append(f"uncaught: {exc}"))
-        page.on(
-            "response",
-            lambda r: (
-                r.status >= 400
-                and r.request.resource_type != "document"
-                and self.failed_responses.append(f"{r.status} {r.url}")
-            ),
+        page.on("response", self._response)
+        page.on("requestfailed", self._request_failed)
+
+    def _response(self, response) -> None:
+        # The page's own document has its status checked by whoever opened it (an error
+        # page's is meant); a frame's document or anything else a page loads must succeed.
+        main_document = response.request.is_navigation_request() and (
+            response.frame.parent_frame is None
         )
+        if response.status >= 400 and not main_document:
+            self.failed_responses.append(f"{response.status} {response.url}")
+
+    def _request_failed(self, request: Request) -> None:
+        # Those to other hosts are aborted here, and listed as such; one cancelled because
+        # the page went on is not a failure.
+        if self.allowed(request.url) and request.failure != "net::ERR_ABORTED":
+            self.failed_responses.append(f"{request.url} ({request.failure})")
 
     def allowed(self, url: str) -> bool:
         parts = urlsplit(url)
         if parts.scheme in LOCAL_SCHEMES:
             return True
         if self.origin.startswith("file://"):
-            return parts.scheme == "file" and url.startswith(self.origin)
+            return parts.scheme == "file" and url.startswith(self.origin.rstrip("/") + "/")
         return f"{parts.scheme}://{parts.netloc}" == self.origin
 
     def _route(self, route: Route, request: Request) -> None:
@@ -137,8 +146,10 @@ _LAYOUT = r"""
     for (let node = el; node && node.nodeType === 1; node = node.parentElement) {
       const style = getComputedStyle(node);
       if (style.display === 'none' || style.visibility === 'hidden' || Number(style.opacity) === 0) return false;
-      const attr = node.getAttribute('opacity') ?? node.getAttribute('fill-opacity');
-      if (attr !== null && Number(attr) === 0) return false;
+      for (const name of ['opacity', 'fill-opacity']) {
+        const attr = node.getAttribute(name);
+        if (attr !== null && Number(attr) === 0) return false;
+      }
     }
     return true;
   };
@@ -199,7 +210,7 @@ _LAYOUT = r"""
       .filter((el) => shown(el) && !clipped(el, svg));
     for (const el of drawn) {
       const b = el.tagName === 'text' ? bounds(outline(el)) : rect(el);
-      if ((b.right - b.left) > 0 && !inside(b, box)) {
+      if ((b.right - b.left) + (b.bottom - b.top) > 0 && !inside(b, box)) {
         const what = el.tagName === 'text' ? `label "${el.textContent.trim()}"` : describe(el);
         problems.push(`${name}: ${what} lies outside the chart (${size(box)})`);
       }
@@ -223,6 +234,21 @@ _LAYOUT = r"""
       }
     }
   });
+  // Charts side by side must not cover each other.
+  const boxes = charts.map(rect);
+  for (let i = 0; i < boxes.length; i++) {
+    for (let j = i + 1; j < boxes.length; j++) {
+      const a = boxes[i], b = boxes[j];
+      const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+      const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+      if (w > TOL && h > TOL) problems.push(`charts ${i + 1} and ${j + 1} overlap`);
+    }
+  }
+  // A section of the view that could not read its files says so in place of its content.
+  for (const el of document.querySelectorAll('.error')) {
+    const text = el.textContent.trim();
+    if (text.startsWith('Unavailable')) problems.push(`a section shows "${text.slice(0, 120)}"`);
+  }
   [...document.querySelectorAll('table')].filter(shown).forEach((table, index) => {
     if (!table.querySelector('td')) {
       const head = [...table.querySelectorAll('th')].map((th) => th.textContent.trim()).join(', ');
@@ -275,8 +301,9 @@ _LINKS = r"""
   const found = [...document.querySelectorAll('a[href]')].map((a) => a.href);
   for (const form of document.querySelectorAll('form')) {
     if ((form.getAttribute('method') || 'get').toLowerCase() !== 'get') continue;
-    const target = new URL(form.action);
-    for (const [key, value] of new FormData(form)) target.searchParams.append(key, value);
+    // A GET form replaces its action's query with its fields.
+    const target = new URL(form.getAttribute('action') || '', document.baseURI);
+    target.search = new URLSearchParams(new FormData(form)).toString();
     found.push(target.href);
   }
   return found.map((href) => href.split('#')[0]);
@@ -295,12 +322,24 @@ def links(page: Page) -> list[str]:
 
 @dataclass
 class Visit:
-    """One page as the browser got it: the status of its document and its problems."""
+    """One page as the browser got it: the status of its document, its problems, how many
+    charts it drew and its screenshot."""
 
     url: str
     status: int | None
     problems: list[str]
+    charts: int
     shot: Path
+
+
+def settle(page: Page) -> list[str]:
+    """Wait until ``page`` has sent no request for half a second; a problem if it never
+    does within :data:`SETTLE_MS`."""
+    try:
+        page.wait_for_load_state("networkidle", timeout=SETTLE_MS)
+    except PlaywrightTimeout:
+        return [f"still sending requests {SETTLE_MS / 1000:.0f} s after it loaded"]
+    return []
 
 
 def visit(page: Page, watch: PageWatch, url: str, folder: Path, name: str | None = None) -> Visit:
@@ -312,14 +351,15 @@ def visit(page: Page, watch: PageWatch, url: str, folder: Path, name: str | None
     # (dbt's docs) navigates within the page before its load event.
     response = page.goto(url, wait_until="commit")
     page.wait_for_load_state("load")
-    try:
-        page.wait_for_load_state("networkidle", timeout=SETTLE_MS)
-        settled = []
-    except PlaywrightTimeout:
-        settled = [f"still sending requests {SETTLE_MS / 1000:.0f} s after it loaded"]
-    problems = watch.take() + settled + layout_problems(page)
+    problems = settle(page)
+    if page.url.split("#")[0] != url.split("#")[0]:
+        problems.append(f"sent on to {page.url}")
+    problems += layout_problems(page)
+    charts = page.locator("svg.marks").count()
     shot = screenshot(page, folder, name or url)
-    return Visit(url, response.status if response else None, problems, shot)
+    # Last: what the page did while it was measured and photographed is its own too.
+    problems = watch.take() + problems
+    return Visit(url, response.status if response else None, problems, charts, shot)
 
 
 def report(broken: dict[str, list[str]], folder: Path) -> str:

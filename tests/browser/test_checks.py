@@ -69,6 +69,14 @@ PAGES = {
         "<h2>outside</h2>" + svg("<text x='280' y='20'>cut off at the edge</text>"),
         ['label "cut off at the edge" lies outside the chart'],
     ),
+    "vertical line outside": (
+        "<h2>rule</h2>" + svg("<line x1='350' y1='0' x2='350' y2='90' stroke='black'/>"),
+        ["line lies outside the chart"],
+    ),
+    "section unavailable": (
+        "<p class='error'>Unavailable: models/aliases.json: not JSON</p>",
+        ['a section shows "Unavailable: models/aliases.json'],
+    ),
     "empty table": ("<table><tr><th>flight</th><th>p</th></tr></table>", ["has no rows"]),
     "console error": ("<script>console.error('broken')</script>", ["console error: broken"]),
     "another host": (
