@@ -8,11 +8,7 @@ FROM ${AIRFLOW_IMAGE}
 # (its editable install writes metadata beside it). Owned by the airflow user and group 0,
 # group-writable, so any AIRFLOW_UID the containers run as (always with group 0) can write.
 # A new named volume takes the ownership of the folder it is mounted on.
-# DejaVu Sans: the charts are laid out with its widths (ml/charts.py).
 USER root
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends fonts-dejavu-core \
-    && rm -rf /var/lib/apt/lists/*
 RUN mkdir -p /opt/airflow/data /opt/airflow/auth /opt/ml-project \
     && chown -R airflow:0 /opt/airflow/data /opt/airflow/auth /opt/ml-project \
     && chmod -R g+rwX /opt/airflow/data /opt/airflow/auth /opt/ml-project

@@ -92,22 +92,27 @@ demo: airflow-init
 # never downloads a browser. Where it is missing, it is installed from Debian's packages if
 # this user may (root, or sudo without a password); otherwise the tier fails and says what
 # to install.
-# DejaVu Sans is the font the charts are laid out with (ml/charts.py).
+# The charts are laid out for Liberation Sans (Arial's metrics; ml/charts.py): the tier
+# draws them in it (Debian's fonts-liberation).
 DEBIAN_CHROMIUM := /usr/bin/chromium
 CHROMIUM ?= $(DEBIAN_CHROMIUM)
 
 chromium:
-	@if [ ! -x "$(CHROMIUM)" ]; then \
+	@missing=""; \
+	if [ ! -x "$(CHROMIUM)" ]; then missing="chromium"; fi; \
+	if ! fc-list 2>/dev/null | grep -q "Liberation Sans"; then missing="$$missing fonts-liberation"; fi; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else sudo=none; fi; \
-		if [ "$(CHROMIUM)" = "$(DEBIAN_CHROMIUM)" ] && [ "$$sudo" != none ] && command -v apt-get > /dev/null; then \
-			echo "==> installing Debian's chromium for the browser tests (log: $(AIRFLOW_HOME)/chromium-install.log)"; \
+		if [ "$$sudo" != none ] && command -v apt-get > /dev/null \
+			&& { [ -x "$(CHROMIUM)" ] || [ "$(CHROMIUM)" = "$(DEBIAN_CHROMIUM)" ]; }; then \
+			echo "==> installing$$missing for the browser tests (log: $(AIRFLOW_HOME)/chromium-install.log)"; \
 			mkdir -p $(AIRFLOW_HOME); \
 			{ $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
-				&& $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; } \
+				&& $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; } \
 				> $(AIRFLOW_HOME)/chromium-install.log 2>&1 \
-				|| { tail -5 $(AIRFLOW_HOME)/chromium-install.log; echo "could not install chromium: tests/browser will fail"; }; \
+				|| { tail -5 $(AIRFLOW_HOME)/chromium-install.log; echo "could not install$$missing: tests/browser will fail"; }; \
 		else \
-			echo "no Chromium at $(CHROMIUM), and this user cannot install it: tests/browser will fail until it is installed (Debian: sudo apt-get install chromium; or CHROMIUM=/path/to/chromium make test)"; \
+			echo "missing for the browser tests:$$missing (Chromium at $(CHROMIUM)), and this user cannot install it: tests/browser will fail until it is (Debian: sudo apt-get install chromium fonts-liberation; or make test CHROMIUM=/path/to/chromium)"; \
 		fi; \
 	fi
 

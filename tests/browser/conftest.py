@@ -18,7 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.pages import CHROMIUM, CHROMIUM_ARGS, INSTALL_HINT, WINDOW, PageWatch
+from tests.browser.pages import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    FONT_HINT,
+    INSTALL_HINT,
+    WINDOW,
+    PageWatch,
+    chart_font_installed,
+)
 from tests.conftest import REPO, built_once, make_settings, run_daily_steps
 
 # Two daily runs with a second version trained between them: predictions, monitoring,
@@ -57,6 +65,8 @@ def site_data(trained_data, tmp_path_factory) -> Path:
 def browser() -> Iterator:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(INSTALL_HINT, pytrace=False)
+    if not chart_font_installed():
+        pytest.fail(FONT_HINT, pytrace=False)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

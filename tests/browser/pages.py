@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,6 +28,13 @@ INSTALL_HINT = (
     "(`make test` does so where it runs as root or with passwordless sudo); or name another "
     "Chromium or Chrome binary (`make test CHROMIUM=/path`, or CHROMIUM_EXECUTABLE=/path "
     "for pytest)"
+)
+# The charts are laid out for Liberation Sans (ml/charts.py); drawn in another face,
+# their labels would not be what users see.
+CHART_FONT = "Liberation Sans"
+FONT_HINT = (
+    f"the browser tests draw the charts in {CHART_FONT}, which fontconfig does not find: on "
+    "Debian, `apt-get install fonts-liberation` (`make test` does so where it may)"
 )
 # Chromium's own traffic (updates, safe browsing, sync) is turned off: the only requests
 # left are the page's.
@@ -42,6 +50,18 @@ WINDOW = {"width": 1280, "height": 900}
 SETTLE_MS = 10_000  # a page still sending requests this long after it loaded is broken
 # Schemes that never leave the page: inline data, blobs it made, its own empty frames.
 LOCAL_SCHEMES = ("data", "blob", "about")
+
+
+def chart_font_installed() -> bool:
+    """Whether fontconfig, which Chromium asks, has the charts' font."""
+    try:
+        found = subprocess.run(
+            ["fc-match", "-f", "%{family}", CHART_FONT],
+            capture_output=True, text=True, timeout=30, check=False,
+        ).stdout  # fmt: skip
+    except OSError:
+        return False
+    return CHART_FONT in found
 
 
 @dataclass

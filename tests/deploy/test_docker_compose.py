@@ -91,8 +91,6 @@ def test_airflow_services_run_one_image_built_on_the_official_airflow_image(comp
     assert "chmod -R g+rwX /opt/airflow/data /opt/airflow/auth" in text
     for folder in ("ml", "dbt_project", "expectations", "dags", "plugins"):
         assert re.search(rf"^COPY .*\b{folder} /opt/ml-project/{folder}$", text, re.M), folder
-    # The font the charts are laid out with (ml/charts.py), where they are drawn.
-    assert re.search(r"apt-get install .*\bfonts-dejavu-core\b", text)
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {".venv", "data", ".airflow", ".env", "test-results"} <= set(ignored)
 
