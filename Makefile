@@ -99,7 +99,7 @@ CHROMIUM ?= $(DEBIAN_CHROMIUM)
 
 chromium:
 	@missing=""; \
-	if [ ! -x "$(CHROMIUM)" ]; then missing="chromium"; fi; \
+	if [ ! -x "$(CHROMIUM)" ]; then missing=" chromium"; fi; \
 	if ! fc-list 2>/dev/null | grep -q "Liberation Sans"; then missing="$$missing fonts-liberation"; fi; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else sudo=none; fi; \
