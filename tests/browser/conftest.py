@@ -61,8 +61,11 @@ def site_data(trained_data, tmp_path_factory) -> Path:
     return built_once(tmp_path_factory, "browsed", lambda d: build_pages(trained_data, d))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator:
+    # Per module: Playwright's sync API keeps an asyncio loop running in the process
+    # while it is open, and a later module of the same worker that calls asyncio.run
+    # (the deadline callback's test) would fail.
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(INSTALL_HINT, pytrace=False)
     if not chart_font_installed():
