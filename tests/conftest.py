@@ -32,9 +32,10 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
-for key in [k for k in os.environ if k.startswith(("ML_", "AIRFLOW__OPENLINEAGE__"))]:
-    # tests pass settings explicitly, and point lineage at their own data folders
-    # (`make test` exports the Makefile's, which names the repository's data folder)
+_OWN = ("ML_", "AIRFLOW__OPENLINEAGE__", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+for key in [k for k in os.environ if k.startswith(_OWN)]:
+    # tests pass settings explicitly, and point lineage and the metadata database at their
+    # own folders (`make test` exports the Makefile's, which name the repository's)
     del os.environ[key]
 
 

@@ -38,6 +38,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def metadata_env(airflow_home: Path) -> dict[str, str]:
+    """Airflow's home and its embedded SQLite metadata database, with the 60 s wait for the
+    writer's lock that `make` configures."""
+    return {
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home}/airflow.db?timeout=60",
+    }
+
+
 def lineage_env(data_dir: Path) -> dict[str, str]:
     """Airflow's OpenLineage provider writing to the data folder's events file, as `make`
     configures it."""
@@ -58,7 +67,7 @@ def base_env(root: Path, data_dir: Path, api_port: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ML_"))}
     env.update(
         {
-            "AIRFLOW_HOME": str(root / "airflow"),
+            **metadata_env(root / "airflow"),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO
-from tests.e2e.airflow_stack import AIRFLOW, ML, init_metadata, lineage_env
+from tests.e2e.airflow_stack import AIRFLOW, ML, init_metadata, lineage_env, metadata_env
 from tests.reliability.conftest import Reader
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +33,7 @@ def airflow_env(tmp_path_factory) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
-            "AIRFLOW_HOME": str(root / "airflow"),
+            **metadata_env(root / "airflow"),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",

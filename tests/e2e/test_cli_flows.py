@@ -10,11 +10,15 @@ as a stranger. The tests run in order and build on each other: one stack, one hi
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -122,23 +126,29 @@ def test_a_day_triggered_by_logical_date_runs_every_task_and_is_readable(standal
 
 
 def test_a_backfilled_range_hands_one_run_per_day_to_the_scheduler(standalone):
+    """Created while another writer holds the metadata database for longer than sqlite3's
+    5 s default wait, as a busy scheduler can: the command waits its turn."""
     first, last = BACKFILLED[0], BACKFILLED[-1]
-    run(
-        [
-            AIRFLOW,
-            "backfill",
-            "create",
-            "--dag-id",
-            DAG,
-            "--max-active-runs",
-            "2",
-            "--from-date",
-            f"{first}T00:00:00-04:00",
-            "--to-date",
-            f"{last}T00:00:00-04:00",
-        ],
-        standalone.env,
-    )
+    with _WriterLock(Path(standalone.env["AIRFLOW_HOME"]) / "airflow.db", 20) as lock:
+        output = run(
+            [
+                AIRFLOW,
+                "backfill",
+                "create",
+                "--dag-id",
+                DAG,
+                "--max-active-runs",
+                "2",
+                "--from-date",
+                f"{first}T00:00:00-04:00",
+                "--to-date",
+                f"{last}T00:00:00-04:00",
+            ],
+            standalone.env,
+        )
+        finished = time.monotonic()
+    assert finished >= lock.released_at, "the command finished before the lock was let go"
+    assert "database is locked" not in output
     runs = standalone.wait_for_runs(DAG, count=3, timeout=900)
     backfilled = sorted(r["logical_date"][:10] for r in runs if r["run_type"] == "backfill")
     assert backfilled == [d.isoformat() for d in BACKFILLED]
@@ -152,6 +162,33 @@ def test_a_backfilled_range_hands_one_run_per_day_to_the_scheduler(standalone):
             [day],
         )
         assert counts["n"][0] == counts["ids"][0] == standalone.scheduled_flights(day)
+
+
+class _WriterLock:
+    """SQLite's one writer lock on a database, held by another connection for ``seconds``
+    (readers go on: Airflow keeps the database in WAL mode)."""
+
+    def __init__(self, database: Path, seconds: float):
+        self.database, self.seconds = database, seconds
+        self.released_at = float("inf")
+        self._holding = threading.Event()
+        self._holder = threading.Thread(target=self._hold)
+
+    def _hold(self) -> None:
+        with contextlib.closing(sqlite3.connect(self.database, isolation_level=None)) as con:
+            con.execute("begin immediate")
+            self._holding.set()
+            time.sleep(self.seconds)
+            con.execute("commit")
+            self.released_at = time.monotonic()
+
+    def __enter__(self) -> _WriterLock:
+        self._holder.start()
+        assert self._holding.wait(30), f"could not take the writer lock of {self.database}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._holder.join()
 
 
 def _read(path: Path) -> str:

@@ -83,3 +83,27 @@ def test_make_creates_the_venv_with_the_python_the_readme_names(tmp_path):
         cwd=REPO, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert f"{python} -m venv {tmp_path / 'venv'}" in out.splitlines()
+
+
+def test_make_env_gives_a_shell_the_airflow_and_ml_of_the_repository(tmp_path):
+    """`eval "$(make -s env)"`, as the README has a user run the CLI by hand (here with the
+    Airflow home and data folder moved to scratch ones)."""
+    home, data = tmp_path / "airflow", tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ML_"))}
+    shell = (
+        f'eval "$(make -s env AIRFLOW_HOME={home} ML_DATA_DIR={data})" && '
+        'command -v airflow ml && echo "$ML_DATA_DIR" && '
+        "airflow config get-value database sql_alchemy_conn"
+    )
+    out = subprocess.run(
+        ["bash", "-c", shell], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    venv = REPO / ".venv" / "bin"
+    assert out.stdout.splitlines() == [
+        str(venv / "airflow"),
+        str(venv / "ml"),
+        str(data),
+        # The embedded database, whose writers wait their turn (see the Makefile).
+        f"sqlite:///{home}/airflow.db?timeout=60",
+    ]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, published_files, run_daily_steps, run_training_steps, sha256
-from tests.e2e.airflow_stack import AIRFLOW, ML, init_metadata, run_json
+from tests.e2e.airflow_stack import AIRFLOW, ML, init_metadata, metadata_env, run_json
 
 pytestmark = pytest.mark.e2e
 
@@ -84,7 +84,7 @@ def test_the_replay_dag_leaves_the_partitions_of_day_by_day_runs(day_by_day, tmp
     env = dict(os.environ)
     env.update(
         {
-            "AIRFLOW_HOME": str(tmp_path / "airflow"),
+            **metadata_env(tmp_path / "airflow"),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "ML_DATA_DIR": str(data_dir),
