@@ -117,7 +117,7 @@ chromium:
 				> $(AIRFLOW_HOME)/chromium-install.log 2>&1 \
 				|| { tail -5 $(AIRFLOW_HOME)/chromium-install.log; echo "could not install$$missing: tests/browser will fail"; }; \
 		else \
-			echo "missing for the browser tests:$$missing (Chromium at $(CHROMIUM)), and this user cannot install it: tests/browser will fail until it is (Debian: sudo apt-get install chromium fonts-liberation; or make test CHROMIUM=/path/to/chromium)"; \
+			echo "missing for the browser tests:$$missing (Chromium at $(CHROMIUM)), not installed by make (it installs Debian's packages, as root or with passwordless sudo): tests/browser will fail until they are (Debian: sudo apt-get install chromium fonts-liberation; or make test CHROMIUM=/path/to/chromium)"; \
 		fi; \
 	fi
 
