@@ -12,10 +12,21 @@ show no table without rows. A screenshot of each is saved under
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page
 
-from tests.browser.pages import layout_problems, links, report, screenshot, settle, visit
+from tests.browser.pages import (
+    PageWatch,
+    Visit,
+    layout_problems,
+    links,
+    report,
+    screenshot,
+    settle,
+    visit,
+)
 from tests.conftest import make_settings
 from tests.e2e.airflow_stack import ADMIN_PASSWORD
 
@@ -55,6 +66,26 @@ def log_in(page, base: str, then: str) -> list[str]:
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{base}{then}")
     return problems
+
+
+# A canvas of the dbt docs' lineage graph with something drawn on it.
+_DRAWN_GRAPH = """() => [...document.querySelectorAll('.launcher canvas')].some((canvas) => {
+  const context = canvas.width && canvas.height && canvas.getContext('2d');
+  if (!context) return false;
+  const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+  for (let alpha = 3; alpha < pixels.length; alpha += 4) if (pixels[alpha]) return true;
+  return false;
+})"""
+
+
+def open_lineage_graph(page: Page, watch: PageWatch, output: Path) -> Visit:
+    """The open dbt docs page's lineage graph, from the launcher at its bottom right: it
+    must draw the model's neighbours on its canvas, with nothing in the console."""
+    page.locator(".launcher-btn").click()
+    page.wait_for_function(_DRAWN_GRAPH)
+    problems = settle(page) + layout_problems(page)
+    shot = screenshot(page, output, "dbt-docs-lineage-graph")
+    return Visit(page.url, 200, watch.take() + problems, 0, shot)
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +135,7 @@ def test_every_link_of_the_view_opens_a_sound_page(api_server, signed_in, output
 
     visits.append(visit(page, watch, f"{base}{DBT_MODEL_PAGE}", output, "dbt-docs-model"))
     assert page.get_by_text("flight_features").first.is_visible()
+    visits.append(open_lineage_graph(page, watch, output))
 
     kinds = {
         kind: [v for v in visits if re.fullmatch(pattern, v.url.removeprefix(base))]
@@ -113,7 +145,7 @@ def test_every_link_of_the_view_opens_a_sound_page(api_server, signed_in, output
     unknown = [
         v.url for v in visits if not any(v in found for found in kinds.values())
     ]  # a page of a new kind: add it to PAGE_KINDS with its charts
-    assert unknown == [f"{base}{DBT_MODEL_PAGE}"]
+    assert unknown == [f"{base}{DBT_MODEL_PAGE}"] * 2  # the model page, then its graph
     too_few = {
         v.url: f"{v.charts} charts, {least} expected"
         for kind, (_, least) in PAGE_KINDS.items()
