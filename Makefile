@@ -17,10 +17,14 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__EXECUTOR := LocalExecutor
-# The embedded metadata database. Its components, and the CLI beside them, take turns at
-# SQLite's one writer: a writer waits up to 60 s for its turn (sqlite3's 5 s default runs
-# out on a loaded machine, and `airflow backfill create` fails with "database is locked").
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(AIRFLOW_HOME)/airflow.db?timeout=60
+# The embedded metadata database, in AIRFLOW_HOME (a SQLite one exported from elsewhere,
+# such as another clone's `make env`, is replaced; a server database is kept). Its
+# components, and the CLI beside them, take turns at SQLite's one writer: a writer waits
+# up to 60 s for its turn (sqlite3's 5 s default runs out on a loaded machine, and
+# `airflow backfill create` fails with "database is locked").
+ifeq ($(filter sqlite%,$(AIRFLOW__DATABASE__SQL_ALCHEMY_CONN)),$(AIRFLOW__DATABASE__SQL_ALCHEMY_CONN))
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(AIRFLOW_HOME)/airflow.db?timeout=60
+endif
 export AIRFLOW__CORE__PARALLELISM := 2
 export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT := 120
 export AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL := 30

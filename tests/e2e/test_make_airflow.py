@@ -107,3 +107,22 @@ def test_make_env_gives_a_shell_the_airflow_and_ml_of_the_repository(tmp_path):
         # The embedded database, whose writers wait their turn (see the Makefile).
         f"sqlite:///{home}/airflow.db?timeout=60",
     ]
+
+
+@pytest.mark.parametrize(
+    ("exported", "kept"),
+    [
+        ("sqlite:////another/clone/.airflow/airflow.db", False),  # its `make env`, still set
+        ("postgresql+psycopg2://airflow@db.example:5432/airflow", True),
+    ],
+)
+def test_make_keeps_an_exported_server_database_and_not_another_homes_sqlite(
+    tmp_path, exported, kept
+):
+    env = {**os.environ, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": exported}
+    out = subprocess.run(
+        ["make", "-s", "env", f"AIRFLOW_HOME={tmp_path}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    own = f"sqlite:///{tmp_path}/airflow.db?timeout=60"
+    assert f"export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN='{exported if kept else own}'" in out
