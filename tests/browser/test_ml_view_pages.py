@@ -78,14 +78,15 @@ _DRAWN_GRAPH = """() => [...document.querySelectorAll('.launcher canvas')].some(
 })"""
 
 
-def open_lineage_graph(page: Page, watch: PageWatch, output: Path) -> Visit:
-    """The open dbt docs page's lineage graph, from the launcher at its bottom right: it
-    must draw the model's neighbours on its canvas, with nothing in the console."""
+def open_lineage_graph(page: Page, watch: PageWatch, output: Path, docs: Visit) -> Visit:
+    """The lineage graph of ``docs``, the dbt docs page open in ``page``, from the launcher
+    at its bottom right: it must draw the model's neighbours on its canvas, with nothing
+    in the console. A click, not a load: its status is the docs page's."""
     page.locator(".launcher-btn").click()
     page.wait_for_function(_DRAWN_GRAPH)
     problems = settle(page) + layout_problems(page)
     shot = screenshot(page, output, "dbt-docs-lineage-graph")
-    return Visit(page.url, 200, watch.take() + problems, 0, shot)
+    return Visit(page.url, docs.status, watch.take() + problems, 0, shot)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +136,7 @@ def test_every_link_of_the_view_opens_a_sound_page(api_server, signed_in, output
 
     visits.append(visit(page, watch, f"{base}{DBT_MODEL_PAGE}", output, "dbt-docs-model"))
     assert page.get_by_text("flight_features").first.is_visible()
-    visits.append(open_lineage_graph(page, watch, output))
+    visits.append(open_lineage_graph(page, watch, output, docs=visits[-1]))
 
     kinds = {
         kind: [v for v in visits if re.fullmatch(pattern, v.url.removeprefix(base))]

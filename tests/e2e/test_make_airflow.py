@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.airflow_stack import REPO, base_env, free_port
+from tests.e2e.airflow_stack import REPO, base_env, free_port, metadata_env
 
 pytestmark = pytest.mark.e2e
 
@@ -104,8 +104,8 @@ def test_make_env_gives_a_shell_the_airflow_and_ml_of_the_repository(tmp_path):
         str(venv / "airflow"),
         str(venv / "ml"),
         str(data),
-        # The embedded database, whose writers wait their turn (see the Makefile).
-        f"sqlite:///{home}/airflow.db?timeout=60",
+        # The embedded database, whose writers wait their turn: the tests' stacks' form.
+        metadata_env(home)["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
     ]
 
 
@@ -124,5 +124,5 @@ def test_make_keeps_an_exported_server_database_and_not_another_homes_sqlite(
         ["make", "-s", "env", f"AIRFLOW_HOME={tmp_path}"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=True,
     ).stdout  # fmt: skip
-    own = f"sqlite:///{tmp_path}/airflow.db?timeout=60"
+    own = metadata_env(tmp_path)["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     assert f"export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN='{exported if kept else own}'" in out
