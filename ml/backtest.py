@@ -320,7 +320,7 @@ class Retrain:
     model: CalibratedClassifier
     prior: float
     heuristic: HeuristicClassifier
-    fit_end: dt.date
+    last_seen: dt.date  # the last day it learned from: its holdout's end
     validation: pd.DataFrame
     bands: RiskBands
     record: dict[str, Any]
@@ -378,7 +378,7 @@ def retrain(
         model,
         prior,
         heuristic,
-        window.fit_end,
+        window.validation_end,
         validation,
         from_thresholds(bands["low_max"], bands["high_min"], f"holdout as of {as_of}"),
         record,
@@ -397,7 +397,7 @@ def gate_decision(
         champion = serving.retrain
         incumbent = Incumbent(
             f"{champion.algorithm} as of {champion.as_of}",
-            champion.fit_end,
+            champion.last_seen,
             lambda: (champion.model, champion.prior),
         )
     decision = judge(
@@ -409,6 +409,7 @@ def gate_decision(
         candidate.holdout_report(settings),
         candidate.validation,
         incumbent,
+        candidate.model,
     )
     return decision.promote, decision.reason
 

@@ -368,7 +368,8 @@ def compare(
                     "source": entry["source"],
                     "kind": entry["kind"],
                     "horizon": horizon,
-                    "rows": int(len(values)),
+                    # the score series leaves out days the model saw (NaN)
+                    "rows": int(np.isfinite(scores).sum() if name == PREDICTION else len(values)),
                     "test": calibration["test"],
                     "statistic": float(statistic),
                     "threshold": float(calibration["threshold"]),

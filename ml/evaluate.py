@@ -99,17 +99,19 @@ def evaluate(settings: Settings, version: str, start: dt.date, end: dt.date) -> 
     """Score ``version`` on the flights of ``start..end`` beside the baselines.
 
     Raises:
-        ValueError: The range starts before the model's as-of date (it would score the
-            model on its own training data).
+        ConfigError: The range starts on or before the last day the model learned from
+            (it would score the model on its own training data).
     """
     from ml import registry
     from ml.features import load_features
 
     model, metadata = registry.load_model(settings, version)
-    as_of = dt.date.fromisoformat(metadata["as_of"])
-    if start < as_of:
+    first = registry.first_unseen_day(metadata)
+    if start < first:  # the model would refuse these rows: say so before reading them
         raise ConfigError(
-            f"evaluation starts {start}, before {version}'s as-of date {as_of}: it would score its own training data"
+            f"evaluation starts {start}, but {version} learned from days up to "
+            f"{first - dt.timedelta(days=1)}: it would score its own training data; "
+            f"start on {first} or later"
         )
     oracle = bool(metadata.get("uses_oracle_forecast"))
     frame = load_features(settings, start, end, oracle=oracle)

@@ -1,7 +1,11 @@
 """Promotion gate: whether a newly trained model may replace the champion.
 
 The comparison is made on the new model's holdout (the last ``validation_days`` before its
-as-of date), where both models are scored on the same rows. The candidate is promoted
+as-of date), where both models are scored on the same rows: the holdout's days after the
+last day the champion learned from (:func:`ml.registry.last_seen_day`; its fit, its own
+early-stopping holdout), since a champion scored on days it saw would look better than it
+is. When the champion saw the whole holdout, the comparison is not fair and the new model
+is not promoted automatically. The candidate is promoted
 only if every check passes; otherwise it becomes challenger (it runs in shadow) and the
 failed checks are the reason written to the audit log.
 """
@@ -62,12 +66,12 @@ def _slice_regressions(
 
 @dataclass(frozen=True)
 class Incumbent:
-    """The champion a candidate is compared with: its version, the last day it was fitted
-    on, and how to load it (its model and its fit-period prior rate) when the comparison
-    gets that far."""
+    """The champion a candidate is compared with: its version, the last day it learned
+    from (fit or early-stopping holdout), and how to load it (its model and its
+    fit-period prior rate) when the comparison gets that far."""
 
     version: str
-    fit_end: dt.date
+    last_seen: dt.date
     load: Callable[[], tuple[Any, float]]
 
 
@@ -76,9 +80,10 @@ def decide(
     metadata: dict[str, Any],
     holdout_report: dict[str, Any],
     holdout: pd.DataFrame,
+    candidate: Any,
 ) -> GateDecision:
-    """Run every check of the gate for a trained, not yet registered model, against the
-    registry's champion."""
+    """Run every check of the gate for a trained, not yet registered model
+    (``candidate``), against the registry's champion."""
     from ml import registry
 
     champion = registry.get_alias(settings, "champion")
@@ -87,13 +92,13 @@ def decide(
         champion_meta = registry.load_metadata(settings, champion)
         incumbent = Incumbent(
             champion,
-            dt.date.fromisoformat(champion_meta["window"]["fit_end"]),
+            registry.last_seen_day(champion_meta),
             lambda: (
                 registry.load_model(settings, champion)[0],
                 registry.load_metrics(settings, champion)["prior_rate"],
             ),
         )
-    return judge(settings, metadata, holdout_report, holdout, incumbent)
+    return judge(settings, metadata, holdout_report, holdout, incumbent, candidate)
 
 
 def judge(
@@ -102,10 +107,13 @@ def judge(
     holdout_report: dict[str, Any],
     holdout: pd.DataFrame,
     incumbent: Incumbent | None,
+    candidate: Any,
 ) -> GateDecision:
     """The gate's checks of a candidate (its ``metadata`` and holdout report, with
     behavioural tests) against ``incumbent`` (None: no champion). Training calls it
-    through :func:`decide`; the backtest calls it with the champion it replays."""
+    through :func:`decide`; the backtest calls it with the champion it replays.
+    ``candidate`` (the model) is scored again when the champion saw part of the holdout,
+    so that both are compared on the same days."""
     from ml.errors import RegistryError
     from ml.evaluate import assess
 
@@ -143,35 +151,44 @@ def judge(
 
     if incumbent is None:
         return GateDecision(all(c["passed"] for c in checks), checks, None)
-    champion, champion_fit_end = incumbent.version, incumbent.fit_end
-    if champion_fit_end >= holdout["flight_date"].min():
+    champion, last_seen = incumbent.version, incumbent.last_seen
+    compared = holdout[holdout["flight_date"] > last_seen]
+    if compared.empty:
         checks.append(
             _check(
                 "fair comparison",
                 False,
-                f"champion {champion} was fitted on days up to {champion_fit_end}, inside this "
+                f"champion {champion} learned from days up to {last_seen}, covering this "
                 "model's holdout; a model older than the champion is not promoted automatically",
             )
         )
         return GateDecision(False, checks, champion)
     try:
         champion_model, champion_prior = incumbent.load()
-        champion_report = assess(settings, champion_model, holdout, champion_prior, behaviour=False)
+        champion_report = assess(
+            settings, champion_model, compared, champion_prior, behaviour=False
+        )
     except (RegistryError, KeyError) as exc:
         checks.append(
             _check("champion scored", True, f"champion {champion} cannot be scored ({exc})")
         )
         return GateDecision(all(c["passed"] for c in checks), checks, champion)
+    if len(compared) < len(holdout):  # the candidate on the same days as the champion
+        mine = assess(settings, candidate, compared, champion_prior, behaviour=False)
+        model_metrics, slices = mine["model"], mine["slices"]
+    else:
+        slices = holdout_report["slices"]
+    days = f"{min(compared['flight_date'])}..{max(compared['flight_date'])}"
     theirs = champion_report["model"]
     checks.append(
         _check(
             "beats the champion",
             model_metrics["log_loss"] <= theirs["log_loss"] - settings.gate_log_loss_margin,
-            f"log loss {model_metrics['log_loss']:.4f} vs champion {theirs['log_loss']:.4f}, "
-            f"margin {settings.gate_log_loss_margin}",
+            f"log loss {model_metrics['log_loss']:.4f} vs champion {theirs['log_loss']:.4f} "
+            f"on {days} ({len(compared)} flights), margin {settings.gate_log_loss_margin}",
         )
     )
-    worse = _slice_regressions(settings, holdout_report["slices"], champion_report["slices"])
+    worse = _slice_regressions(settings, slices, champion_report["slices"])
     checks.append(
         _check(
             "no slice regresses",

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from ml.config import Settings
 from ml.dates import as_dates, consecutive_days
-from ml.errors import DataError
+from ml.errors import DataError, LeakageError
 from ml.io import STALE_SECONDS, read_partitions, reading, remove_stale_temporaries, write_parquet
 from ml.reports import write_drift_report
 
@@ -144,13 +144,16 @@ def champion_scores(settings: Settings, window: pd.DataFrame, version: str) -> n
     flights of the days this version scored (the partitions' champion rows), and from
     the model, loaded only if needed, for the others (days scored by an earlier champion
     or by the fallback, or not predicted), each day with its calibration revision in
-    force."""
+    force. Days the version learned from (:func:`ml.registry.last_seen_day`) get NaN: a
+    score of a day the model saw is in-sample, so the window's score series leaves them
+    out (the drift statistics skip missing values)."""
     from ml import registry
 
+    last_seen = registry.last_seen_day(registry.load_metadata(settings, version))
     stored: dict[str, float] = {}
     for day in sorted(set(window["flight_date"])):
         path = settings.paths.predictions_partition(day)
-        if not path.exists():
+        if day <= last_seen or not path.exists():
             continue
         with reading(path, f"predict the day again with `ml predict --date {day}`"):
             rows = pd.read_parquet(
@@ -159,17 +162,22 @@ def champion_scores(settings: Settings, window: pd.DataFrame, version: str) -> n
         mine = rows[(rows["model_role"] == "champion") & (rows["model_version"] == version)]
         stored.update(zip(mine["flight_id"], mine["p_delayed"], strict=True))
     scores = window["flight_id"].map(stored).to_numpy(dtype=float, na_value=np.nan, copy=True)
-    missing = np.isnan(scores)
+    dates = window["flight_date"].to_numpy()
+    missing = np.isnan(scores) & (dates > last_seen)
     if missing.any():
         from ml.recalibration import apply_map, map_in_force
 
         model, _ = registry.load_model(settings, version)
-        dates = window["flight_date"].to_numpy()
         for day in sorted(set(dates[missing])):  # each day with the calibration it had
             rows = missing & (dates == day)
             apply_map(model, map_in_force(settings, version, model, day))
             scores[rows] = model.predict_proba(window[rows])
-    log.debug("champion scores: %d published, %d scored now", (~missing).sum(), missing.sum())
+    log.debug(
+        "champion scores: %d published, %d scored now, %d of days it learned from left out",
+        np.isfinite(scores).sum() - missing.sum(),
+        missing.sum(),
+        (dates <= last_seen).sum(),
+    )
     return scores
 
 
@@ -190,6 +198,12 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
         )
     profile = registry.load_profile(settings, version)
     metadata = registry.load_metadata(settings, version)
+    if day <= (last_seen := registry.last_seen_day(metadata)):
+        raise LeakageError(
+            f"monitor {day}: champion {version} learned from flights up to {last_seen} "
+            f"(check: point in time; its drift and performance on a day it saw are "
+            f"in-sample); monitor days from {last_seen + dt.timedelta(days=1)} on"
+        )
     first = day - dt.timedelta(days=profile["window_days"] - 1)
     window = load_features(
         settings, first, day, oracle=bool(metadata.get("uses_oracle_forecast"))

@@ -233,9 +233,7 @@ def first_day_to_run(settings: Settings, start: dt.date, end: dt.date) -> dt.dat
     if first is None:
         return None
     future = sorted(
-        v["version"]
-        for v in registry.list_versions(settings)
-        if v.get("as_of", "") > first.isoformat()
+        v["version"] for v in registry.list_versions(settings) if registry.last_seen_day(v) >= first
     )
     if future:
         raise ConfigError(

@@ -8,6 +8,11 @@ the file is logged: a day is never left without predictions. Each row's ``risk_b
 comes from its model's own bands (:mod:`ml.risk`), fitted on its holdout. The partition
 is written whole and atomically, so re-running a day replaces its rows and never
 duplicates them.
+
+A registered model never scores a day it learned from (:func:`ml.registry.load_model`):
+if the champion did (a day before its as-of date, run again or backfilled), the step
+fails with one line and the day's published rows stay as they are; a challenger that did
+is left out of the day's shadow rows, with a warning naming the day and the version.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import pyarrow as pa
 
 from ml.config import Settings
 from ml.dates import cutoff_at
+from ml.errors import LeakageError
 from ml.features import (
     DISPLAY_COLUMNS,
     HEURISTIC_COLUMN,
@@ -184,7 +190,13 @@ def predict(settings: Settings, day: dt.date) -> PredictionResult:
     parts, versions = [], {}
     if "champion" in loaded:
         version, model, metadata = loaded["champion"]
-        parts.append(_score(settings, frame, "champion", version, model, metadata))
+        try:
+            parts.append(_score(settings, frame, "champion", version, model, metadata))
+        except LeakageError as exc:
+            raise LeakageError(
+                f"predict {day}: champion {exc}; the day's published predictions are "
+                "unchanged (roll back to a version trained before it, or score later days)"
+            ) from exc
         versions["champion"] = version
     else:
         log.warning(
@@ -196,8 +208,11 @@ def predict(settings: Settings, day: dt.date) -> PredictionResult:
         versions["champion"] = FALLBACK_VERSION
     if "challenger" in loaded:
         version, model, metadata = loaded["challenger"]
-        parts.append(_score(settings, frame, "challenger", version, model, metadata))
-        versions["challenger"] = version
+        try:
+            parts.append(_score(settings, frame, "challenger", version, model, metadata))
+            versions["challenger"] = version
+        except LeakageError as exc:
+            log.warning("no shadow rows on %s: challenger %s", day, exc)
     elif "challenger" in unusable:
         log.warning("challenger %s", unusable["challenger"])
     rows = pd.concat(parts, ignore_index=True)

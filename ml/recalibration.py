@@ -45,6 +45,7 @@ from ml.registry import (
     append_event,
     audit_log,
     get_alias,
+    last_seen_day,
     load_metrics,
     load_model,
 )
@@ -210,6 +211,12 @@ def recalibrate(settings: Settings, day: dt.date) -> dict[str, Any]:
     except RegistryError as exc:
         log.warning("no recalibration as of %s: %s", day, exc)
         return {**summary, "reason": str(exc)}
+    if day <= (last_seen := last_seen_day(metadata)):
+        return {
+            **summary,
+            "reason": f"{version} learned from flights up to {last_seen}: no revision for a "
+            "day it cannot score",
+        }
     holdout = dt.date.fromisoformat(metadata["window"]["validation_start"])
     first, held_back = matured_window(settings, day, holdout)
     if first >= held_back:

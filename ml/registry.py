@@ -510,8 +510,41 @@ def load_profile(settings: Settings, version: str) -> dict[str, Any]:
     return profile
 
 
+def last_seen_day(metadata: dict[str, Any]) -> dt.date:
+    """The last day a version learned from: the end of its fit period, of the holdout it
+    stopped early on, and the day before its as-of date, whichever is latest. The version
+    scores only days after it (:func:`load_model`).
+
+    Raises:
+        RegistryError: The metadata has no readable window.
+    """
+    try:
+        window = metadata["window"]
+        days = [
+            dt.date.fromisoformat(str(metadata["as_of"])) - dt.timedelta(days=1),
+            *(dt.date.fromisoformat(str(window[k])) for k in ("fit_end", "validation_end")),
+        ]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RegistryError(
+            f"{metadata.get('version', 'a version')}: metadata without a readable training "
+            f"window ({exc!r}); the days it learned from are unknown, so it scores none "
+            "(retrain with `ml train --as-of D`)"
+        ) from exc
+    return max(days)
+
+
+def first_unseen_day(metadata: dict[str, Any]) -> dt.date:
+    """The first day a version may score: the day after :func:`last_seen_day`."""
+    return last_seen_day(metadata) + dt.timedelta(days=1)
+
+
 def load_model(settings: Settings, version: str):
     """Load a version's classifier and metadata.
+
+    The classifier refuses to score a flight of a day the version learned from
+    (:func:`last_seen_day`; see :meth:`ml.models.CalibratedClassifier.check_unseen`): the
+    registry is the one door to a registered model, so every path that scores with one
+    is held to the point-in-time rule.
 
     Raises:
         RegistryError: The version is missing, a file fails its checksum, or its
@@ -526,4 +559,6 @@ def load_model(settings: Settings, version: str):
         model = load_classifier(folder)
     except Exception as exc:  # any library's parse error means the same thing here
         raise RegistryError(f"{folder}: model artifact unreadable ({exc})") from exc
+    model.version_ = version
+    model.last_seen_day_ = last_seen_day(metadata)
     return model, metadata

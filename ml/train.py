@@ -317,7 +317,7 @@ def train(
         "uses_oracle_forecast": oracle,
         **({"oracle_note": ORACLE_LABEL} if oracle else {}),
     }
-    decision = gate.decide(settings, metadata, holdout, validation)
+    decision = gate.decide(settings, metadata, holdout, validation, model)
     metrics = {
         "prior_rate": prior,
         "rows": {"fit": int(len(fit)), "validation": int(len(validation))},

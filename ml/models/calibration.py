@@ -5,10 +5,21 @@ log-odds of out-of-fold predictions over the whole fit period (folds are blocks 
 days, so a fold's days are never in the model that predicts them). Platt scaling is one
 line in log-odds space, so the calibrated contributions stay additive: each is the base
 contribution times the slope.
+
+A model the registry hands out carries the last day it learned from
+(``last_seen_day_``: its fit, early-stopping holdout and calibration days, set by
+:func:`ml.registry.load_model`) and refuses to score any flight of that day or before
+(:meth:`CalibratedClassifier.check_unseen`, in ``predict_proba`` and ``contributions``,
+the only outputs that reach a table, a report or a comparison). Every path that scores
+with a registered model (the daily prediction, the challenger's shadow rows, monitoring,
+evaluation, the promotion gate's champion) goes through them, so none can publish or
+compare a score of a day the model saw. A model fitted in memory (training's own holdout report,
+the backtest) carries none.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from pathlib import Path
@@ -19,6 +30,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
+from ml.errors import LeakageError
 from ml.features import FeatureSpec
 from ml.metrics import logit, sigmoid
 from ml.models.base import Classifier, day_folds
@@ -95,16 +107,48 @@ class CalibratedClassifier(BaseEstimator):
         self.slope_, self.intercept_ = platt(logit(oof), y, what=self.algorithm)
         return self
 
+    def check_unseen(self, frame: pd.DataFrame) -> None:
+        """Refuse ``frame`` if one of its flights is of a day this model learned from.
+
+        Raises:
+            LeakageError: A row's ``flight_date`` is on or before ``last_seen_day_``; the
+                message names the version, the day and the last day it saw.
+        """
+        last_seen = getattr(self, "last_seen_day_", None)
+        if last_seen is None or not len(frame):
+            return
+        if "flight_date" not in frame:
+            raise LeakageError(
+                f"{getattr(self, 'version_', 'this model')}: rows without flight_date cannot "
+                "be checked against the days it learned from (check: point in time)"
+            )
+        first = frame["flight_date"].min()
+        first = first.date() if isinstance(first, dt.datetime) else first
+        if first <= last_seen:
+            raise LeakageError(
+                f"{getattr(self, 'version_', 'this model')} learned from flights up to "
+                f"{last_seen} and must not score {first} (check: point in time; a model "
+                f"scores only days after the last it saw: from "
+                f"{last_seen + dt.timedelta(days=1)} on)"
+            )
+
     def predict_uncalibrated(self, frame: pd.DataFrame) -> np.ndarray:
+        """The classifier's own scores, before Platt scaling: what a calibration map is
+        fitted on (:mod:`ml.recalibration` refits one on the version's holdout and the
+        days it served). An input to learning, never a prediction: nothing publishes or
+        compares it, so it is not held to :meth:`check_unseen`."""
         check_is_fitted(self)
         return self.estimator_.predict_proba(frame)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        uncalibrated = self.predict_uncalibrated(frame)  # refuses an unfitted model first
+        check_is_fitted(self)
+        self.check_unseen(frame)
+        uncalibrated = self.estimator_.predict_proba(frame)
         return sigmoid(self.slope_ * logit(uncalibrated) + self.intercept_)
 
     def contributions(self, frame: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self)
+        self.check_unseen(frame)
         return self.slope_ * self.estimator_.contributions(frame)
 
     def save(self, folder: Path) -> None:

@@ -121,6 +121,35 @@ def test_training_then_daily_dag_publish_one_prediction_per_flight(airflow_env):
     _check_lineage(airflow_env, data, set(rows["model_version"]))
 
 
+def test_a_day_the_champion_learned_from_fails_its_daily_run_and_changes_no_prediction(
+    airflow_env,
+):
+    """The champion trained as of AS_OF learned from the 30 days before it: a daily run of
+    one of them (a backfill by mistake) fails at ``predict`` with one line, without a
+    retry, and every published prediction, report and model file stays as it was."""
+    from tests.reliability.conftest import digests
+
+    data = Path(airflow_env["ML_DATA_DIR"])
+    seen = AS_OF - dt.timedelta(days=3)
+    tops = ("predictions", "monitoring", "reports/drift", "models")
+    before = digests(data, tops)
+    assert before, "the first test of this module trains a champion and predicts a day"
+    proc = subprocess.run(
+        [AIRFLOW, "dags", "test", "flights_daily", seen.isoformat()],
+        env=airflow_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert "state=failed" in output or proc.returncode != 0, output[-4000:]
+    assert f"learned from flights up to {AS_OF - dt.timedelta(days=1)}" in output, output[-4000:]
+    assert f"must not score {seen}" in output
+    assert not (data / "predictions" / f"flight_date={seen}").exists()
+    assert digests(data, tops) == before
+
+
 def _check_lineage(env: dict[str, str], data: Path, versions: set[str]) -> None:
     """The OpenLineage events of the runs lead from DAY's predictions back to the model
     version that scored them, the raw partitions the features read, and the source files;

@@ -35,6 +35,7 @@ from tests.conftest import (
     sha256,
 )
 from tests.e2e.airflow_stack import AIRFLOW, ML, run, run_json, standalone_stack
+from tests.reliability.conftest import digests
 
 pytestmark = pytest.mark.e2e
 
@@ -344,3 +345,33 @@ def test_the_readme_backtest_trigger_runs_once_the_dag_is_unpaused(standalone):
     assert runs.to_dict("records") == [
         {"run_id": "weekly-30d-20130204-20130210-lightgbm", "folds": 1}
     ]
+
+
+def test_the_scheduler_fails_a_run_of_a_day_the_champion_learned_from(standalone):
+    """Triggered through the scheduler for a day inside the champion's holdout: the run
+    fails at ``predict`` on its first try (the error is not retryable), the tasks before
+    it succeed, and no prediction of any day changes."""
+    day = dt.date(2013, 3, 12)  # the champion, as of 2013-03-15, learned up to 2013-03-14
+    tops = ("predictions", "models")
+    before = digests(standalone.data, tops)
+    run([AIRFLOW, "dags", "unpause", DAG], standalone.env)
+    triggered = run_json(
+        [AIRFLOW, "dags", "trigger", DAG, "--logical-date", f"{day}T00:00:00-04:00"],
+        standalone.env,
+        logs_first=True,
+    )
+    run_id = triggered[0]["dag_run_id"]
+
+    def finished():
+        (found,) = [r for r in standalone.dag_runs(DAG) if r["dag_run_id"] == run_id]
+        return found if found["state"] in ("success", "failed") else None
+
+    assert standalone.wait_for(f"the run {run_id}", finished, timeout=900)["state"] == "failed"
+    tasks = {t["task_id"]: t for t in standalone.task_instances(DAG, run_id)}
+    assert tasks["predict"]["state"] == "failed" and tasks["predict"]["try_number"] == 1
+    assert {tasks[t]["state"] for t in ("ingest", "publish", "recalibrate")} == {"success"}
+    assert tasks["monitor"]["state"] == "upstream_failed"
+    log = _task_log(standalone, DAG, run_id, "predict")
+    assert "learned from flights up to 2013-03-14 and must not score 2013-03-12" in log
+    assert not (standalone.data / "predictions" / f"flight_date={day}").exists()
+    assert digests(standalone.data, tops) == before

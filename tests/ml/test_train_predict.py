@@ -300,12 +300,13 @@ def test_monitor_reads_the_published_scores_and_scores_only_what_is_missing(
     import pandas as pd
 
     settings = make_settings(trained_copy)
-    first = DAY - dt.timedelta(days=settings.drift_window_days - 1)
+    # the window's days before AS_OF are days the champion learned from: left out
+    first = max(DAY - dt.timedelta(days=settings.drift_window_days - 1), AS_OF)
     predict(settings, DAY)  # the other days of the window are scored by the model
     monitor(settings, DAY)
     rescored = pd.read_parquet(settings.paths.monitoring_partition("drift", DAY))
 
-    for offset in range(settings.drift_window_days - 1):
+    for offset in range((DAY - first).days):
         predict(settings, first + dt.timedelta(days=offset))
     loaded = []
     real_load = registry.load_model
