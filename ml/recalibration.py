@@ -18,7 +18,10 @@ Prediction for D applies the latest used revision dated D or earlier
 (:func:`map_in_force`). Each revision written is also an entry of the audit log and a
 row of the version's model card. Re-running D writes the same files, and no second entry.
 
-An unreadable revision file is skipped with a warning that names it: the map falls back
+Revisions and the model card rendered with them are written through the registry
+(:func:`ml.registry.write_version_files`), which records each file's SHA-256 with it under
+its lock. A revision file that is unreadable, fails its checksum (edited by hand, cut
+short) or was never recorded is skipped with a warning that names it: the map falls back
 to the revision before it, or to the training map.
 """
 
@@ -37,7 +40,7 @@ import numpy as np
 from ml.config import Settings
 from ml.errors import RegistryError
 from ml.features import LABEL, labels_known_before, load_features
-from ml.io import json_text, write_text_if_changed
+from ml.io import json_text
 from ml.metrics import log_loss, logit, sigmoid
 from ml.models.calibration import platt
 from ml.registry import (
@@ -48,6 +51,8 @@ from ml.registry import (
     last_seen_day,
     load_metrics,
     load_model,
+    read_version_file,
+    write_version_files,
 )
 
 log = logging.getLogger(__name__)
@@ -74,18 +79,24 @@ def revisions_dir(settings: Settings, version: str) -> Path:
 
 
 def revisions(settings: Settings, version: str) -> list[dict[str, Any]]:
-    """Every readable revision of ``version``, oldest first; an unreadable one is left out
-    with a warning that names its file."""
+    """Every readable revision of ``version``, oldest first. One that is unreadable, that
+    fails its recorded checksum or that the registry never recorded (written by hand) is
+    left out with a warning that names its file and the check: the map falls back to the
+    revision before it, or to the training map."""
     folder = revisions_dir(settings, version)
     if not folder.is_dir():
         return []
     found = []
     for path in sorted(folder.glob("????-??-??.json")):
         try:
-            revision = json.loads(path.read_text(encoding="utf-8"))
+            text = read_version_file(settings, version, f"{REVISIONS_DIR}/{path.name}")
+            revision = json.loads(text)
             dt.date.fromisoformat(revision["as_of"])
             float(revision["slope"]), float(revision["intercept"]), bool(revision["used"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except RegistryError as exc:
+            log.warning("calibration revision skipped: %s", exc)
+            continue
+        except (ValueError, KeyError, TypeError) as exc:
             log.warning("%s: unreadable calibration revision skipped (%s)", path, exc)
             continue
         found.append(revision)
@@ -253,12 +264,11 @@ def recalibrate(settings: Settings, day: dt.date) -> dict[str, Any]:
 def _store(
     settings: Settings, version: str, metadata: dict[str, Any], revision: dict[str, Any]
 ) -> None:
-    """Write the revision (atomically), the version's model card with it, then its audit
-    entry unless the log has it: a run killed in between completes them on its retry,
-    and a re-run adds nothing."""
-    folder = revisions_dir(settings, version)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text_if_changed(json_text(revision), folder / f"{revision['as_of']}.json")
+    """Write the revision (through the registry, which records its checksum), the
+    version's model card with it, then its audit entry unless the log has it: a run
+    killed in between completes them on its retry, and a re-run adds nothing."""
+    name = f"{REVISIONS_DIR}/{revision['as_of']}.json"
+    write_version_files(settings, version, {name: json_text(revision)})
     _write_card(settings, version, metadata)
     losses = revision["log_loss"]
     verdict = (
@@ -290,7 +300,5 @@ def _write_card(settings: Settings, version: str, metadata: dict[str, Any]) -> N
     change are left as they are)."""
     from ml.model_card import card_files
 
-    folder = settings.paths.model_version(version)
     cards = card_files(metadata, load_metrics(settings, version), revisions(settings, version))
-    for name, text in cards.items():
-        write_text_if_changed(text, folder / name)
+    write_version_files(settings, version, cards)

@@ -11,9 +11,18 @@ change with its reason, and every calibration revision of the champion
 (:mod:`ml.recalibration`, ``"event": "recalibration"``). A version's revisions are files of
 its folder, ``calibration/<date>.json``, kept when the version is registered again.
 
+The registry is the one writer of a version's folder. ``checksums.json`` records the
+SHA-256 of every other file of the folder: the files written at registration, and each
+file added later (a calibration revision, the model card rendered again with it), which
+:func:`write_version_files` writes and records together under the registry's lock. A
+file that fails its recorded checksum, or that no writer recorded, is never used: the
+model is a :class:`RegistryError` (the day is scored by the heuristic), a revision is
+skipped with a warning naming the file (:func:`read_version_file`).
+
 A version folder is written beside its final place and renamed into it; re-registering
 a version swaps the two folders in one call (:func:`ml.io.exchange_dirs`), so the version
-is never missing. Leftovers of a killed registration are removed, or restored, on the
+is never missing; its revisions that still match their checksums are carried into the
+new folder under the same lock, so none written meanwhile can be lost. Leftovers of a killed registration are removed, or restored, on the
 next write (:func:`recover`). Every file the model's native library parses has its SHA-256
 in ``metadata.json`` (``artifacts``) and is checked before it is loaded: a truncated or
 altered file is a :class:`RegistryError`, never a crash inside the library. Every JSON
@@ -23,6 +32,7 @@ file that cannot be read is reported with its path.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import os
 import platform
@@ -46,6 +56,7 @@ from ml.io import (
     read_json_lines,
     write_json,
     write_text,
+    write_text_if_changed,
 )
 from ml.paths import MODEL_METADATA, MODEL_METRICS, MODEL_PROFILE, REPO_DIR
 
@@ -56,6 +67,8 @@ ALIASES = ("champion", "challenger")
 STAGING_SUFFIX = ".staging"
 # A version's calibration revisions (ml.recalibration): kept when it is registered again.
 REVISIONS_DIR = "calibration"
+# SHA-256 of every other file of a version's folder, relative path to digest.
+CHECKSUMS = "checksums.json"
 TRACKED_LIBRARIES = (
     "lightgbm",
     "xgboost-cpu",
@@ -135,9 +148,14 @@ def register(
         )
         try:
             _write_version(staging, model, metadata, metrics, profile, documents)
-            kept = final / REVISIONS_DIR
-            if kept.is_dir():  # the same model, registered again: its revisions still hold
-                shutil.copytree(kept, staging / REVISIONS_DIR)
+            checksums = {
+                path.relative_to(staging).as_posix(): file_sha256(path)
+                for path in sorted(staging.rglob("*"))
+                if path.is_file()
+            }
+            # the same model, registered again: its revisions still hold
+            checksums.update(_carry_revisions(final, staging))
+            write_json(checksums, staging / CHECKSUMS)
             if final.exists():
                 exchange_dirs(staging, final)  # staging now holds the replaced version
             else:
@@ -170,6 +188,102 @@ def _write_version(
     write_json(profile, folder / MODEL_PROFILE)
     for name, text in (documents(full_metadata, metrics) if documents else {}).items():
         write_text(text, folder / name)
+
+
+def _carry_revisions(final: Path, staging: Path) -> dict[str, str]:
+    """Copy the revisions of the version registered at ``final`` that match their recorded
+    checksums into ``staging`` (the registry's lock held); their checksums. A revision
+    that does not match, or that no writer recorded, is left behind with a warning."""
+    kept = final / REVISIONS_DIR
+    if not kept.is_dir():
+        return {}
+    recorded = _checksums(final)
+    carried = {}
+    for path in sorted(kept.iterdir()):
+        name = f"{REVISIONS_DIR}/{path.name}"
+        if path.is_file() and recorded.get(name) == file_sha256(path):
+            (staging / REVISIONS_DIR).mkdir(mode=dir_mode(), exist_ok=True)
+            shutil.copy2(path, staging / name)
+            carried[name] = recorded[name]
+        else:
+            log.warning(
+                "%s: not carried into the version registered again (check: recorded checksum)", path
+            )
+    return carried
+
+
+def _checksums(folder: Path) -> dict[str, str]:
+    """The version's recorded checksums; empty for a version registered before they were
+    recorded (or an unreadable record, with a warning naming it)."""
+    path = folder / CHECKSUMS
+    if not path.exists():
+        return {}
+    try:
+        recorded = read_json(path, RegistryError)
+    except RegistryError as exc:
+        log.warning("%s", exc)
+        return {}
+    if not isinstance(recorded, dict):
+        log.warning("%s: not an object of file to SHA-256", path)
+        return {}
+    return recorded
+
+
+def write_version_files(settings: Settings, version: str, files: dict[str, str]) -> list[str]:
+    """Add or replace files of a registered version (relative path to text) and record
+    their checksums, together, under the registry's lock: the one way a version's folder
+    changes after registration. A file that already holds its text is left as it is.
+    Returns the files written.
+
+    Raises:
+        RegistryError: The version is not registered, or a path leaves its folder.
+    """
+    folder = version_dir(settings, version)
+    written = []
+    with file_lock(settings.paths.models_lock):
+        if not (folder / MODEL_METADATA).exists():
+            raise RegistryError(f"model version {version!r} not found in {settings.paths.models}")
+        checksums = _checksums(folder)
+        for name, text in files.items():
+            path = folder / name
+            if ".." in Path(name).parts or Path(name).is_absolute() or name == CHECKSUMS:
+                raise RegistryError(f"{path}: not a file a version may hold")
+            path.parent.mkdir(mode=dir_mode(), parents=True, exist_ok=True)
+            if write_text_if_changed(text, path):
+                written.append(name)
+            checksums[name] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if checksums != _checksums(folder):
+            write_json(dict(sorted(checksums.items())), folder / CHECKSUMS)
+    return written
+
+
+def read_version_file(settings: Settings, version: str, name: str) -> str:
+    """The text of a file of ``version`` added after registration, read once and checked
+    against its recorded checksum.
+
+    Raises:
+        RegistryError: The file is unreadable, was never recorded by the registry, or
+            does not match its checksum (altered by hand, or cut short).
+    """
+    folder = version_dir(settings, version)
+    path = folder / name
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RegistryError(f"{path}: unreadable ({exc.strerror or exc})") from exc
+    expected = _checksums(folder).get(name)
+    if expected is None:
+        raise RegistryError(
+            f"{path}: no checksum recorded (check: recorded checksum; written outside the "
+            "registry, or by a version registered before checksums were recorded)"
+        )
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise RegistryError(
+            f"{path}: SHA-256 {actual[:12]}... does not match the recorded {expected[:12]}... "
+            "(check: recorded checksum; the file was altered or cut short)"
+        )
+    return data.decode("utf-8")
 
 
 def verify_artifacts(folder: Path, metadata: dict[str, Any]) -> None:
@@ -510,6 +624,21 @@ def load_profile(settings: Settings, version: str) -> dict[str, Any]:
     return profile
 
 
+def _verify_metadata(folder: Path) -> None:
+    """Check ``metadata.json`` (it holds the risk bands and the artifacts' checksums)
+    against the version's recorded checksums, where they were recorded.
+
+    Raises:
+        RegistryError: It was altered since registration.
+    """
+    expected = _checksums(folder).get(MODEL_METADATA)
+    if expected is not None and file_sha256(folder / MODEL_METADATA) != expected:
+        raise RegistryError(
+            f"{folder / MODEL_METADATA}: does not match its recorded SHA-256 (check: recorded "
+            "checksum; the file was altered; re-register the version with `ml train`)"
+        )
+
+
 def last_seen_day(metadata: dict[str, Any]) -> dt.date:
     """The last day a version learned from: the end of its fit period, of the holdout it
     stopped early on, and the day before its as-of date, whichever is latest. The version
@@ -555,6 +684,7 @@ def load_model(settings: Settings, version: str):
     folder = version_dir(settings, version)
     metadata = load_metadata(settings, version)
     verify_artifacts(folder, metadata)  # no native parser ever sees an unverified file
+    _verify_metadata(folder)
     try:
         model = load_classifier(folder)
     except Exception as exc:  # any library's parse error means the same thing here

@@ -3,6 +3,7 @@
 import datetime as dt
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -65,7 +66,7 @@ def test_a_revision_learns_from_the_matured_days_and_holds_back_the_last(
     assert revision["held_back"]["rows"] == held.sum() > 500
     u = model.predict_uncalibrated(frame)
     new = sigmoid(revision["slope"] * logit(u) + revision["intercept"])
-    old = model.predict_proba(frame)
+    old = sigmoid(model.slope_ * logit(u) + model.intercept_)  # the training map
     for part, rows in (("fitted", ~held), ("held_back", held)):
         losses = revision["log_loss"][part]
         assert losses["after"] == pytest.approx(sklearn_log_loss(y[rows], new[rows]), abs=2e-6)
@@ -92,11 +93,16 @@ def test_prediction_applies_the_latest_used_revision_dated_on_or_before_its_day(
     settings = make_settings(trained_copy)
     version, model = _champion(settings)
     folder = revisions_dir(settings, version)
-    folder.mkdir()
-    # Two revisions by hand: 03-22 used, 03-24 not used.
+    # Two revisions, written as recalibrate writes them: 03-22 used, 03-24 not used.
     for day, slope, used in (("2013-03-22", 0.8, True), ("2013-03-24", 1.4, False)):
-        (folder / f"{day}.json").write_text(
-            json.dumps({"as_of": day, "slope": slope, "intercept": -0.2, "used": used})
+        registry.write_version_files(
+            settings,
+            version,
+            {
+                f"calibration/{day}.json": json.dumps(
+                    {"as_of": day, "slope": slope, "intercept": -0.2, "used": used}
+                )
+            },
         )
     frames = {}
     for day in (dt.date(2013, 3, 21), dt.date(2013, 3, 22), dt.date(2013, 3, 24)):
@@ -154,7 +160,8 @@ def test_too_few_matured_flights_keep_the_training_map(trained_copy):
     settings = make_settings(trained_copy)
     version, model = _champion(settings)
     early = recalibrate(settings, HOLDOUT + dt.timedelta(days=2))
-    assert early["revision"] is None and "no matured day unseen in its fit" in early["reason"]
+    # a day the champion learned from: it cannot score it, so no revision is made for it
+    assert early["revision"] is None and "no revision for a day it cannot score" in early["reason"]
     strict = make_settings(trained_copy, recalibration_min_rows=100_000)
     few = recalibrate(strict, DAY)
     assert few["revision"] is None and "too few to refit" in few["reason"]
@@ -167,7 +174,8 @@ def test_an_unreadable_revision_falls_back_to_the_one_before(trained_copy, caplo
     version, model = _champion(settings)
     recalibrate(settings, DAY)
     later = revisions_dir(settings, version) / "2013-03-26.json"
-    later.write_text('{"as_of": "2013-03-26", "slope": ')  # cut short
+    cut_short = '{"as_of": "2013-03-26", "slope": '  # recorded by the registry, yet not JSON
+    registry.write_version_files(settings, version, {"calibration/2013-03-26.json": cut_short})
     with caplog.at_level(logging.WARNING, logger="ml.recalibration"):
         in_force = map_in_force(settings, version, model, dt.date(2013, 3, 27))
     assert f"{later}: unreadable calibration revision skipped" in caplog.text
@@ -189,3 +197,82 @@ def test_registering_the_version_again_keeps_its_revisions(trained_copy):
     )
     assert sorted(p.name for p in revisions_dir(settings, version).iterdir()) == before
     registry.load_model(settings, version)  # its artifacts still pass their checksums
+
+
+def _used_revision(settings, version, day: dt.date) -> Path:
+    """A used revision of ``version`` dated ``day``, written as recalibrate writes one."""
+    text = json.dumps({"as_of": day.isoformat(), "slope": 1.0, "intercept": 0.1, "used": True})
+    registry.write_version_files(settings, version, {f"calibration/{day}.json": text})
+    return revisions_dir(settings, version) / f"{day}.json"
+
+
+@pytest.mark.parametrize(
+    "edit",
+    ["rewritten", "cut short", "added by hand", "checksums record deleted"],
+)
+def test_an_altered_revision_is_never_used_and_the_map_before_it_scores(trained_copy, caplog, edit):
+    """The issue's case: a revision rewritten as valid JSON with intercept 5 and slope 0
+    would score every flight 0.9933. Altered in any way (or written by anyone but the
+    registry), it is skipped with its file and the check named."""
+    settings = make_settings(trained_copy)
+    version, _ = _champion(settings)
+    earlier = _used_revision(settings, version, dt.date(2013, 3, 18))
+    target = revisions_dir(settings, version) / "2013-03-19.json"
+    forged = json.dumps({"as_of": "2013-03-19", "slope": 0.0, "intercept": 5.0, "used": True})
+    if edit == "rewritten":
+        _used_revision(settings, version, dt.date(2013, 3, 19))
+        target.write_text(forged)
+    elif edit == "cut short":
+        _used_revision(settings, version, dt.date(2013, 3, 19))
+        target.write_bytes(target.read_bytes()[:-3])
+    elif edit == "added by hand":
+        target.write_text(forged)
+    else:
+        _used_revision(settings, version, dt.date(2013, 3, 19))
+        (registry.version_dir(settings, version) / registry.CHECKSUMS).unlink()
+    with caplog.at_level(logging.WARNING, logger="ml.recalibration"):
+        result = predict(settings, dt.date(2013, 3, 20))
+    expected = "training" if edit == "checksums record deleted" else "2013-03-18"
+    assert result.calibrations["champion"] == expected
+    assert f"calibration revision skipped: {target}" in caplog.text
+    assert "recorded checksum" in caplog.text
+    scored = _scored(trained_copy, dt.date(2013, 3, 20))
+    assert scored.max() < 0.99 and scored.nunique() > 100
+    assert earlier.exists()
+
+
+def test_a_revision_written_while_the_version_is_registered_again_is_kept(
+    trained_copy, monkeypatch
+):
+    """Re-registration carries the revisions into the new folder, under the registry's
+    lock; recalibration writes through the same lock: a revision written meanwhile waits,
+    then lands in the new folder with its checksum (without the lock it went into the
+    folder being replaced, and was lost)."""
+    import threading
+
+    settings = make_settings(trained_copy)
+    version, model = _champion(settings)
+    carry = registry._carry_revisions
+    writer = threading.Thread(target=recalibrate, args=(settings, DAY))
+    waited = []
+
+    def carry_while_recalibrating(final, staging):
+        writer.start()
+        writer.join(timeout=20)  # blocks on the registry's lock, which register holds
+        waited.append(writer.is_alive())
+        return carry(final, staging)
+
+    monkeypatch.setattr(registry, "_carry_revisions", carry_while_recalibrating)
+    registry.register(
+        settings,
+        model,
+        registry.load_metadata(settings, version),
+        registry.load_metrics(settings, version),
+        registry.load_profile(settings, version),
+    )
+    writer.join(timeout=120)
+    assert waited == [True] and not writer.is_alive()
+    (revision,) = revisions(settings, version)  # verified against its recorded checksum
+    assert revision["as_of"] == DAY.isoformat()
+    assert "2013-03-25" in settings.paths.model_card(version).read_text()
+    registry.load_model(settings, version)

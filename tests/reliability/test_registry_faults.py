@@ -283,3 +283,28 @@ def test_leftovers_of_an_older_two_rename_registration_are_restored(trained_copy
     assert f"restored {folder}" in listing.stderr
     rows, _ = _predict(trained_copy)
     assert set(rows[rows.model_role == "champion"].model_version) == {champion}
+
+
+@pytest.mark.parametrize("field", ["risk_bands", "window"])
+def test_an_edited_metadata_file_falls_back_to_the_heuristic_and_names_it(
+    trained_copy, caplog, field
+):
+    """metadata.json holds what scores the day besides the artifacts (the risk bands, the
+    window the point-in-time rule reads): edited after registration, it fails its
+    recorded checksum and the day is scored by the heuristic."""
+    from ml.predict import predict
+
+    settings = make_settings(trained_copy)
+    version = registry.get_alias(settings, "champion")
+    path = registry.version_dir(settings, version) / "metadata.json"
+    metadata = json.loads(path.read_text())
+    if field == "risk_bands":
+        metadata["risk_bands"]["high_min"] = 0.01
+    else:
+        metadata["window"]["validation_end"] = "2013-01-01"
+    path.write_text(json.dumps(metadata, indent=2))
+    rows = pd.read_parquet(predict(settings, DAY).path)
+    assert set(rows["model_version"]) == {FALLBACK_VERSION}
+    assert f"{path}: does not match its recorded SHA-256" in caplog.text
+    with pytest.raises(RegistryError, match="recorded checksum"):
+        registry.load_model(settings, version)
