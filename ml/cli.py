@@ -16,7 +16,14 @@ from typing import Any
 
 from ml.config import CADENCES, Settings, data_dir_origin, load_settings
 from ml.dates import parse_date
-from ml.errors import ConfigError, DataError, MLError, RegistryError, ValidationError
+from ml.errors import (
+    ConfigError,
+    DataError,
+    MLError,
+    RegistryError,
+    ValidationError,
+    printable,
+)
 from ml.html import number
 
 log = logging.getLogger("ml")
@@ -279,7 +286,8 @@ def cmd_models_audit(settings: Settings, args: argparse.Namespace) -> None:
 
     for entry in reversed(alias_history(settings, events=True)):
         what = entry["alias"] if entry["event"] == "alias" else f"{entry['alias']} {entry['event']}"
-        print(f"{entry['at']}  {what:10} {entry['from']} -> {entry['to']}  ({entry['reason']})")
+        line = f"{entry['at']}  {what:10} {entry['from']} -> {entry['to'] or '(none)'}  "
+        print(printable(f"{line}({entry['reason']})"))
 
 
 def cmd_predictions_show(settings: Settings, args: argparse.Namespace) -> None:
@@ -599,7 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         args.func(settings, args)
     except MLError as exc:  # anything else is a bug, and keeps its traceback
-        message = str(exc).replace("\n", " ")
+        message = printable(str(exc).replace("\n", " "))
         hint = " (retryable: run it again)" if exc.retryable else ""
         # An error about a file of the data folder says which folder that was, and why.
         about_data = (

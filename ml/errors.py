@@ -14,6 +14,19 @@ The concrete classes also derive from the built-in exception they refine (``Valu
 
 from __future__ import annotations
 
+import re
+
+# C0 and C1 control characters (escape sequences start with one), DEL, and the Unicode
+# line and paragraph separators: none belongs in a one-line message on a terminal.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on one terminal line: every control character (a newline,
+    an escape that would retitle the window or move the cursor) shown as its escape,
+    e.g. ``\\x1b``. For messages, and for any text from a person or a file we print."""
+    return _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
+
 
 class MLError(Exception):
     """Base of every error the package raises on purpose."""

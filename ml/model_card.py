@@ -111,16 +111,9 @@ def card_context(
         {
             "heading": "Candidates on the holdout",
             **table(
-                ["candidate", "AUC", "log loss", "ECE", "log loss before calibration", "seconds"],
+                ["candidate", "AUC", "log loss", "ECE", "log loss before calibration"],
                 [
-                    [
-                        name,
-                        c["auc"],
-                        c["log_loss"],
-                        c["ece"],
-                        c["uncalibrated_log_loss"],
-                        c["seconds"],
-                    ]
+                    [name, c["auc"], c["log_loss"], c["ece"], c["uncalibrated_log_loss"]]
                     for name, c in metrics["candidates"].items()
                 ],
             ),

@@ -98,13 +98,18 @@ def _overall(table: pd.DataFrame | None, role: str = "champion") -> dict | None:
 
 
 def performance_history(settings: Settings, last: dt.date, days: int = 60) -> list[dict]:
-    """The champion's overall estimated and realized metrics over the ``days`` before ``last``."""
+    """The champion's overall estimated and realized metrics over the ``days`` before
+    ``last``, as known at ``last``'s run: realized only for the days matured by then
+    (up to ``last`` minus the label maturity), so that running ``last`` again later, when
+    more days have matured, writes the same report."""
+    matured = last - dt.timedelta(days=settings.label_maturity_days)
     history = read_partitions(
         settings.paths.monitoring_glob("performance"),
         "select kind, flight_date, model_version, auc, log_loss, rows, observed_rate, "
         "mean_prediction from {files} where dimension = 'all' and model_role = 'champion' "
-        "and flight_date between ? and ? order by flight_date, kind",
-        [last - dt.timedelta(days=days - 1), last],
+        "and flight_date between ? and ? and (kind = 'estimated' or flight_date <= ?) "
+        "order by flight_date, kind",
+        [last - dt.timedelta(days=days - 1), last, matured],
     )
     if history is None:
         return []

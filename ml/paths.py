@@ -186,6 +186,12 @@ class Paths:
         """A version's model card, ``.html`` or ``.md``."""
         return self.model_version(version) / MODEL_CARD_FILES[suffix]
 
+    def model_run_record(self, version: str) -> Path:
+        """``<version>.run.json`` beside a version's folder: what varies from one training
+        run to the next (the candidates' fitting times), kept out of the version's
+        content so that identical runs register identical folders."""
+        return self.models / f"{version}.run.json"
+
     def model_version(self, version: str) -> Path:
         """A version's folder: its model files and :data:`MODEL_METADATA`,
         :data:`MODEL_METRICS`, :data:`MODEL_PROFILE` and model card."""

@@ -190,6 +190,13 @@ def _write_version(
         write_text(text, folder / name)
 
 
+def record_run(settings: Settings, version: str, record: dict[str, Any]) -> Path:
+    """Write what varies from one training run of ``version`` to the next (durations)
+    beside its folder (:meth:`ml.paths.Paths.model_run_record`), never in it."""
+    version_dir(settings, version)  # refuses a name that is not a version's
+    return write_json({"version": version, **record}, settings.paths.model_run_record(version))
+
+
 def _carry_revisions(final: Path, staging: Path) -> dict[str, str]:
     """Copy the revisions of the version registered at ``final`` that match their recorded
     checksums into ``staging`` (the registry's lock held); their checksums. A revision
@@ -510,6 +517,8 @@ def aliases_from_audit(settings: Settings) -> dict[str, str]:
     for entry in alias_changes(settings):
         if entry.get("to"):
             aliases[entry["alias"]] = entry["to"]
+        else:  # cleared (clear_alias)
+            aliases.pop(entry["alias"], None)
     return aliases
 
 
@@ -565,6 +574,27 @@ def promote(settings: Settings, version: str, reason: str, by: str | None = None
     set_alias(settings, "champion", version, reason=reason, by=by)
     if previous and previous != version:
         set_alias(settings, "challenger", previous, reason=f"replaced as champion by {version}")
+    elif get_alias(settings, "challenger") == version:  # a first champion was the challenger
+        clear_alias(settings, "challenger", reason=f"{version} became champion", by=by)
+
+
+def clear_alias(settings: Settings, alias: str, reason: str, by: str | None = None) -> None:
+    """Point ``alias`` at no version, and append the change (``"to": null``) to the audit
+    log; nothing happens when it points at none."""
+    if alias not in ALIASES:
+        raise RegistryError(f"unknown alias {alias!r} (expected one of {ALIASES})")
+    with file_lock(settings.paths.models_lock):
+        try:
+            aliases = read_aliases(settings)
+        except RegistryError as exc:
+            aliases = aliases_from_audit(settings)
+            log.warning("%s; rebuilt from the audit log as %s", exc, aliases)
+        previous = aliases.pop(alias, None)
+        if previous is None:
+            return
+        write_json(aliases, settings.paths.model_aliases)
+        entry = {"alias": alias, "from": previous, "to": None, "reason": reason}
+        _append_audit(settings, {**entry, **({"by": by} if by else {})})
 
 
 def rollback(settings: Settings, reason: str) -> str:

@@ -325,7 +325,6 @@ def train(
         "candidates": {
             name: {
                 **c.scores,
-                "seconds": round(c.seconds, 2),
                 "uncalibrated_log_loss": c.uncalibrated["log_loss"],
                 "uncalibrated_ece": c.uncalibrated["ece"],
             }
@@ -344,6 +343,11 @@ def train(
         family_alpha=settings.drift_family_alpha,
     )
     registry.register(settings, model, metadata, metrics, profile, documents=card_files)
+    registry.record_run(
+        settings,
+        version,
+        {"candidates": {name: {"seconds": round(c.seconds, 2)} for name, c in candidates.items()}},
+    )
     became_champion = registry.apply_gate(settings, version, decision, approval)
     return TrainingResult(
         version=version,

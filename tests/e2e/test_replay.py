@@ -8,7 +8,6 @@ retrains every 3 days here, so trainings fall inside the week.
 """
 
 import datetime as dt
-import hashlib
 import json
 import os
 import subprocess
@@ -28,9 +27,6 @@ OVERRIDES = {
     "retrain_every_days": 3,
     "candidates": ["heuristic", "lightgbm"],
 }
-# Wall-clock seconds each candidate's fit took: in metrics.json and the model card,
-# the only bytes a run's own timing decides.
-TIMINGS = ("metrics.json", "model_card.md", "model_card.html")
 
 
 def _settings(data_dir: Path):
@@ -57,22 +53,13 @@ def day_by_day(tmp_path_factory) -> tuple[Path, list[dt.date]]:
 
 def published(data_dir: Path) -> dict[str, str]:
     """SHA-256 of every published file: raw and mart partitions, predictions, monitoring
-    tables, drift reports and model versions (but the audit log: when each change was
-    made)."""
-    files = published_files(data_dir, keep=lambda key: not key.endswith("audit.jsonl"))
-    return {
-        key: _without_timings(path) if path.name in TIMINGS else sha256(path)
-        for key, path in files.items()
-    }
-
-
-def _without_timings(path: Path) -> str:
-    if path.name != "metrics.json":
-        return "(holds training seconds)"
-    metrics = json.loads(path.read_text())
-    for candidate in metrics["candidates"].values():
-        candidate.pop("seconds")
-    return hashlib.sha256(json.dumps(metrics, sort_keys=True).encode()).hexdigest()
+    tables, drift reports and model versions, every file of their folders included (but
+    the audit log and the training runs' records beside the versions: when each change
+    was made, how long each fit took)."""
+    files = published_files(
+        data_dir, keep=lambda key: not key.endswith(("audit.jsonl", ".run.json"))
+    )
+    return {key: sha256(path) for key, path in files.items()}
 
 
 def test_the_replay_dag_leaves_the_partitions_of_day_by_day_runs(day_by_day, tmp_path):

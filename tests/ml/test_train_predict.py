@@ -111,9 +111,26 @@ def test_a_weakened_candidate_is_not_promoted(trained_copy, monkeypatch):
 def test_retraining_the_same_date_gives_the_same_version(trained_copy):
     settings = make_settings(trained_copy)
     before = registry.get_alias(settings, "champion")
+    folder = registry.version_dir(settings, before)
+
+    def contents():
+        return {
+            p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in folder.rglob("*")
+            if p.is_file()
+        }
+
+    registered = contents()
+    record = settings.paths.model_run_record(before)
+    first_record = json.loads(record.read_text())
     result = train(settings, AS_OF)
     assert result.version == before
     assert [m["version"] for m in registry.list_versions(settings)] == [before]
+    # byte for byte, every file of the version (what varies run to run is recorded beside)
+    again = contents()
+    assert sorted(again) == sorted(registered) and "checksums.json" in again
+    assert [name for name in registered if again[name] != registered[name]] == []
+    assert set(json.loads(record.read_text())["candidates"]) == set(first_record["candidates"])
 
 
 def test_predict_writes_one_champion_row_per_scheduled_flight(trained_copy):
@@ -177,7 +194,7 @@ def test_evaluate_shows_the_model_beside_its_baselines(trained_data):
     report = evaluate(settings, version, AS_OF, dt.date(2013, 3, 31))
     assert report["model"]["rows"] == report["baselines"]["heuristic"]["rows"] > 5000
     assert report["model"]["log_loss"] < report["baselines"]["prior_rate"]["log_loss"]
-    with pytest.raises(ValueError, match="before"):
+    with pytest.raises(ConfigError, match="learned from days up to 2013-03-14"):
         evaluate(settings, version, dt.date(2013, 3, 1), dt.date(2013, 3, 31))
 
 
@@ -374,3 +391,59 @@ def test_with_manual_approval_a_passed_gate_waits_and_the_answer_is_audited(trai
     # Automatic (the default): the gate alone promotes.
     assert registry.apply_gate(settings, champion, passed, approval="auto")
     assert registry.get_alias(settings, "champion") == champion
+
+
+def test_approving_the_first_champion_leaves_it_champion_only(trained_copy):
+    """With no champion, a version that passed the gate waits as challenger; approved, it
+    becomes champion and is no longer also the challenger, in aliases.json and in the
+    aliases rebuilt from the audit log."""
+    settings = make_settings(trained_copy)
+    version = registry.get_alias(settings, "champion")
+    settings.paths.model_aliases.unlink()
+    settings.paths.model_audit_log.unlink()
+    from ml.gate import GateDecision
+
+    assert not registry.apply_gate(settings, version, GateDecision(True, [], None), "manual")
+    assert registry.read_aliases(settings) == {"challenger": version}
+    assert registry.record_approval(settings, version, True, by="ana")
+    assert registry.read_aliases(settings) == {"champion": version}
+    assert registry.aliases_from_audit(settings) == {"champion": version}
+    last = registry.alias_changes(settings)[-1]
+    assert (last["alias"], last["from"], last["to"]) == ("challenger", version, None)
+    assert [v["aliases"] for v in registry.list_versions(settings)] == [["champion"]]
+
+
+def test_running_a_day_again_after_later_days_matured_writes_the_same_bytes(trained_copy):
+    """A day's outputs are a function of what was known at its run: run again once later
+    days have run (and its own labels have matured), its predictions, monitoring and drift
+    report are byte for byte what they were."""
+    from ml import pipeline
+    from tests.conftest import published_files, sha256
+
+    settings = make_settings(trained_copy)
+    day = AS_OF + dt.timedelta(days=1)
+
+    def run(d):
+        pipeline.recalibrate(settings, d)
+        pipeline.predict(settings, d)
+        pipeline.monitor(settings, d)
+        pipeline.decide_retraining(settings, d)
+
+    def of_day():
+        files = published_files(
+            trained_copy,
+            ("predictions", "monitoring", "reports/drift"),
+            # the day's realized performance is written by the run of a later day
+            lambda key: (f"={day}/" in key or f"_{day}." in key) and "kind=realized" not in key,
+        )
+        return {key: sha256(path) for key, path in files.items()}
+
+    run(AS_OF)
+    run(day)
+    before = of_day()
+    assert any("drift_" in key for key in before) and any("predictions" in key for key in before)
+    for later in (day + dt.timedelta(days=n) for n in range(1, 4)):
+        run(later)  # the realized performance of AS_OF and of the day matures meanwhile
+    assert settings.paths.monitoring_partition("performance", day, kind="realized").exists()
+    run(day)
+    assert of_day() == before

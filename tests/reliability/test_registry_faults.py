@@ -308,3 +308,19 @@ def test_an_edited_metadata_file_falls_back_to_the_heuristic_and_names_it(
     assert f"{path}: does not match its recorded SHA-256" in caplog.text
     with pytest.raises(RegistryError, match="recorded checksum"):
         registry.load_model(settings, version)
+
+
+def test_an_approvers_terminal_escapes_are_printed_as_text_by_models_audit(trained_copy):
+    """A name or reason from a person (the approval form, the REST API) reaches a
+    terminal only as text: an escape that would retitle the window, move the cursor or
+    start a new line is shown as its escape sequence."""
+    settings = make_settings(trained_copy)
+    other = _second_version(settings)
+    registry.set_alias(settings, "challenger", other, reason="awaits approval")
+    hostile = "\x1b]0;owned\x07ana\x1b[2J"
+    registry.record_approval(settings, other, False, by=hostile, reason="no\nnewline\x9b")
+    shown = run_ml("models", "audit", data_dir=trained_copy)
+    assert shown.returncode == 0, shown.stderr
+    assert not any(c in shown.stdout for c in "\x1b\x07\x9b")
+    (line,) = [line for line in shown.stdout.splitlines() if "rejected as champion" in line]
+    assert "\\x1b]0;owned\\x07ana\\x1b[2J" in line and "no\\nnewline\\x9b" in line
