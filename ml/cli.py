@@ -45,7 +45,10 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> None:
     from ml.ingest import ingest
 
     result = ingest(settings, args.start, args.end)
-    print(f"landed {result.rows} under {settings.paths.raw}")
+    print(
+        f"staged {result.rows} under {settings.paths.raw_staging}: `ml transform` publishes "
+        f"them to {settings.paths.raw} with the marts built from them, once every check passed"
+    )
 
 
 def cmd_transform(settings: Settings, args: argparse.Namespace) -> None:

@@ -36,6 +36,7 @@ from ml.io import (
     remove_stale_temporaries,
     write_parquet,
 )
+from ml.landing import record_source
 
 log = logging.getLogger(__name__)
 
@@ -405,7 +406,9 @@ def ingest(
 
     A run is all or nothing: every file it needs is parsed and checked, and every day
     passes its expectation suites, before anything is written. A failure leaves the
-    landing zone as it was; the days that failed go to ``quarantine/<date>/``.
+    landing zone as it was; the days that failed go to ``quarantine/<date>/``. What
+    passes is staged (``staging/raw/``), not published: the next build reads it, and its
+    publish publishes it with the marts built from it (:mod:`ml.landing`).
 
     Args:
         settings: Paths and the raw source.
@@ -430,7 +433,9 @@ def ingest(
     # 1. Read and check every file the run needs.
     batches: dict[str, tuple[Path, list[dt.date], pl.DataFrame]] = {}
     for table in DAILY_TABLES:
-        wanted = [d for d in days if not (history and paths.raw_partition(table, d).exists())]
+        wanted = [
+            d for d in days if not (history and _landed(paths, paths.raw_partition(table, d)))
+        ]
         if not wanted:
             continue
         path = source_file(folder, table)
@@ -453,7 +458,7 @@ def ingest(
     references = {
         table: read_source_table(source_file(folder, table), table)
         for table in REFERENCE_TABLES
-        if not (history and paths.raw_reference(table).exists())
+        if not (history and _landed(paths, paths.raw_reference(table)))
     }
     # 2. Validate every day; if any failed, quarantine it and land nothing.
     outcomes = []
@@ -477,9 +482,12 @@ def ingest(
             + f" -> nothing landed; {len(bad_days)} day(s) quarantined in {paths.quarantine}: "
             f"{bad_days}"
         )
-    # 3. Publish: one atomic write per partition.
+    # 3. Stage: one atomic write per partition; the build reads them, and its publish
+    # publishes them with the marts built from them (ml.landing).
     for table in (*batches, *references):
-        remove_stale_temporaries(paths.raw_table(table), older_than=STALE_SECONDS)
+        remove_stale_temporaries(paths.raw_staged(paths.raw_table(table)), older_than=STALE_SECONDS)
+        source = batches[table][0] if table in batches else source_file(folder, table)
+        record_source(paths, table, source.resolve())
     result = IngestResult()
     for table in DAILY_TABLES:
         result.partitions[table] = []
@@ -494,16 +502,21 @@ def ingest(
                 continue
             write_parquet(
                 part.drop("flight_date").sort(SORT_KEYS[table]).to_arrow(),
-                paths.raw_partition(table, day),
+                paths.raw_staged(paths.raw_partition(table, day)),
             )
             result.partitions[table].append(day.isoformat())
             result.rows[table] = result.rows.get(table, 0) + part.height
     for table, frame in references.items():
-        write_parquet(frame.to_arrow(), paths.raw_reference(table))
+        write_parquet(frame.to_arrow(), paths.raw_staged(paths.raw_reference(table)))
         result.reference_tables.append(table)
         result.rows[table] = frame.height
     log.info("ingested %s", result.rows)
     return result
+
+
+def _landed(paths, published: Path) -> bool:
+    """Has a run landed this file (published, or staged for the next build)?"""
+    return published.exists() or paths.raw_staged(published).exists()
 
 
 def ingest_for_day(settings: Settings, day: dt.date) -> IngestResult:

@@ -145,7 +145,14 @@ def emit_dbt_events(settings: Settings, project_dir: Path, target_path: Path) ->
                 del os.environ["ML_DATA_DIR"]
             else:
                 os.environ["ML_DATA_DIR"] = previous
-        files = _source_folders(processor)
+        # dbt reads raw/ through dbt/raw/ (ml.landing): name the published folders
+        candidate, published = str(settings.paths.dbt_raw), str(settings.paths.raw)
+        files = {
+            key: published + folder.removeprefix(candidate)
+            if folder.startswith(candidate)
+            else folder
+            for key, folder in _source_folders(processor).items()
+        }
 
         def as_file(dataset):
             folder = files.get((dataset.namespace, dataset.name))

@@ -71,6 +71,28 @@ class Paths:
         return self.raw / table / PART_FILE
 
     @property
+    def raw_staging(self) -> Path:
+        """Raw files landed by ``ingest`` and not yet published: they become ``raw/`` only
+        with the marts built from them, once every check has passed (:mod:`ml.landing`)."""
+        return self.root / "staging" / "raw"
+
+    def raw_staged(self, published: Path) -> Path:
+        """Where the staged file that will replace ``published`` (a file under ``raw/``) waits."""
+        return self.raw_staging / published.relative_to(self.raw)
+
+    @property
+    def raw_staged_sources(self) -> Path:
+        """The source file each staged table was read from: table to path."""
+        return self.raw_staging / "sources.json"
+
+    @property
+    def dbt_raw(self) -> Path:
+        """What the dbt sources read: ``raw/``'s layout, each file a link to its staged
+        version where one waits, to the published one otherwise (a constant location, so
+        that dbt's parse outlives the run)."""
+        return self.dbt / "raw"
+
+    @property
     def marts(self) -> Path:
         return self.root / "marts"
 

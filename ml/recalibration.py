@@ -264,12 +264,15 @@ def recalibrate(settings: Settings, day: dt.date) -> dict[str, Any]:
 def _store(
     settings: Settings, version: str, metadata: dict[str, Any], revision: dict[str, Any]
 ) -> None:
-    """Write the revision (through the registry, which records its checksum), the
-    version's model card with it, then its audit entry unless the log has it: a run
-    killed in between completes them on its retry, and a re-run adds nothing."""
+    """Write the revision and the version's model card with it (through the registry,
+    which records their checksums after them), then its audit entry unless the log has
+    it: a run killed in between completes them on its retry, and a re-run adds nothing."""
     name = f"{REVISIONS_DIR}/{revision['as_of']}.json"
-    write_version_files(settings, version, {name: json_text(revision)})
-    _write_card(settings, version, metadata)
+    write_version_files(
+        settings,
+        version,
+        {name: json_text(revision), **_cards(settings, version, metadata, revision)},
+    )
     losses = revision["log_loss"]
     verdict = (
         "used"
@@ -295,10 +298,13 @@ def _store(
         log.info("calibration revision %s of %s: %s", revision["as_of"], version, verdict)
 
 
-def _write_card(settings: Settings, version: str, metadata: dict[str, Any]) -> None:
-    """The version's model card, rendered again with its revisions (files that did not
-    change are left as they are)."""
+def _cards(
+    settings: Settings, version: str, metadata: dict[str, Any], revision: dict[str, Any]
+) -> dict[str, str]:
+    """The version's model card (file name to text), rendered again with its revisions,
+    ``revision`` among them."""
     from ml.model_card import card_files
 
-    cards = card_files(metadata, load_metrics(settings, version), revisions(settings, version))
-    write_version_files(settings, version, cards)
+    others = [r for r in revisions(settings, version) if r["as_of"] != revision["as_of"]]
+    shown = sorted([*others, revision], key=lambda r: r["as_of"])
+    return card_files(metadata, load_metrics(settings, version), shown)

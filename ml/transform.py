@@ -19,6 +19,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,6 +38,13 @@ from ml.io import (
     write_json,
     write_parquet,
     write_text,
+)
+from ml.landing import (
+    keep_judged,
+    link_candidate,
+    publish_judged,
+    quarantine_staged,
+    staged_sources,
 )
 from ml.lineage import emit_dbt_events
 from ml.paths import DBT_PROJECT_DIR, PART_FILE, PUBLISHED_MARTS
@@ -186,7 +194,18 @@ def build(settings: Settings, start: dt.date | None = None, end: dt.date | None 
         shutil.rmtree(paths.dbt_outputs, ignore_errors=True)
         paths.dbt_outputs.mkdir(parents=True)
         write_json(window, paths.dbt_window)
-        _run_dbt(settings, ["build"], DBT_PROJECT_DIR)
+        staged = link_candidate(paths)  # the published raw, the staged files in their place
+        (paths.dbt_target / "run_results.json").unlink(missing_ok=True)
+        try:
+            _run_dbt(settings, ["build"], DBT_PROJECT_DIR)
+        except TransformError as exc:
+            failures = failed_nodes(paths)
+            if not failures:  # dbt failed before judging the data: nothing to blame
+                raise
+            moved = quarantine_staged(paths, label, "dbt build", failures)
+            raise TransformError(
+                f"dbt build of {label}: " + "; ".join(f["message"] for f in failures) + moved
+            ) from exc
         emit_dbt_events(settings, DBT_PROJECT_DIR, paths.dbt_target)
         if settings.dbt_docs:
             _write_docs_if_changed(settings)
@@ -195,10 +214,78 @@ def build(settings: Settings, start: dt.date | None = None, end: dt.date | None 
         )
         for mart in PUBLISHED_MARTS:
             os.replace(paths.dbt_outputs / f"{mart}.parquet", staging / f"{mart}.parquet")
+        keep_judged(paths, staged, staging)
         os.chmod(staging, dir_mode())
         shutil.rmtree(build_dir, ignore_errors=True)
         os.rename(staging, build_dir)
     return build_dir
+
+
+# dbt's staging models, one per source table: stg_nycflights__<table>.
+_STAGING_PREFIX = "stg_nycflights__"
+
+
+def failed_nodes(paths) -> list[dict[str, Any]]:
+    """The tests and models of the last ``dbt build`` that failed, each as the source file
+    (where the node reads one source table), the column, the check and a message naming
+    them; empty when dbt left no results of this run."""
+    target = paths.dbt_target
+    try:
+        results = read_json(target / "run_results.json", TransformError)["results"]
+        nodes = read_json(target / "manifest.json", TransformError)["nodes"]
+    except (TransformError, KeyError, TypeError):
+        return []
+    sources = staged_sources(paths)
+    failures = []
+    for result in results:
+        if result.get("status") not in ("fail", "error"):
+            continue
+        node = nodes.get(result.get("unique_id"), {})
+        test = node.get("test_metadata") or {}
+        kwargs = test.get("kwargs") or {}
+        # a test is attached to the model it checks (a relationships test also depends
+        # on the model it refers to)
+        attached = node.get("attached_node") or next(
+            (n for n in (node.get("depends_on") or {}).get("nodes", []) if n.startswith("model.")),
+            result.get("unique_id", "?"),
+        )
+        model = attached.rsplit(".", 1)[-1]
+        table = model.removeprefix(_STAGING_PREFIX) if model.startswith(_STAGING_PREFIX) else None
+        column = kwargs.get("column_name") or kwargs.get("field")
+        check = test.get("name") or node.get("resource_type", "node")
+        source = sources.get(table) if table else None
+        if source and column:  # the staging model renames: name the source file's column
+            column_read = _source_column(nodes.get(attached, {}).get("raw_code", ""), column)
+        else:
+            column_read = column
+        where = source or f"dbt model {model}"
+        what = f"column {column_read!r}" if column else node.get("name", "?")
+        rows = result.get("failures")
+        failures.append(
+            {
+                "source_file": source,
+                "model": model,
+                "column": column_read,
+                "check": check,
+                "dbt_node": result.get("unique_id"),
+                "failing_rows": rows,
+                "message": f"{where}: {what} failed {check} ("
+                + (f"{rows} row(s); " if rows else "")
+                + f"check: dbt {node.get('name', result.get('unique_id'))} on {model})",
+            }
+        )
+    return failures
+
+
+def _source_column(model_sql: str, column: str) -> str:
+    """The source column a staging model renames (``faa as airport_code``, or through a
+    cast) to ``column``; ``column`` itself when it keeps its name or is computed."""
+    renamed = re.search(
+        rf"(?:cast\(\s*)?\b(\w+)(?:\s+as\s+\w+\s*\))?\s+as\s+{re.escape(column)}\b",
+        model_sql,
+        flags=re.IGNORECASE,
+    )
+    return renamed.group(1) if renamed else column
 
 
 def _write_docs_if_changed(settings: Settings) -> None:
@@ -340,6 +427,7 @@ def publish(
             )
         remove_stale_temporaries(paths.mart_dates, recursive=False)
         published: dict[str, list[str]] = {mart: [] for mart in PUBLISHED_MARTS}
+        # the marts of each date first, then the raw files they were built from
         days = sorted({d for t in tables.values() for d in t.column("flight_date").to_pylist()})
         for day in days:
             parts = {}
@@ -353,6 +441,7 @@ def publish(
                     parts[mart] = part.drop_columns(["flight_date"])
                     published[mart].append(day.isoformat())
             switch_date(paths, day, parts)
+        publish_judged(paths, paths.mart_build_dir(label))
         refresh_catalog(settings)
         # Record what was published, then drop the build in one rename: a kill at any
         # point leaves either the build (publishing it again gives the same bytes) or

@@ -42,7 +42,8 @@ from ml.io import (
     write_json,
     write_text,
 )
-from ml.paths import EXPECTATIONS_DIR, PUBLISHED_MARTS
+from ml.landing import quarantine_staged
+from ml.paths import EXPECTATIONS_DIR, PUBLISHED_MARTS, partition_glob
 
 log = logging.getLogger(__name__)
 
@@ -376,8 +377,10 @@ def validate_features(
     frame = load_features(settings, start, end, built=built)
     first, last = frame[DAY_COLUMN].min(), frame[DAY_COLUMN].max()
     start, end = start or first, end or last
+    # a build is checked against the raw it was built from, staged files included
+    flights = settings.paths.dbt_raw / "flights" if built else settings.paths.raw_table("flights")
     counted = read_partitions(
-        settings.paths.raw_glob("flights"),
+        partition_glob(flights, "flight_date"),
         "select count(*) as flights from {files} where flight_date between ? and ?",
         [start, end],
         hint=f"land those days again with `ml ingest --start {start} --end {end}`",
@@ -414,6 +417,10 @@ def validate_features(
                     for mart in PUBLISHED_MARTS
                 },
             )
+            moved = quarantine_staged(
+                paths, label, "flight_features suite on the build", outcome.failures
+            )
+            raise ValidationError(outcome.describe() + moved)
         raise ValidationError(outcome.describe())
     if built:
         # Publish takes exactly the bytes that passed: a build replaced meanwhile by

@@ -35,6 +35,11 @@ def small_source(tmp_path, package_source) -> Path:
     return folder
 
 
+def _staged(settings, table: str, day: dt.date) -> Path:
+    """Where ingest lands a day: staged, until the build made from it is published."""
+    return settings.paths.raw_staged(settings.paths.raw_partition(table, day))
+
+
 def _expected_counts(source: Path) -> dict[dt.date, int]:
     frame = pl.read_csv(source / "flights.csv", null_values="NA")
     counts = frame.group_by("year", "month", "day").len()
@@ -49,24 +54,24 @@ def test_ingest_lands_one_partition_per_day_with_every_flight(tmp_path, small_so
     expected = _expected_counts(small_source)
     assert result.partitions["flights"] == [d.isoformat() for d in DAYS]
     for day in DAYS:
-        landed = pl.read_parquet(settings.paths.raw_partition("flights", day))
+        landed = pl.read_parquet(_staged(settings, "flights", day))
         assert landed.height == expected[day]
         assert landed.schema["dep_delay"] == pl.Float64
-    assert settings.paths.raw_reference("planes").exists()
+    assert settings.paths.raw_staged(settings.paths.raw_reference("planes")).exists()
     weather = pl.read_csv(small_source / "weather.csv", null_values="NA").filter(pl.col("day") == 1)
-    assert (
-        pl.read_parquet(settings.paths.raw_partition("weather", DAYS[0])).height == weather.height
-    )
+    assert pl.read_parquet(_staged(settings, "weather", DAYS[0])).height == weather.height
 
 
 def test_reingesting_a_day_gives_the_same_rows(tmp_path, small_source):
     settings = make_settings(tmp_path / "data", raw_source=str(small_source))
     ingest(settings, DAYS[1], DAYS[1])
-    first = pl.read_parquet(settings.paths.raw_partition("flights", DAYS[1]))
+    first = pl.read_parquet(_staged(settings, "flights", DAYS[1]))
     ingest(settings, DAYS[1], DAYS[1])
-    assert pl.read_parquet(settings.paths.raw_partition("flights", DAYS[1])).equals(first)
+    assert pl.read_parquet(_staged(settings, "flights", DAYS[1])).equals(first)
     leftovers = [
-        p for p in settings.paths.raw_table("flights").rglob("*") if p.name.endswith(".tmp")
+        p
+        for p in settings.paths.raw_staged(settings.paths.raw_table("flights")).rglob("*")
+        if p.name.endswith(".tmp")
     ]
     assert leftovers == []
 
@@ -82,11 +87,11 @@ def test_a_daily_run_lands_its_history_but_keeps_landed_days(tmp_path, small_sou
         tmp_path / "data", raw_source=str(small_source), feature_lookback_days=2
     )
     ingest(settings, DAYS[1], DAYS[1])
-    marker = settings.paths.raw_partition("flights", DAYS[1]).stat().st_mtime_ns
+    marker = _staged(settings, "flights", DAYS[1]).stat().st_mtime_ns
     ingest_for_day(settings, DAYS[2])  # history 01-01..01-02; the source starts on 01-01
-    assert settings.paths.raw_partition("flights", DAYS[0]).exists()
-    assert settings.paths.raw_partition("flights", DAYS[1]).stat().st_mtime_ns == marker
-    assert settings.paths.raw_partition("flights", DAYS[2]).exists()
+    assert _staged(settings, "flights", DAYS[0]).exists()
+    assert _staged(settings, "flights", DAYS[1]).stat().st_mtime_ns == marker
+    assert _staged(settings, "flights", DAYS[2]).exists()
 
 
 def _rewrite(source: Path, old: str, new: str, count: int = 1) -> None:
@@ -156,16 +161,16 @@ def test_duplicated_rows_are_quarantined_with_the_key_that_repeats(tmp_path, sma
         (settings.paths.quarantine / "2013-01-01" / "reason_raw_flights.json").read_text()
     )
     assert reason["bad_days"] == ["2013-01-01"]
-    assert not settings.paths.raw_partition("flights", DAYS[0]).exists()
+    assert not _staged(settings, "flights", DAYS[0]).exists()
     # A run is all or nothing: the clean day waits for the run that lands the whole range.
-    assert not settings.paths.raw_partition("flights", DAYS[1]).exists()
+    assert not _staged(settings, "flights", DAYS[1]).exists()
     assert not (settings.paths.quarantine / "2013-01-02").exists()
 
 
 def test_out_of_range_values_are_quarantined_and_published_days_kept(tmp_path, small_source):
     settings = make_settings(tmp_path / "data", raw_source=str(small_source))
     ingest(settings, DAYS[0], DAYS[0])
-    published = pl.read_parquet(settings.paths.raw_partition("flights", DAYS[0]))
+    published = pl.read_parquet(_staged(settings, "flights", DAYS[0]))
     _rewrite(
         small_source,
         "2013,1,1,517,515,2,830,819,11,UA,1545,N14228,EWR,IAH,227,1400,",
@@ -176,13 +181,13 @@ def test_out_of_range_values_are_quarantined_and_published_days_kept(tmp_path, s
         match=r"flights\.csv: expect_column_values_to_be_between on column 'distance' failed \(1 unexpected",
     ):
         ingest(settings, DAYS[0], DAYS[0])
-    assert pl.read_parquet(settings.paths.raw_partition("flights", DAYS[0])).equals(published)
+    assert pl.read_parquet(_staged(settings, "flights", DAYS[0])).equals(published)
     quarantined = pl.read_parquet(settings.paths.quarantine / "2013-01-01" / "flights.parquet")
     assert quarantined["distance"].max() == 91400
 
 
 def _landed(settings, table: str, days) -> dict[dt.date, bytes]:
-    return {d: settings.paths.raw_partition(table, d).read_bytes() for d in days}
+    return {d: _staged(settings, table, d).read_bytes() for d in days}
 
 
 def test_a_day_is_read_from_the_files_split_by_day_once_per_content(tmp_path, small_source):
@@ -213,10 +218,10 @@ def test_a_day_is_read_from_the_files_split_by_day_once_per_content(tmp_path, sm
 def test_a_changed_source_file_is_split_again_and_its_rows_land(tmp_path, small_source):
     settings = make_settings(tmp_path / "data", raw_source=str(small_source))
     ingest(settings, DAYS[0], DAYS[0])
-    before = pl.read_parquet(settings.paths.raw_partition("flights", DAYS[0]))
+    before = pl.read_parquet(_staged(settings, "flights", DAYS[0]))
     _rewrite(small_source, "\n2013,1,1,", "\n2013,1,2,")  # the first flight moves a day
     ingest(settings, DAYS[0], DAYS[0])
-    after = pl.read_parquet(settings.paths.raw_partition("flights", DAYS[0]))
+    after = pl.read_parquet(_staged(settings, "flights", DAYS[0]))
     assert after.height == before.height - 1
     assert len(list(settings.paths.source_index.glob("flights-*"))) == 2
 

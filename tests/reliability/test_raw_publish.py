@@ -1,0 +1,170 @@
+"""Nothing is published before everything it feeds has passed, raw included.
+
+Each case lands a source file that passes ingest's own checks (types, dates, the raw
+suites) but breaks a rule dbt's tests hold (a key repeated, a reference to nothing): the
+build fails with one line that names the source file, the column and the check, the
+staged raw files go to the quarantine with that reason, and every published file, raw
+included, keeps its bytes. A correct file landed afterwards succeeds with no cleanup.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from ml.errors import TransformError
+from tests.conftest import make_settings
+from tests.reliability.conftest import digests, error_lines, run_ml
+
+DAY = dt.date(2013, 3, 20)  # published in the session's folder: its raw files are replaced
+LABEL = str(DAY)  # the build window's label, ml.dates.window_label(DAY, DAY)
+
+
+@pytest.fixture
+def published(built_data, tmp_path) -> Path:
+    data_dir = tmp_path / "data"
+    shutil.copytree(built_data, data_dir, symlinks=True)
+    return data_dir
+
+
+@pytest.fixture
+def source(tmp_path, package_source) -> Path:
+    """A source folder of the package's files (links), whose files a case rewrites."""
+    folder = tmp_path / "source"
+    folder.mkdir()
+    for item in package_source.iterdir():
+        if item.suffix in (".csv", ".zip"):
+            (folder / item.name).symlink_to(item)
+    return folder
+
+
+def _rewrite(folder: Path, name: str, change) -> Path:
+    """Replace ``name`` in the source folder with ``change(lines)``; flights are written
+    as a plain CSV of the day's rows (the package ships them zipped)."""
+    if name == "flights.csv":
+        with zipfile.ZipFile(folder / "flights.csv.zip") as archive:
+            lines = io.TextIOWrapper(archive.open("flights.csv"), "utf-8").read().splitlines()
+        prefix = f"{DAY.year},{DAY.month},{DAY.day},"
+        lines = [lines[0]] + [line for line in lines[1:] if line.startswith(prefix)]
+        (folder / "flights.csv.zip").unlink()
+    else:
+        lines = (folder / name).read_text().splitlines()
+        (folder / name).unlink()
+    (folder / name).write_text("\n".join(change(lines)) + "\n")
+    return folder / name
+
+
+def _replace_field(lines: list[str], column: str, value: str, rows: int = 1) -> list[str]:
+    header = lines[0].split(",")
+    at = header.index(column)
+    out = [lines[0]]
+    for number, line in enumerate(lines[1:]):
+        fields = line.split(",")
+        if number < rows:
+            fields[at] = value
+        out.append(",".join(fields))
+    return out
+
+
+# (source file, how it is broken, the column and dbt check the message must name)
+CASES = {
+    "a repeated carrier": ("airlines.csv", lambda ls: [*ls, ls[1]], "carrier", "unique"),
+    "a repeated plane": ("planes.csv", lambda ls: [*ls, ls[5]], "tailnum", "unique"),
+    "a repeated airport": ("airports.csv", lambda ls: [*ls, ls[7]], "faa", "unique"),
+    "a destination that is no airport": (
+        "flights.csv",
+        lambda ls: _replace_field(ls, "dest", "ZZZ"),
+        "dest",
+        "relationships",
+    ),
+    "a carrier that is no airline": (
+        "flights.csv",
+        lambda ls: _replace_field(ls, "carrier", "ZZ", rows=3),
+        "carrier",
+        "relationships",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_file_that_fails_dbt_quarantines_the_run_and_changes_no_published_file(
+    published, source, case
+):
+    name, breaks, column, check = CASES[case]
+    path = _rewrite(source, name, breaks)
+    before = digests(published)
+    land = run_ml("ingest", "--start", str(DAY), "--end", str(DAY), data_dir=published,
+                  ML_RAW_SOURCE=str(source))  # fmt: skip
+    assert land.returncode == 0, land.stderr[-2000:]  # ingest's own checks pass
+    assert digests(published) == before  # staged, not published
+    proc = run_ml("transform", "--start", str(DAY), "--end", str(DAY), data_dir=published,
+                  ML_RAW_SOURCE=str(source))  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    (line,) = error_lines(proc)
+    assert f"{path.resolve()}: column {column!r} failed {check}" in line, line
+    assert "quarantined" in line and "no published file changed" in line
+    assert digests(published) == before
+    settings = make_settings(published)
+    folder = settings.paths.quarantine_day(LABEL) / "raw"
+    reason = json.loads(settings.paths.quarantine_reason(LABEL, "raw").read_text())
+    table = name.removesuffix(".csv")
+    assert reason["source_files"][table] == str(path.resolve())
+    assert any(
+        f["source_file"] == str(path.resolve()) and f["column"] == column and f["check"] == check
+        for f in reason["failures"]
+    ), reason["failures"]
+    assert (folder / table).is_dir()
+    assert not list(settings.paths.raw_staging.rglob("*.parquet"))
+
+
+def test_a_correct_file_landed_after_a_rejected_one_publishes_with_no_cleanup(
+    published, source, package_source
+):
+    from ml.ingest import ingest
+    from ml.pipeline import transform
+
+    settings = make_settings(published, raw_source=str(source))
+    _rewrite(source, "airlines.csv", lambda ls: [*ls, ls[1]])
+    ingest(settings, DAY, DAY)
+    with pytest.raises(TransformError, match="airlines.csv: column 'carrier' failed unique"):
+        transform(settings, DAY, DAY)
+    # the next day's run reads the published raw, not the rejected file
+    following = DAY + dt.timedelta(days=1)
+    (source / "airlines.csv").unlink()
+    (source / "airlines.csv").symlink_to(package_source / "airlines.csv")
+    planes = settings.paths.raw_reference("planes")
+    planes.write_bytes(planes.read_bytes())  # a published file the next run publishes again
+    ingest(settings, following, following)
+    transform(settings, following, following)
+    assert not list(settings.paths.raw_staging.rglob("*.parquet"))
+    assert settings.paths.raw_partition("flights", following).exists()
+    # and the rejected day itself, landed again from the correct file
+    ingest(settings, DAY, DAY)
+    assert transform(settings, DAY, DAY)["flights"] == [DAY.isoformat()]
+
+
+def test_a_build_publishes_only_the_staged_files_it_read(published, source):
+    """A file staged by another ingest after the build read the staging area waits for
+    the next build: the publish moves exactly what was judged."""
+    from ml.ingest import ingest
+    from ml.pipeline import build, publish, validate_build
+
+    settings = make_settings(published, raw_source=str(source))
+    ingest(settings, DAY, DAY)
+    build(settings, DAY, DAY)
+    validate_build(settings, DAY, DAY)
+    later = DAY + dt.timedelta(days=2)
+    ingest(settings, later, later)  # staged after the build
+    staged_later = settings.paths.raw_staged(settings.paths.raw_partition("flights", later))
+    published_later = settings.paths.raw_partition("flights", later).read_bytes()
+    staged_bytes = staged_later.read_bytes()
+    publish(settings, DAY, DAY)
+    assert staged_later.read_bytes() == staged_bytes  # still waiting
+    assert settings.paths.raw_partition("flights", later).read_bytes() == published_later
+    assert not settings.paths.raw_staged(settings.paths.raw_partition("flights", DAY)).exists()
