@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from ml.config import Settings
-from ml.dates import date_range, parse_date, window_label
+from ml.dates import TIME_ZONE, date_range, parse_date, window_label
 from ml.errors import DataError, ValidationError
 from ml.io import (
     STALE_SECONDS,
@@ -247,7 +247,45 @@ def read_source_table(path: Path, table: str) -> pl.DataFrame:
         _refuse(
             path, frame["time_hour"], bad, "not a UTC time like 2013-01-01T05:00:00Z", "timestamp"
         )
+        _check_local_hour(path, frame["time_hour"], typed, parsed)
     return typed
+
+
+def _check_local_hour(path: Path, shown: pl.Series, typed: pl.DataFrame, parsed: pl.Series) -> None:
+    """``time_hour`` is the UTC instant of the row's local year, month, day and hour in
+    the data's time zone: a file stamped in another zone, or shifted, would move every
+    observation to other hours (and other days) of the features without any other check
+    failing. An hour that occurs twice when the clocks go back may be either instant; the
+    hour the clocks skip, either offset of the day.
+
+    Raises:
+        DataError: naming the file, the column, the check and the first line at fault.
+    """
+    naive = pl.datetime(typed["year"], typed["month"], typed["day"], typed["hour"], time_zone=None)
+    local = pl.select(naive.alias("local")).to_series()
+
+    def instant(ambiguous: str) -> pl.Series:
+        return local.dt.replace_time_zone(
+            TIME_ZONE, ambiguous=ambiguous, non_existent="null"
+        ).dt.convert_time_zone("UTC")
+
+    earliest, latest = instant("earliest"), instant("latest")
+    offset = (parsed.dt.replace_time_zone(None) - local).dt.total_hours()
+    skipped = earliest.is_null() & offset.is_in([4, 5])  # no such local hour: its day's offsets
+    bad = (
+        parsed.is_not_null()
+        & local.is_not_null()
+        & ~(parsed == earliest).fill_null(False)
+        & ~(parsed == latest).fill_null(False)
+        & ~skipped.fill_null(False)
+    )
+    _refuse(
+        path,
+        shown,
+        bad,
+        f"not the UTC instant of the row's year, month, day and hour in {TIME_ZONE}",
+        "local hour; a file stamped in another time zone, or shifted",
+    )
 
 
 def _refuse(path: Path, values: pl.Series, bad: pl.Series, what: str, check: str) -> None:

@@ -251,15 +251,24 @@ def failed_nodes(paths) -> list[dict[str, Any]]:
         )
         model = attached.rsplit(".", 1)[-1]
         table = model.removeprefix(_STAGING_PREFIX) if model.startswith(_STAGING_PREFIX) else None
-        column = kwargs.get("column_name") or kwargs.get("field")
+        columns = kwargs.get("combination_of_columns") or [
+            c for c in (kwargs.get("column_name") or kwargs.get("field"),) if c
+        ]
         check = test.get("name") or node.get("resource_type", "node")
         source = sources.get(table) if table else None
-        if source and column:  # the staging model renames: name the source file's column
-            column_read = _source_column(nodes.get(attached, {}).get("raw_code", ""), column)
-        else:
-            column_read = column
+        if source:  # the staging model renames: name the source file's columns
+            sql = nodes.get(attached, {}).get("raw_code", "")
+            columns = [_source_column(sql, c) for c in columns]
+        column = ", ".join(columns) or None
+        column_read = column
         where = source or f"dbt model {model}"
-        what = f"column {column_read!r}" if column else node.get("name", "?")
+        what = (
+            f"column {column_read!r}"
+            if len(columns) == 1
+            else f"columns {column_read!r}"
+            if columns
+            else node.get("name", "?")
+        )
         rows = result.get("failures")
         failures.append(
             {

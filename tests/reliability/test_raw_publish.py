@@ -72,6 +72,21 @@ def _replace_field(lines: list[str], column: str, value: str, rows: int = 1) -> 
     return out
 
 
+def _shift_hours(lines: list[str], hours: int) -> list[str]:
+    """The day's rows stamped ``hours`` later (or earlier) than their local hour."""
+    weather = f",{DAY.year},{DAY.month},{DAY.day},"
+    flights = f"{DAY.year},{DAY.month},{DAY.day},"
+    out = [lines[0]]
+    for line in lines[1:]:
+        if weather in line[:16] or line.startswith(flights):
+            fields = line.split(",")
+            stamp = dt.datetime.strptime(fields[-1], "%Y-%m-%dT%H:%M:%SZ")
+            fields[-1] = (stamp + dt.timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            line = ",".join(fields)
+        out.append(line)
+    return out
+
+
 # (source file, how it is broken, the column and dbt check the message must name)
 CASES = {
     "a repeated carrier": ("airlines.csv", lambda ls: [*ls, ls[1]], "carrier", "unique"),
@@ -107,7 +122,8 @@ def test_a_file_that_fails_dbt_quarantines_the_run_and_changes_no_published_file
                   ML_RAW_SOURCE=str(source))  # fmt: skip
     assert proc.returncode == 1, proc.stderr[-2000:]
     (line,) = error_lines(proc)
-    assert f"{path.resolve()}: column {column!r} failed {check}" in line, line
+    what = "columns" if "," in column else "column"
+    assert f"{path.resolve()}: {what} {column!r} failed {check}" in line, line
     assert "quarantined" in line and "no published file changed" in line
     assert digests(published) == before
     settings = make_settings(published)
@@ -168,3 +184,41 @@ def test_a_build_publishes_only_the_staged_files_it_read(published, source):
     assert staged_later.read_bytes() == staged_bytes  # still waiting
     assert settings.paths.raw_partition("flights", later).read_bytes() == published_later
     assert not settings.paths.raw_staged(settings.paths.raw_partition("flights", DAY)).exists()
+
+
+def _as_local(lines: list[str]) -> list[str]:
+    """The day's weather stamped with its local hour written as if it were UTC."""
+    prefix = f",{DAY.year},{DAY.month},{DAY.day},"
+    out = [lines[0]]
+    for line in lines[1:]:
+        fields = line.split(",")
+        if prefix in line[:16]:
+            year, month, day, hour = (int(v) for v in fields[1:5])
+            fields[-1] = dt.datetime(year, month, day, hour).strftime("%Y-%m-%dT%H:%M:%SZ")
+        out.append(",".join(fields))
+    return out
+
+
+TIME_CASES = {
+    "weather shifted by five hours": ("weather.csv", lambda ls: _shift_hours(ls, 5)),
+    "weather stamped in local time": ("weather.csv", _as_local),
+    "flights an hour early": ("flights.csv", lambda ls: _shift_hours(ls, -1)),
+}
+
+
+@pytest.mark.parametrize("case", list(TIME_CASES))
+def test_timestamps_of_another_time_zone_are_refused_at_ingest(published, source, case):
+    """time_hour must be the UTC instant of the row's local hour: a file stamped in
+    another zone or shifted passes every other check, and would move each observation
+    to other hours of the features."""
+    name, breaks = TIME_CASES[case]
+    path = _rewrite(source, name, breaks)
+    before = digests(published)
+    proc = run_ml("ingest", "--start", str(DAY), "--end", str(DAY), data_dir=published,
+                  ML_RAW_SOURCE=str(source))  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    (line,) = error_lines(proc)
+    assert f"{path}: column 'time_hour' has" in line and "(check: local hour" in line, line
+    assert "America/New_York" in line
+    assert digests(published) == before
+    assert not list(make_settings(published).paths.raw_staging.rglob("*.parquet"))
