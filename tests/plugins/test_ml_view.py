@@ -251,7 +251,7 @@ def test_two_versions_side_by_side_and_the_challengers_rows_only_when_there_are_
     page = client.get("/predictions", params={"date": DAY.isoformat()}).text
     assert "role=challenger" not in page
     heuristic = make_settings(settings.data_dir, candidates=["heuristic"])
-    other = train(heuristic, DAY + dt.timedelta(days=1)).version
+    other = train(heuristic, DAY).version  # learned up to the day before DAY: scores it
     registry.set_alias(settings, "challenger", other, reason="compare")
     predict(settings, DAY)
     page = client.get("/predictions", params={"date": DAY.isoformat()}).text
