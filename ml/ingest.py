@@ -241,6 +241,14 @@ def read_source_table(path: Path, table: str) -> pl.DataFrame:
     for column, dtype in schema.items():
         bad = frame[column].is_not_null() & typed[column].is_null()
         _refuse(path, frame[column], bad, f"not {dtype}", "type")
+        if dtype == pl.Float64:  # "NaN", "inf" and "-Infinity" parse as floats: none is a reading
+            _refuse(
+                path,
+                frame[column],
+                ~typed[column].is_finite().fill_null(True),
+                "not finite",
+                "finite",
+            )
     if "time_hour" in schema:
         parsed = typed["time_hour"].str.to_datetime(TIME_HOUR_FORMAT, time_zone="UTC", strict=False)
         bad = typed["time_hour"].is_not_null() & parsed.is_null()
@@ -498,6 +506,8 @@ def ingest(
         for table in REFERENCE_TABLES
         if not (history and _landed(paths, paths.raw_reference(table)))
     }
+    if "planes" in references:
+        _check_years(source_file(folder, "planes"), references["planes"], settings)
     # 2. Validate every day; if any failed, quarantine it and land nothing.
     outcomes = []
     for table, (path, wanted, frame) in batches.items():
@@ -550,6 +560,17 @@ def ingest(
         result.rows[table] = frame.height
     log.info("ingested %s", result.rows)
     return result
+
+
+def _check_years(path: Path, planes: pl.DataFrame, settings: Settings) -> None:
+    """A plane cannot have been built after the last day of the data (its age would be
+    negative): the year refers to the source's period, or to today's data at most."""
+    last = settings.source_period[1]
+    if last is not None:
+        late = planes["year"].is_not_null() & (planes["year"] > last.year)
+        _refuse(
+            path, planes["year"], late, f"after the source's last year, {last.year}", "year built"
+        )
 
 
 def _landed(paths, published: Path) -> bool:

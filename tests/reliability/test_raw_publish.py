@@ -222,3 +222,50 @@ def test_timestamps_of_another_time_zone_are_refused_at_ingest(published, source
     assert "America/New_York" in line
     assert digests(published) == before
     assert not list(make_settings(published).paths.raw_staging.rglob("*.parquet"))
+
+
+def _set_on_day(column: str, value: str):
+    """A change that sets ``column`` to ``value`` on the first of the day's rows."""
+
+    def change(lines: list[str]) -> list[str]:
+        header = lines[0].split(",")
+        weather, flights = (
+            f",{DAY.year},{DAY.month},{DAY.day},",
+            f"{DAY.year},{DAY.month},{DAY.day},",
+        )
+        out, done = [lines[0]], False
+        for line in lines[1:]:
+            if not done and (weather in line[:16] or line.startswith(flights)):
+                fields = line.split(",")
+                fields[header.index(column)] = value
+                line, done = ",".join(fields), True
+            out.append(line)
+        return out
+
+    return change
+
+
+# (source file, change, column, what the line says, the check)
+VALUE_CASES = {
+    "an infinite wind gust": ("weather.csv", _set_on_day("wind_gust", "inf"), "wind_gust", "not finite", "finite"),
+    "NaN spelled as text in precip": ("weather.csv", _set_on_day("precip", "NaN"), "precip", "not finite", "finite"),
+    "NaN spelled as text in dep_delay": ("flights.csv", _set_on_day("dep_delay", "NaN"), "dep_delay", "not finite", "finite"),
+    "an airport at -Infinity": ("airports.csv", lambda ls: _replace_field(ls, "lat", "-Infinity"), "lat", "not finite", "finite"),
+    "a plane built in 2031": ("planes.csv", lambda ls: _replace_field(ls, "year", "2031"), "year", "after the source's last year, 2013", "year built"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(VALUE_CASES))
+def test_impossible_values_are_refused_at_ingest_with_file_column_and_check(
+    published, source, case
+):
+    name, change, column, what, check = VALUE_CASES[case]
+    path = _rewrite(source, name, change)
+    before = digests(published)
+    proc = run_ml("ingest", "--start", str(DAY), "--end", str(DAY), data_dir=published,
+                  ML_RAW_SOURCE=str(source))  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    (line,) = error_lines(proc)
+    assert f"{path}: column {column!r} has 1 value(s) that are {what} (check: {check};" in line
+    assert digests(published) == before
+    assert not list(make_settings(published).paths.raw_staging.rglob("*.parquet"))
