@@ -294,11 +294,20 @@ def cmd_models_audit(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_predictions_show(settings: Settings, args: argparse.Namespace) -> None:
-    from ml.queries import SHOWN_COLUMNS, riskiest_flights
+    from ml.queries import SHOWN_COLUMNS, riskiest_flights, superseded
 
     role = None if args.all_roles else "champion"
     frame = riskiest_flights(settings, args.date, role=role, limit=args.limit)
     frame = frame[list(SHOWN_COLUMNS)]
+    stale = superseded(settings, args.date)
+    if stale:  # on stderr: the rows on stdout stay what a pipe reads
+        print(
+            printable(
+                f"warning: the predictions of {args.date} were made from superseded inputs: "
+                f"{stale.get('reason')}; score them again with `{stale.get('rescore')}`"
+            ),
+            file=sys.stderr,
+        )
     if args.json:
         print(frame.to_json(orient="records", date_format="iso"))
         return

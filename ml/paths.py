@@ -230,6 +230,11 @@ class Paths:
     def predictions_partition(self, day: dt.date) -> Path:
         return self.predictions / f"flight_date={day.isoformat()}" / PART_FILE
 
+    def superseded_predictions(self, day: dt.date) -> Path:
+        """A day whose features were rebuilt from new inputs after it was predicted: why,
+        until ``predict`` scores it again (beside the table, never matched by its glob)."""
+        return self.root / "superseded" / f"{day.isoformat()}.json"
+
     @property
     def monitoring(self) -> Path:
         return self.root / "monitoring"

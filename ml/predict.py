@@ -220,6 +220,7 @@ def predict(settings: Settings, day: dt.date) -> PredictionResult:
     destination = settings.paths.predictions_partition(day)
     remove_stale_temporaries(destination.parent, recursive=False, older_than=STALE_SECONDS)
     path = write_parquet(table, destination)
+    settings.paths.superseded_predictions(day).unlink(missing_ok=True)  # scored from today's inputs
     refresh_catalog(settings)
     log.info(
         "predictions for %s: %d rows (%s; calibration %s) -> %s",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,11 @@ import pandas as pd
 
 from ml.config import Settings
 from ml.dates import LOCAL_TZ
-from ml.errors import DataError
-from ml.io import read_json_lines, reading
+from ml.errors import DataError, MLError
+from ml.io import read_json, read_json_lines, reading
 from ml.paths import partition_days
+
+log = logging.getLogger(__name__)
 
 # What a person looks at first, in this order; `departs_local` is sched_dep_at in New York.
 SHOWN_COLUMNS = (
@@ -220,6 +223,20 @@ def alias_history(
         | {key: e.get(key) for key in ("at", "alias", "from", "to", "reason")}
         for e in entries[::-1][:limit]
     ]
+
+
+def superseded(settings: Settings, day: dt.date) -> dict[str, Any] | None:
+    """Why ``day``'s predictions were made from superseded inputs (None: they were not,
+    or the record is unreadable, with a warning)."""
+    path = settings.paths.superseded_predictions(day)
+    if not path.exists():
+        return None
+    try:
+        record = read_json(path)
+    except MLError as exc:
+        log.warning("%s", exc)
+        return None
+    return record if isinstance(record, dict) else None
 
 
 MONITORING_HINT = "run `ml monitor --date D` for a day first: it adds the monitoring views"

@@ -31,6 +31,7 @@ from ml.io import (
     TMP_SUFFIX,
     dir_mode,
     file_lock,
+    file_sha256,
     read_json,
     reading,
     remove_stale_temporaries,
@@ -449,7 +450,9 @@ def publish(
                 if part.num_rows:
                     parts[mart] = part.drop_columns(["flight_date"])
                     published[mart].append(day.isoformat())
+            before = _digest(paths.mart_partition_dir("flight_features", day) / PART_FILE)
             switch_date(paths, day, parts)
+            _mark_superseded(paths, day, before, label)
         publish_judged(paths, paths.mart_build_dir(label))
         refresh_catalog(settings)
         # Record what was published, then drop the build in one rename: a kill at any
@@ -461,6 +464,36 @@ def publish(
     shutil.rmtree(dropped, ignore_errors=True)
     log.info("published %s", {m: f"{len(d)} dates" for m, d in published.items()})
     return published
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return None
+
+
+def _mark_superseded(paths, day: dt.date, before: str | None, label: str) -> None:
+    """When a day already predicted gets features of other bytes (its raw files, or those
+    its trailing features read, were landed again with other content), record that its
+    predictions were made from superseded inputs; ``predict`` clears it."""
+    after = _digest(paths.mart_partition_dir("flight_features", day) / PART_FILE)
+    if before is None or before == after or not paths.predictions_partition(day).exists():
+        return
+    write_json(
+        {
+            "flight_date": day.isoformat(),
+            "reason": f"its features were rebuilt from new inputs by the publish of {label} "
+            "after it was predicted",
+            "features_predicted_from": before,
+            "features_now": after,
+            "rescore": f"ml predict --date {day}",
+        },
+        paths.superseded_predictions(day),
+    )
+    log.warning(
+        "the predictions of %s were made from superseded inputs (publish of %s)", day, label
+    )
 
 
 def switch_date(paths, day: dt.date, parts: dict[str, pa.Table]) -> None:

@@ -385,7 +385,7 @@ def predictions(
 ) -> HTMLResponse:
     """The riskiest flights of a date, and the count of each risk band."""
     from ml.errors import MLError
-    from ml.queries import band_definitions, risk_bands, riskiest_flights
+    from ml.queries import band_definitions, risk_bands, riskiest_flights, superseded
 
     title = f"Predictions for {date.isoformat()} ({role})"
     if not cfg.paths.predictions_partition(date).exists():
@@ -416,6 +416,7 @@ def predictions(
         heading=title,
         date=date.isoformat(),
         other=other if has_other else None,
+        superseded=superseded(cfg, date),
         bands=bands,
         definitions=definitions,
         flights=[

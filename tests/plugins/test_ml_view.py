@@ -325,3 +325,23 @@ def test_runs_that_missed_their_deadline_are_listed_newest_first(view, monkeypat
     assert late.index("scheduled__2013-03-17") < late.index("scheduled__2013-03-16")
     assert "<td>2013-03-17T05:00:01Z</td>" in late and "<td>running</td>" in late
     assert "<td>scheduled__2013-03-17</td><td>2013-03-17</td>" in late  # the flight date
+
+
+def test_predictions_made_from_superseded_inputs_say_so_until_scored_again(view):
+    from ml.io import write_json
+    from ml.predict import predict
+
+    client, settings, _ = view
+    assert "superseded" not in client.get("/predictions", params={"date": str(DAY)}).text
+    reason = "its features were rebuilt from new inputs by the publish of <b>2013-03-15</b>"
+    write_json(
+        {"reason": reason, "rescore": f"ml predict --date {DAY}"},
+        settings.paths.superseded_predictions(DAY),
+    )
+    page = client.get("/predictions", params={"date": str(DAY)}).text
+    assert "<p class='warning'>Made from superseded inputs: its features were rebuilt" in page
+    assert (
+        "&lt;b&gt;2013-03-15&lt;/b&gt;" in page and f"<code>ml predict --date {DAY}</code>" in page
+    )
+    predict(settings, DAY)
+    assert "superseded" not in client.get("/predictions", params={"date": str(DAY)}).text

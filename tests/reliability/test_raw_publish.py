@@ -269,3 +269,35 @@ def test_impossible_values_are_refused_at_ingest_with_file_column_and_check(
     assert f"{path}: column {column!r} has 1 value(s) that are {what} (check: {check};" in line
     assert digests(published) == before
     assert not list(make_settings(published).paths.raw_staging.rglob("*.parquet"))
+
+
+def test_predictions_made_before_their_inputs_were_landed_again_are_marked_superseded(
+    trained_copy, source
+):
+    """A day's weather landed again with other content rebuilds the features that read
+    it (the next day's, never its own or an earlier one's: they are known before it):
+    the next day's predictions, made before, are marked (``ml predictions show`` warns,
+    naming the command that scores them again) until they are scored again."""
+    from ml.ingest import ingest
+    from ml.pipeline import predict, transform
+    from ml.queries import superseded
+
+    settings = make_settings(trained_copy, raw_source=str(source))
+    earlier, following = DAY - dt.timedelta(days=1), DAY + dt.timedelta(days=1)
+    for day in (earlier, DAY, following):
+        predict(settings, day)
+    _rewrite(source, "weather.csv", _set_on_day("wind_speed", "48.3"))  # a gale at EWR
+    ingest(settings, DAY, DAY)
+    transform(settings, earlier, following)
+    assert superseded(settings, following)
+    assert superseded(settings, DAY) is None and superseded(settings, earlier) is None
+    shown = run_ml("predictions", "show", "--date", str(following), data_dir=trained_copy)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert f"warning: the predictions of {following} were made from superseded inputs" in (
+        shown.stderr
+    )
+    assert f"`ml predict --date {following}`" in shown.stderr
+    quiet = run_ml("predictions", "show", "--date", str(DAY), data_dir=trained_copy)
+    assert "superseded" not in quiet.stderr
+    predict(settings, following)
+    assert superseded(settings, following) is None
