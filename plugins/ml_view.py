@@ -117,10 +117,41 @@ def _with_navigation(page: str) -> str:
     return _BODY.sub(lambda m: f"{m.group(0)}\n{navigation}", page, count=1)
 
 
+class _HeadAsGet:
+    """HEAD answered as GET without its body (FastAPI's routes answer GET only, and
+    HEAD got 405): link checkers and monitors ask with HEAD."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
+app.add_middleware(_HeadAsGet)
+
+# Airflow's answer to a token cookie that is not one of its own (forged, of another
+# secret, cut short): the browser holding it has no login either.
+_INVALID_TOKEN = "Invalid JWT token"
+
+
 @app.exception_handler(StarletteHTTPException)
 def _error_page(request: Request, exc: StarletteHTTPException):
-    """Errors as pages with a way back; a browser that is not logged in goes to the login."""
-    if exc.status_code == 401 and "text/html" in request.headers.get("accept", ""):
+    """Errors as pages with a way back; a browser that is not logged in (no token, an
+    expired one, or one that is not a token of this server) goes to the login."""
+    not_logged_in = exc.status_code == 401 or (
+        exc.status_code == 403 and exc.detail == _INVALID_TOKEN
+    )
+    if not_logged_in and "text/html" in request.headers.get("accept", ""):
         return RedirectResponse(_login_url(request), status_code=303, headers=PRIVATE_HEADERS)
     title = {401: "Not logged in", 403: "Not allowed", 404: "Not found"}.get(
         exc.status_code, "Error"

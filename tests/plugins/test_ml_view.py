@@ -345,3 +345,44 @@ def test_predictions_made_from_superseded_inputs_say_so_until_scored_again(view)
     )
     predict(settings, DAY)
     assert "superseded" not in client.get("/predictions", params={"date": str(DAY)}).text
+
+
+@pytest.mark.parametrize(
+    ("status", "detail", "browser_goes_to_login"),
+    [(403, "Invalid JWT token", True), (401, "Token Expired", True), (403, "Forbidden", False)],
+)
+def test_a_browser_with_a_token_that_is_not_a_login_goes_to_the_login_page(
+    view, status, detail, browser_goes_to_login
+):
+    """A forged or foreign token cookie is no login (Airflow answers 403 "Invalid JWT
+    token"): the browser goes to the login page; a user who is logged in but not allowed
+    keeps the 403 page."""
+    import ml_view
+    from fastapi import HTTPException
+
+    client, _, _ = view
+
+    def refuse():
+        raise HTTPException(status_code=status, detail=detail)
+
+    access_check = ml_view.app.router.dependencies[0].dependency
+    ml_view.app.dependency_overrides[access_check] = refuse
+    try:
+        browser = client.get("/", headers={"accept": "text/html"}, follow_redirects=False)
+    finally:
+        ml_view.app.dependency_overrides.clear()
+    if browser_goes_to_login:
+        assert browser.status_code == 303 and "login" in browser.headers["location"]
+    else:
+        assert browser.status_code == 403 and "Not allowed" in browser.text
+
+
+@pytest.mark.parametrize(
+    "path", ["/", f"/predictions?date={DAY}", "/reports/drift/nothing.html", "/dbt-docs"]
+)
+def test_head_answers_as_get_without_a_body(view, path):
+    client, _, _ = view
+    got, head = client.get(path), client.head(path)
+    assert head.status_code == got.status_code != 405
+    assert head.content == b""
+    assert head.headers.get("content-type") == got.headers.get("content-type")
