@@ -497,11 +497,7 @@ def set_alias(
             "an upper bound, never champion; it can run in shadow as challenger"
         )
     with file_lock(settings.paths.models_lock):
-        try:
-            aliases = read_aliases(settings)
-        except RegistryError as exc:
-            aliases = aliases_from_audit(settings)
-            log.warning("%s; rebuilt from the audit log as %s", exc, aliases)
+        aliases = _aliases_or_rebuilt(settings)
         previous = aliases.get(alias)
         if previous == version:
             return
@@ -509,6 +505,17 @@ def set_alias(
         write_json(aliases, settings.paths.model_aliases)
         entry = {"alias": alias, "from": previous, "to": version, "reason": reason}
         _append_audit(settings, {**entry, **({"by": by} if by else {})})
+
+
+def _aliases_or_rebuilt(settings: Settings) -> dict[str, str]:
+    """The aliases (the registry's lock held); an unreadable ``aliases.json`` is rebuilt
+    from the audit log, with a warning, by the change about to be written."""
+    try:
+        return read_aliases(settings)
+    except RegistryError as exc:
+        aliases = aliases_from_audit(settings)
+        log.warning("%s; rebuilt from the audit log as %s", exc, aliases)
+        return aliases
 
 
 def aliases_from_audit(settings: Settings) -> dict[str, str]:
@@ -584,11 +591,7 @@ def clear_alias(settings: Settings, alias: str, reason: str, by: str | None = No
     if alias not in ALIASES:
         raise RegistryError(f"unknown alias {alias!r} (expected one of {ALIASES})")
     with file_lock(settings.paths.models_lock):
-        try:
-            aliases = read_aliases(settings)
-        except RegistryError as exc:
-            aliases = aliases_from_audit(settings)
-            log.warning("%s; rebuilt from the audit log as %s", exc, aliases)
+        aliases = _aliases_or_rebuilt(settings)
         previous = aliases.pop(alias, None)
         if previous is None:
             return

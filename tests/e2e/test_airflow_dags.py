@@ -57,6 +57,17 @@ def _run(command: list[str], env: dict[str, str]) -> str:
     return output
 
 
+def _failing_daily_run(env: dict[str, str], day: dt.date) -> str:
+    """``airflow dags test flights_daily DAY``, which must fail; its output."""
+    proc = subprocess.run(
+        [AIRFLOW, "dags", "test", "flights_daily", day.isoformat()],
+        env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    output = proc.stdout + proc.stderr
+    assert "state=failed" in output or proc.returncode != 0, output[-4000:]
+    return output
+
+
 def _champion_rows(env: dict[str, str], day: dt.date) -> pd.DataFrame:
     with duckdb.connect(str(Path(env["ML_DATA_DIR"]) / "warehouse.duckdb"), read_only=True) as con:
         return con.execute(
@@ -134,16 +145,7 @@ def test_a_day_the_champion_learned_from_fails_its_daily_run_and_changes_no_pred
     tops = ("predictions", "monitoring", "reports/drift", "models")
     before = digests(data, tops)
     assert before, "the first test of this module trains a champion and predicts a day"
-    proc = subprocess.run(
-        [AIRFLOW, "dags", "test", "flights_daily", seen.isoformat()],
-        env=airflow_env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    output = proc.stdout + proc.stderr
-    assert "state=failed" in output or proc.returncode != 0, output[-4000:]
+    output = _failing_daily_run(airflow_env, seen)
     assert f"learned from flights up to {AS_OF - dt.timedelta(days=1)}" in output, output[-4000:]
     assert f"must not score {seen}" in output
     assert not (data / "predictions" / f"flight_date={seen}").exists()
@@ -219,15 +221,7 @@ def test_a_day_that_fails_validation_publishes_nothing(airflow_env, tmp_path):
     (source / "weather.csv").write_text("\n".join(bad) + "\n")
     env = {**airflow_env, "ML_RAW_SOURCE": str(source)}
     before = _champion_rows(env, DAY)
-    proc = subprocess.run(
-        [AIRFLOW, "dags", "test", "flights_daily", "2013-03-16"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    output = proc.stdout + proc.stderr
+    output = _failing_daily_run(env, dt.date(2013, 3, 16))
     assert "expect_column_values_to_be_between on column 'humid' failed" in output
     data = Path(env["ML_DATA_DIR"])
     assert (data / "quarantine" / "2013-03-16" / "weather.parquet").exists()

@@ -183,11 +183,8 @@ def test_an_unreadable_revision_falls_back_to_the_one_before(trained_copy, caplo
     assert in_force.revision == (DAY.isoformat() if used else "training")
 
 
-def test_registering_the_version_again_keeps_its_revisions(trained_copy):
-    settings = make_settings(trained_copy)
-    version, model = _champion(settings)
-    recalibrate(settings, DAY)
-    before = sorted(p.name for p in revisions_dir(settings, version).iterdir())
+def _register_again(settings, version: str, model) -> None:
+    """Register ``version`` again, as training as of the same day does."""
     registry.register(
         settings,
         model,
@@ -195,6 +192,14 @@ def test_registering_the_version_again_keeps_its_revisions(trained_copy):
         registry.load_metrics(settings, version),
         registry.load_profile(settings, version),
     )
+
+
+def test_registering_the_version_again_keeps_its_revisions(trained_copy):
+    settings = make_settings(trained_copy)
+    version, model = _champion(settings)
+    recalibrate(settings, DAY)
+    before = sorted(p.name for p in revisions_dir(settings, version).iterdir())
+    _register_again(settings, version, model)
     assert sorted(p.name for p in revisions_dir(settings, version).iterdir()) == before
     registry.load_model(settings, version)  # its artifacts still pass their checksums
 
@@ -263,13 +268,7 @@ def test_a_revision_written_while_the_version_is_registered_again_is_kept(
         return carry(final, staging)
 
     monkeypatch.setattr(registry, "_carry_revisions", carry_while_recalibrating)
-    registry.register(
-        settings,
-        model,
-        registry.load_metadata(settings, version),
-        registry.load_metrics(settings, version),
-        registry.load_profile(settings, version),
-    )
+    _register_again(settings, version, model)
     writer.join(timeout=120)
     assert waited == [True] and not writer.is_alive()
     (revision,) = revisions(settings, version)  # verified against its recorded checksum

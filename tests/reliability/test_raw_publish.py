@@ -186,6 +186,19 @@ def test_a_build_publishes_only_the_staged_files_it_read(published, source):
     assert not settings.paths.raw_staged(settings.paths.raw_partition("flights", DAY)).exists()
 
 
+def _ingest_refused(published: Path, source: Path) -> str:
+    """``ml ingest`` of DAY from ``source``, which must fail with one line and change
+    nothing, published or staged; the line."""
+    before = digests(published)
+    proc = run_ml("ingest", "--start", str(DAY), "--end", str(DAY), data_dir=published,
+                  ML_RAW_SOURCE=str(source))  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    (line,) = error_lines(proc)
+    assert digests(published) == before
+    assert not list(make_settings(published).paths.raw_staging.rglob("*.parquet"))
+    return line
+
+
 def _as_local(lines: list[str]) -> list[str]:
     """The day's weather stamped with its local hour written as if it were UTC."""
     prefix = f",{DAY.year},{DAY.month},{DAY.day},"
@@ -213,15 +226,9 @@ def test_timestamps_of_another_time_zone_are_refused_at_ingest(published, source
     to other hours of the features."""
     name, breaks = TIME_CASES[case]
     path = _rewrite(source, name, breaks)
-    before = digests(published)
-    proc = run_ml("ingest", "--start", str(DAY), "--end", str(DAY), data_dir=published,
-                  ML_RAW_SOURCE=str(source))  # fmt: skip
-    assert proc.returncode == 1, proc.stderr[-2000:]
-    (line,) = error_lines(proc)
+    line = _ingest_refused(published, source)
     assert f"{path}: column 'time_hour' has" in line and "(check: local hour" in line, line
     assert "America/New_York" in line
-    assert digests(published) == before
-    assert not list(make_settings(published).paths.raw_staging.rglob("*.parquet"))
 
 
 def _set_on_day(column: str, value: str):
@@ -261,14 +268,8 @@ def test_impossible_values_are_refused_at_ingest_with_file_column_and_check(
 ):
     name, change, column, what, check = VALUE_CASES[case]
     path = _rewrite(source, name, change)
-    before = digests(published)
-    proc = run_ml("ingest", "--start", str(DAY), "--end", str(DAY), data_dir=published,
-                  ML_RAW_SOURCE=str(source))  # fmt: skip
-    assert proc.returncode == 1, proc.stderr[-2000:]
-    (line,) = error_lines(proc)
+    line = _ingest_refused(published, source)
     assert f"{path}: column {column!r} has 1 value(s) that are {what} (check: {check};" in line
-    assert digests(published) == before
-    assert not list(make_settings(published).paths.raw_staging.rglob("*.parquet"))
 
 
 def test_predictions_made_before_their_inputs_were_landed_again_are_marked_superseded(
