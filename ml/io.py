@@ -71,7 +71,11 @@ def storage_error(path: Path, action: str, exc: OSError) -> StorageError:
         errno.EPERM: "check the folder's owner and permissions",
         errno.EROFS: "the disk is read-only; point ML_DATA_DIR at a writable folder",
     }.get(exc.errno, "run the step again")
-    return StorageError(f"{path}: could not {action} ({exc.strerror or exc}); {hint}")
+    # permissions and a read-only disk stay as they are until someone changes them
+    retryable = exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS)
+    return StorageError(
+        f"{path}: could not {action} ({exc.strerror or exc}); {hint}", retryable=retryable
+    )
 
 
 @contextlib.contextmanager

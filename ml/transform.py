@@ -117,6 +117,11 @@ def _run_dbt(settings: Settings, args: list[str], project_dir: Path) -> str:
     output = proc.stdout + proc.stderr
     for line in output.splitlines():
         log.info("dbt | %s", line)
+    if proc.returncode != 0 and any(m in output for m in _DISK_FULL):
+        raise StorageError(
+            f"{settings.paths.dbt}: dbt ran out of disk space ({'; '.join(m for m in _DISK_FULL if m in output)}); "
+            "free space on that disk and run the step again"
+        )
     if proc.returncode != 0 and "Could not set lock on file" in output:
         raise StorageError(
             f"{settings.paths.dbt_database}: held by another process (a dbt run of another "
@@ -133,6 +138,9 @@ def _run_dbt(settings: Settings, args: list[str], project_dir: Path) -> str:
     return output
 
 
+# How DuckDB and the OS say a disk is full, in dbt's output: a retry can succeed once
+# space is freed, unlike a failed test.
+_DISK_FULL = ("No space left on device", "Disk quota exceeded", "could not write all bytes")
 # One dbt at a time per data folder (dbt's own DuckDB file allows one writer): a second
 # run waits this long for the first, then fails with a line that says so.
 DBT_LOCK_TIMEOUT_SECONDS = 600

@@ -203,3 +203,47 @@ def test_only_the_bytes_that_passed_validation_are_published(trained_copy):
     after = digests(trained_copy, ("marts",))
     assert publish(settings, DAY, DAY)["flights"] == [DAY.isoformat()]  # again: a no-op
     assert digests(trained_copy, ("marts",)) == after
+
+
+@pytest.mark.parametrize(
+    ("number", "retryable", "hint"),
+    [
+        (errno.ENOSPC, True, "free space on that disk"),
+        (errno.EACCES, False, "check the folder's owner and permissions"),
+        (errno.EROFS, False, "the disk is read-only"),
+    ],
+)
+def test_only_errors_a_retry_can_heal_say_retry(
+    trained_copy, monkeypatch, capsys, number, retryable, hint
+):
+    """A full disk can clear; a permission or a read-only disk stays until someone
+    changes it, so its line does not tell the user to run it again (nor Airflow to retry)."""
+    import pyarrow.parquet as pq
+
+    def refuse(*args, **kwargs):
+        raise OSError(number, os.strerror(number))
+
+    monkeypatch.setattr(pq, "write_table", refuse)
+    monkeypatch.setenv("ML_DATA_DIR", str(trained_copy))
+    monkeypatch.setenv("ML_TRAIN_WINDOW_DAYS", "30")
+    monkeypatch.setenv("ML_VALIDATION_DAYS", "7")
+    assert main(["predict", "--date", str(DAY)]) == 1
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("ml predict")]
+    assert hint in line and ("(retryable: run it again)" in line) is retryable
+
+
+def test_a_dbt_build_that_runs_out_of_disk_is_retryable(settings, monkeypatch):
+    import subprocess
+
+    from ml.errors import StorageError
+    from ml.transform import run_dbt
+
+    def full(*args, **kwargs):
+        return subprocess.CompletedProcess(
+            args, 1, stdout="Runtime Error\n  IO Error: No space left on device\n", stderr=""
+        )
+
+    monkeypatch.setattr(subprocess, "run", full)
+    with pytest.raises(StorageError, match="dbt ran out of disk space") as raised:
+        run_dbt(settings, ["build"])
+    assert raised.value.retryable
