@@ -269,8 +269,20 @@ def _check_local_hour(path: Path, shown: pl.Series, typed: pl.DataFrame, parsed:
     Raises:
         DataError: naming the file, the column, the check and the first line at fault.
     """
-    naive = pl.datetime(typed["year"], typed["month"], typed["day"], typed["hour"], time_zone=None)
-    local = pl.select(naive.alias("local")).to_series()
+    # rows with an impossible date or hour are refused by their own checks, by name
+    iso = pl.format(
+        "{}-{}-{}",
+        *(
+            typed[c].cast(pl.String).str.zfill(w)
+            for c, w in (("year", 4), ("month", 2), ("day", 2))
+        ),
+    )
+    date = pl.select(iso.str.to_date("%Y-%m-%d", strict=False)).to_series()
+    hour = typed["hour"].cast(pl.Int64)
+    valid = date.is_not_null() & hour.is_between(0, 23).fill_null(False)
+    local = pl.select(
+        pl.when(valid).then(date.cast(pl.Datetime("us")) + pl.duration(hours=hour)).alias("local")
+    ).to_series()
 
     def instant(ambiguous: str) -> pl.Series:
         return local.dt.replace_time_zone(

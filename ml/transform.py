@@ -48,7 +48,7 @@ from ml.landing import (
     staged_sources,
 )
 from ml.lineage import emit_dbt_events
-from ml.paths import DBT_PROJECT_DIR, PART_FILE, PUBLISHED_MARTS
+from ml.paths import DBT_PROJECT_DIR, PART_FILE, PUBLISHED_MARTS, partition_days
 from ml.validate import validated_digests
 
 log = logging.getLogger(__name__)
@@ -227,10 +227,28 @@ def build(settings: Settings, start: dt.date | None = None, end: dt.date | None 
         for mart in PUBLISHED_MARTS:
             os.replace(paths.dbt_outputs / f"{mart}.parquet", staging / f"{mart}.parquet")
         keep_judged(paths, staged, staging)
+        write_json(scheduled_flights(paths.dbt_raw / "flights"), staging / SCHEDULED_FILE)
         os.chmod(staging, dir_mode())
         shutil.rmtree(build_dir, ignore_errors=True)
         os.rename(staging, build_dir)
     return build_dir
+
+
+# Flights scheduled per day in the raw a build read: what validation counts the feature
+# rows against (dbt/raw/ may be relinked by the next build while this one is validated).
+SCHEDULED_FILE = "scheduled.json"
+
+
+def scheduled_flights(flights: Path) -> dict[str, int]:
+    """Rows of each ``flight_date=D`` partition of ``flights``, from the files' footers."""
+    import pyarrow.parquet as pq
+
+    return {
+        day.isoformat(): pq.read_metadata(
+            flights / f"flight_date={day.isoformat()}" / PART_FILE
+        ).num_rows
+        for day in partition_days(flights)
+    }
 
 
 # dbt's staging models, one per source table: stg_nycflights__<table>.

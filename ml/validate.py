@@ -43,7 +43,7 @@ from ml.io import (
     write_text,
 )
 from ml.landing import quarantine_staged
-from ml.paths import EXPECTATIONS_DIR, PUBLISHED_MARTS, partition_glob
+from ml.paths import EXPECTATIONS_DIR, PUBLISHED_MARTS
 
 log = logging.getLogger(__name__)
 
@@ -377,15 +377,16 @@ def validate_features(
     frame = load_features(settings, start, end, built=built)
     first, last = frame[DAY_COLUMN].min(), frame[DAY_COLUMN].max()
     start, end = start or first, end or last
-    # a build is checked against the raw it was built from, staged files included
-    flights = settings.paths.dbt_raw / "flights" if built else settings.paths.raw_table("flights")
-    counted = read_partitions(
-        partition_glob(flights, "flight_date"),
-        "select count(*) as flights from {files} where flight_date between ? and ?",
-        [start, end],
-        hint=f"land those days again with `ml ingest --start {start} --end {end}`",
-    )
-    scheduled = 0 if counted is None else int(counted["flights"].iloc[0])
+    if built:  # the raw the build was made from, staged files included
+        scheduled = _scheduled_in_build(settings, build_label, start, end)
+    else:
+        counted = read_partitions(
+            settings.paths.raw_glob("flights"),
+            "select count(*) as flights from {files} where flight_date between ? and ?",
+            [start, end],
+            hint=f"land those days again with `ml ingest --start {start} --end {end}`",
+        )
+        scheduled = 0 if counted is None else int(counted["flights"].iloc[0])
     checked = frame.assign(
         flight_date=frame[DAY_COLUMN].astype(str),
         latest_source_date=frame["latest_source_date"].astype(str),
@@ -433,6 +434,15 @@ def validate_features(
         mark_validated(settings, build_label, before)
     log.info("features %s: %d expectations passed", label, outcome.evaluated)
     return outcome
+
+
+def _scheduled_in_build(settings: Settings, label: str, start: dt.date, end: dt.date) -> int:
+    """Flights scheduled on ``start..end`` in the raw the window's build read, as the
+    build recorded them (:data:`ml.transform.SCHEDULED_FILE`)."""
+    path = settings.paths.mart_build_dir(label) / "scheduled.json"
+    counts = read_json(path, TransformError)
+    first, last = str(start)[:10], str(end)[:10]  # dates, or timestamps of a frame's column
+    return sum(n for day, n in counts.items() if first <= day <= last)
 
 
 def validate_day(settings: Settings, day: dt.date) -> list[SuiteOutcome]:

@@ -220,6 +220,7 @@ def test_a_changed_source_file_is_split_again_and_its_rows_land(tmp_path, small_
     ingest(settings, DAYS[0], DAYS[0])
     before = pl.read_parquet(_staged(settings, "flights", DAYS[0]))
     _rewrite(small_source, "\n2013,1,1,", "\n2013,1,2,")  # the first flight moves a day
+    _rewrite(small_source, ",2013-01-01T10:00:00Z", ",2013-01-02T10:00:00Z")  # its hour too
     ingest(settings, DAYS[0], DAYS[0])
     after = pl.read_parquet(_staged(settings, "flights", DAYS[0]))
     assert after.height == before.height - 1
