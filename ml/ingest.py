@@ -255,7 +255,6 @@ def read_source_table(path: Path, table: str) -> pl.DataFrame:
         _refuse(
             path, frame["time_hour"], bad, "not a UTC time like 2013-01-01T05:00:00Z", "timestamp"
         )
-        _check_local_hour(path, frame["time_hour"], typed, parsed)
     return typed
 
 
@@ -321,7 +320,8 @@ def _refuse(path: Path, values: pl.Series, bad: pl.Series, what: str, check: str
 
 def with_flight_date(path: Path, frame: pl.DataFrame, settings: Settings) -> pl.DataFrame:
     """Add ``flight_date``, the local calendar day of each row from its year, month and
-    day, refusing missing and impossible dates and dates outside the source's period.
+    day, refusing missing and impossible dates, dates outside the source's period, and a
+    ``time_hour`` that is not the row's local hour (:func:`_check_local_hour`).
 
     Raises:
         DataError: naming the file, the columns, the check and the first line at fault.
@@ -353,6 +353,9 @@ def with_flight_date(path: Path, frame: pl.DataFrame, settings: Settings) -> pl.
         f"outside the source's period {first or '...'}..{last or '...'}",
         "valid period; see ML_SOURCE_FIRST_DAY and ML_SOURCE_LAST_DAY",
     )
+    if "time_hour" in frame.columns and "hour" in frame.columns:  # once the dates are sound
+        parsed = frame["time_hour"].str.to_datetime(TIME_HOUR_FORMAT, time_zone="UTC", strict=False)
+        _check_local_hour(path, frame["time_hour"], frame, parsed)
     return frame.with_columns(day.alias("flight_date"))
 
 
