@@ -215,17 +215,12 @@ def test_the_ml_view_needs_the_ui_login_and_shows_models_reports_and_predictions
     assert browser.status_code == 303, browser.text
     assert browser.headers["location"].startswith("/auth/login")
     assert "next=" in browser.headers["location"]
-    # A forged token cookie is no login either: the browser goes to the login page too.
-    forged = httpx.get(f"{base}/", cookies={"_token": "forged"}, headers={"accept": "text/html"})
-    assert forged.status_code == 303 and forged.headers["location"].startswith("/auth/login")
 
     # The UI keeps the user's token in the `_token` cookie; the view accepts it as the
     # rest of the API server does.
     with httpx.Client(cookies={"_token": standalone.token()}, timeout=60) as client:
         overview = client.get(f"{base}/")
         assert overview.status_code == 200, overview.text
-        head = client.head(f"{base}/")
-        assert head.status_code == 200 and head.content == b""
         settings = make_settings(Path(standalone.env["ML_DATA_DIR"]))
         champion = registry.get_alias(settings, "champion")
         assert f"champion: <a href='models/{champion}'>{champion}</a>" in overview.text
