@@ -55,13 +55,10 @@ log = logging.getLogger(__name__)
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
-    """The environment dbt runs with: the data folder, no telemetry, no colours."""
+    """The environment dbt runs with: the data folder and no telemetry."""
     env = dict(os.environ)
     env["ML_DATA_DIR"] = str(settings.data_dir)
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
-    # plain text: dbt's lines become our log lines and error messages, never a terminal's
-    env["DBT_USE_COLORS"] = "false"
-    env["DBT_USE_COLORS_FILE"] = "false"
     env.setdefault("DBT_PARTIAL_PARSE", "true")
     return env
 

@@ -125,7 +125,6 @@ def test_a_file_that_fails_dbt_quarantines_the_run_and_changes_no_published_file
     what = "columns" if "," in column else "column"
     assert f"{path.resolve()}: {what} {column!r} failed {check}" in line, line
     assert "quarantined" in line and "no published file changed" in line
-    assert "\x1b" not in proc.stderr  # dbt's lines in our log are plain text
     assert digests(published) == before
     settings = make_settings(published)
     folder = settings.paths.quarantine_day(LABEL) / "raw"
