@@ -139,6 +139,11 @@ class Paths:
     def mart_build(self, name: str, label: str) -> Path:
         return self.mart_build_dir(label) / f"{name}.parquet"
 
+    def build_scheduled(self, label: str) -> Path:
+        """Flights scheduled per day in the raw one build read (what validation counts its
+        feature rows against: ``dbt/raw/`` may be relinked by the next build meanwhile)."""
+        return self.mart_build_dir(label) / "scheduled.json"
+
     def mart_published_record(self, label: str) -> Path:
         """What the publish of a window's build published, kept after the build is dropped
         so that publishing it again is a no-op rather than an error."""

@@ -224,16 +224,12 @@ def build(settings: Settings, start: dt.date | None = None, end: dt.date | None 
         for mart in PUBLISHED_MARTS:
             os.replace(paths.dbt_outputs / f"{mart}.parquet", staging / f"{mart}.parquet")
         keep_judged(paths, staged, staging)
-        write_json(scheduled_flights(paths.dbt_raw / "flights"), staging / SCHEDULED_FILE)
+        scheduled = paths.build_scheduled(label).name
+        write_json(scheduled_flights(paths.dbt_raw / "flights"), staging / scheduled)
         os.chmod(staging, dir_mode())
         shutil.rmtree(build_dir, ignore_errors=True)
         os.rename(staging, build_dir)
     return build_dir
-
-
-# Flights scheduled per day in the raw a build read: what validation counts the feature
-# rows against (dbt/raw/ may be relinked by the next build while this one is validated).
-SCHEDULED_FILE = "scheduled.json"
 
 
 def scheduled_flights(flights: Path) -> dict[str, int]:

@@ -438,8 +438,8 @@ def validate_features(
 
 def _scheduled_in_build(settings: Settings, label: str, start: dt.date, end: dt.date) -> int:
     """Flights scheduled on ``start..end`` in the raw the window's build read, as the
-    build recorded them (:data:`ml.transform.SCHEDULED_FILE`)."""
-    path = settings.paths.mart_build_dir(label) / "scheduled.json"
+    build recorded them (:meth:`ml.paths.Paths.build_scheduled`)."""
+    path = settings.paths.build_scheduled(label)
     counts = read_json(path, TransformError)
     first, last = str(start)[:10], str(end)[:10]  # dates, or timestamps of a frame's column
     return sum(n for day, n in counts.items() if first <= day <= last)

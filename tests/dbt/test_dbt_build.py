@@ -192,6 +192,7 @@ def test_a_new_window_keeps_dbts_parse_and_builds_only_its_dates(built_data, tmp
         "flight_features.parquet",
         "flight_oracle_weather.parquet",
         "flights.parquet",
+        settings.paths.build_scheduled(folder.name).name,
     ]
 
 
