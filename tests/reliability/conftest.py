@@ -8,12 +8,15 @@ fallback, and nothing published changed.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,45 @@ import pytest
 from tests.conftest import AS_OF, make_settings
 
 ML = str(Path(sys.executable).parent / "ml")
+
+# -- a small source folder, and a data folder holding its clean ingest --------------------
+SOURCE_DAYS = [dt.date(2013, 1, 1), dt.date(2013, 1, 2), dt.date(2013, 1, 3)]
+# The ingested range; the files also hold the third day.
+START, END = SOURCE_DAYS[0], SOURCE_DAYS[1]
+FIRST = "2013,1,1,517,515,2,830,819,11,UA,1545,N14228,EWR,IAH,227,1400,5,15,2013-01-01T10:00:00Z"
+
+
+@pytest.fixture(scope="session")
+def clean_source(tmp_path_factory, package_source) -> Path:
+    """Three days of the real files, as plain CSV, and the reference files."""
+    folder = tmp_path_factory.mktemp("clean_source")
+    with zipfile.ZipFile(package_source / "flights.csv.zip") as archive:
+        lines = archive.read("flights.csv").decode().splitlines()
+    prefixes = tuple(f"{d.year},{d.month},{d.day}," for d in SOURCE_DAYS)
+    (folder / "flights.csv").write_text(
+        "\n".join([lines[0]] + [x for x in lines[1:] if x.startswith(prefixes)]) + "\n"
+    )
+    weather = (package_source / "weather.csv").read_text().splitlines()
+    days = tuple(f",{d.year},{d.month},{d.day}," for d in SOURCE_DAYS)
+    (folder / "weather.csv").write_text(
+        "\n".join([weather[0]] + [w for w in weather[1:] if any(p in w[:20] for p in days)]) + "\n"
+    )
+    for name in ("planes", "airports", "airlines"):
+        shutil.copy(package_source / f"{name}.csv", folder / f"{name}.csv")
+    assert FIRST in (folder / "flights.csv").read_text()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def clean_landing(clean_source, tmp_path_factory) -> Path:
+    """A data folder holding the clean ingest of START..END."""
+    from ml.ingest import ingest
+
+    data_dir = tmp_path_factory.mktemp("clean_landing") / "data"
+    ingest(make_settings(data_dir, raw_source=str(clean_source)), START, END)
+    return data_dir
+
+
 # What tests in this tier check outside the data folder they break: the published data.
 PUBLISHED = ("raw", "marts", "predictions", "monitoring", "models", "warehouse.duckdb")
 

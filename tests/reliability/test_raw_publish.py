@@ -1,10 +1,13 @@
 """Nothing is published before everything it feeds has passed, raw included.
 
-Each case lands a source file that passes ingest's own checks (types, dates, the raw
-suites) but breaks a rule dbt's tests hold (a key repeated, a reference to nothing): the
-build fails with one line that names the source file, the column and the check, the
-staged raw files go to the quarantine with that reason, and every published file, raw
-included, keeps its bytes. A correct file landed afterwards succeeds with no cleanup.
+Keys, references and impossible values are checked when a file is read (the contract of
+each table, ml.contract), so such a file is refused by ``ml ingest`` with one line naming
+the source file, the column and the check, and nothing is staged. dbt's tests hold the
+same rules a second time, on the published raw with the staged files in place: a staged
+file that breaks one (changed after ingest judged it) fails the build with one line that
+names its source file, the column and the dbt test, goes to the quarantine with that
+reason, and every published file, raw included, keeps its bytes. A correct file landed
+afterwards succeeds with no cleanup.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import polars as pl
 import pytest
 
-from ml.errors import TransformError
+from ml.errors import DataError, TransformError
+from ml.ingest import package_source as package_source_dir
 from tests.conftest import make_settings
 from tests.reliability.conftest import digests, error_lines, run_ml
 
@@ -87,73 +92,85 @@ def _shift_hours(lines: list[str], hours: int) -> list[str]:
     return out
 
 
-# (source file, how it is broken, the column and dbt check the message must name)
+# (source file, how it is broken, the column and the check the message must name)
 CASES = {
-    "a repeated carrier": ("airlines.csv", lambda ls: [*ls, ls[1]], "carrier", "unique"),
-    "a repeated plane": ("planes.csv", lambda ls: [*ls, ls[5]], "tailnum", "unique"),
-    "a repeated airport": ("airports.csv", lambda ls: [*ls, ls[7]], "faa", "unique"),
+    "a repeated carrier": ("airlines.csv", lambda ls: [*ls, ls[1]], "carrier", "key"),
+    "a repeated plane": ("planes.csv", lambda ls: [*ls, ls[5]], "tailnum", "key"),
+    "a repeated airport": ("airports.csv", lambda ls: [*ls, ls[7]], "faa", "key"),
     "a destination that is no airport": (
         "flights.csv",
         lambda ls: _replace_field(ls, "dest", "ZZZ"),
         "dest",
-        "relationships",
+        "expect_column_values_to_be_in_set",
     ),
     "a carrier that is no airline": (
         "flights.csv",
         lambda ls: _replace_field(ls, "carrier", "ZZ", rows=3),
         "carrier",
-        "relationships",
+        "expect_column_values_to_be_in_set",
     ),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_a_file_that_fails_dbt_quarantines_the_run_and_changes_no_published_file(
-    published, source, case
-):
+def test_a_key_repeated_or_a_reference_to_nothing_is_refused_at_ingest(published, source, case):
     name, breaks, column, check = CASES[case]
     path = _rewrite(source, name, breaks)
+    line = _ingest_refused(published, source)
+    assert str(path) in line and f"column {column!r}" in line and check in line, line
+
+
+def _stage_repeated_carrier(settings) -> Path:
+    """Land DAY cleanly, then change the staged airlines after ingest judged them (a
+    repeated carrier): what only dbt's tests see. The source file it names."""
+    import pyarrow.parquet as pq
+
+    from ml.ingest import ingest
+
+    ingest(settings, DAY, DAY)
+    staged = settings.paths.raw_staged(settings.paths.raw_reference("airlines"))
+    table = pq.read_table(staged)
+    pq.write_table(
+        pl.concat([pl.from_arrow(table), pl.from_arrow(table).head(1)]).to_arrow(), staged
+    )
+    return Path(json.loads(settings.paths.raw_staged_sources.read_text())["airlines"])
+
+
+def test_a_staged_file_that_fails_dbt_quarantines_the_run_and_changes_no_published_file(
+    published, source
+):
+    settings = make_settings(published, raw_source=str(source))
     before = digests(published)
-    land = run_ml("ingest", "--start", str(DAY), "--end", str(DAY), data_dir=published,
-                  ML_RAW_SOURCE=str(source))  # fmt: skip
-    assert land.returncode == 0, land.stderr[-2000:]  # ingest's own checks pass
+    path = _stage_repeated_carrier(settings)
     assert digests(published) == before  # staged, not published
     proc = run_ml("transform", "--start", str(DAY), "--end", str(DAY), data_dir=published,
                   ML_RAW_SOURCE=str(source))  # fmt: skip
     assert proc.returncode == 1, proc.stderr[-2000:]
     (line,) = error_lines(proc)
-    what = "columns" if "," in column else "column"
-    assert f"{path.resolve()}: {what} {column!r} failed {check}" in line, line
+    assert f"{path}: column 'carrier' failed unique" in line, line
     assert "quarantined" in line and "no published file changed" in line
     assert digests(published) == before
-    settings = make_settings(published)
     folder = settings.paths.quarantine_day(LABEL) / "raw"
     reason = json.loads(settings.paths.quarantine_reason(LABEL, "raw").read_text())
-    table = name.removesuffix(".csv")
-    assert reason["source_files"][table] == str(path.resolve())
+    assert reason["source_files"]["airlines"] == str(path)
     assert any(
-        f["source_file"] == str(path.resolve()) and f["column"] == column and f["check"] == check
+        f["source_file"] == str(path) and f["column"] == "carrier" and f["check"] == "unique"
         for f in reason["failures"]
     ), reason["failures"]
-    assert (folder / table).is_dir()
+    assert (folder / "airlines").is_dir()
     assert not list(settings.paths.raw_staging.rglob("*.parquet"))
 
 
-def test_a_correct_file_landed_after_a_rejected_one_publishes_with_no_cleanup(
-    published, source, package_source
-):
+def test_a_correct_file_landed_after_a_rejected_one_publishes_with_no_cleanup(published, source):
     from ml.ingest import ingest
     from ml.pipeline import transform
 
     settings = make_settings(published, raw_source=str(source))
-    _rewrite(source, "airlines.csv", lambda ls: [*ls, ls[1]])
-    ingest(settings, DAY, DAY)
+    _stage_repeated_carrier(settings)
     with pytest.raises(TransformError, match="airlines.csv: column 'carrier' failed unique"):
         transform(settings, DAY, DAY)
     # the next day's run reads the published raw, not the rejected file
     following = DAY + dt.timedelta(days=1)
-    (source / "airlines.csv").unlink()
-    (source / "airlines.csv").symlink_to(package_source / "airlines.csv")
     planes = settings.paths.raw_reference("planes")
     planes.write_bytes(planes.read_bytes())  # a published file the next run publishes again
     ingest(settings, following, following)
@@ -161,6 +178,14 @@ def test_a_correct_file_landed_after_a_rejected_one_publishes_with_no_cleanup(
     assert not list(settings.paths.raw_staging.rglob("*.parquet"))
     assert settings.paths.raw_partition("flights", following).exists()
     # and the rejected day itself, landed again from the correct file
+    ingest(settings, DAY, DAY)
+    assert transform(settings, DAY, DAY)["flights"] == [DAY.isoformat()]
+    # a file refused at ingest stages nothing: the next run needs no cleanup either
+    _rewrite(source, "airlines.csv", lambda ls: [*ls, ls[1]])
+    with pytest.raises(DataError, match="airlines.csv: column 'carrier' has 2 value"):
+        ingest(settings, DAY, DAY)
+    (source / "airlines.csv").unlink()
+    (source / "airlines.csv").symlink_to(Path(package_source_dir()) / "airlines.csv")
     ingest(settings, DAY, DAY)
     assert transform(settings, DAY, DAY)["flights"] == [DAY.isoformat()]
 
