@@ -70,7 +70,7 @@ def land_years(data_dir: Path, years: int) -> int:
     folder = package_source()
     rows = 0
     for table in ("flights", "weather"):
-        source = read_source_table(source_file(folder, table), table)
+        source = read_source_table(source_file(folder, table), table, settings.source_max_bytes)
         for copy in range(years):
             frame = _jittered(source, table, copy)
             for (day,), part in frame.partition_by("flight_date", as_dict=True).items():
@@ -81,7 +81,7 @@ def land_years(data_dir: Path, years: int) -> int:
             if table == "flights":
                 rows += frame.height
     for table in ("planes", "airports", "airlines"):
-        frame = read_source_table(source_file(folder, table), table)
+        frame = read_source_table(source_file(folder, table), table, settings.source_max_bytes)
         write_parquet(frame.to_arrow(), settings.paths.raw_reference(table))
     return rows
 

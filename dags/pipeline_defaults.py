@@ -79,10 +79,11 @@ def failing_fast() -> Iterator[None]:
     (a malformed file, a failed expectation, a leak, a bad setting, an unreadable model)
     fails the task at once, its one-line message in the log; a retryable one (a held
     lock, a full disk) and any other exception keep Airflow's retries."""
-    from ml.errors import MLError
+    from ml.errors import MLError, boundary
 
     try:
-        yield
+        with boundary():  # errors of the OS, of memory, of decompression: as MLErrors
+            yield
     except MLError as exc:
         if exc.retryable:
             raise

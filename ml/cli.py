@@ -22,6 +22,7 @@ from ml.errors import (
     MLError,
     RegistryError,
     ValidationError,
+    boundary,
     printable,
 )
 from ml.html import number
@@ -616,10 +617,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     settings = None
     try:
-        settings = load_settings()
-        args.func(settings, args)
+        with boundary():  # errors of the OS, of memory, of decompression: as MLErrors
+            settings = load_settings()
+            args.func(settings, args)
     except MLError as exc:  # anything else is a bug, and keeps its traceback
-        message = printable(str(exc).replace("\n", " "))
+        message = str(exc)  # one printable line (ml.errors.boundary)
         hint = " (retryable: run it again)" if exc.retryable else ""
         # An error about a file of the data folder says which folder that was, and why.
         about_data = (

@@ -41,6 +41,7 @@ class Settings:
     raw_source: str
     source_first_day: str
     source_last_day: str
+    source_max_bytes: int
     feature_lookback_days: int
     dbt_docs: bool
     use_oracle_forecast: bool
@@ -248,6 +249,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         raise ConfigError("calibration_folds must be at least 2")
     if not 0 < values["drift_family_alpha"] < 1:
         raise ConfigError("drift_family_alpha must be between 0 and 1")
+    if values["source_max_bytes"] < 1:
+        raise ConfigError("source_max_bytes must be at least 1")
     if values["drift_window_days"] < 1:
         raise ConfigError("drift_window_days must be at least 1")
     for key in ("source_first_day", "source_last_day"):

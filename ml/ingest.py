@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import zipfile
 import zlib
@@ -28,7 +29,7 @@ import polars as pl
 from ml.config import Settings
 from ml.contract import SOURCE_TABLES, TABLES, violations
 from ml.dates import TIME_ZONE, date_range, parse_date, window_label
-from ml.errors import DataError, ValidationError
+from ml.errors import DataError, ValidationError, os_error, printable
 from ml.io import (
     STALE_SECONDS,
     TMP_SUFFIX,
@@ -76,26 +77,77 @@ def source_dir(settings: Settings) -> Path:
 
 
 def source_file(folder: Path, table: str) -> Path:
-    """``<table>.csv`` or ``<table>.csv.zip`` in ``folder``."""
+    """``<table>.csv`` or ``<table>.csv.zip`` in ``folder``.
+
+    Raises:
+        DataError: Neither is there, or one is there but cannot be reached (a symbolic
+            link loop, a folder without permission): named, with the cause.
+    """
     for name in (f"{table}.csv", f"{table}.csv.zip"):
-        if (folder / name).is_file():
-            return folder / name
+        path = folder / name
+        try:
+            if stat.S_ISREG(path.stat().st_mode):
+                return path
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # a link loop, a permission: not "not found"
+            raise os_error(exc, path, "read the source file") from exc
     raise DataError(f"{folder / (table + '.csv')}: file not found (nor {table}.csv.zip)")
 
 
-def _read_bytes(path: Path) -> bytes:
+# How a compressed file begins: gzip, zip, bzip2, xz, zstd.
+_COMPRESSED = {
+    b"\x1f\x8b": "gzip",
+    b"PK\x03\x04": "zip",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x28\xb5\x2f\xfd": "zstd",
+}
+
+
+def _read_bytes(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a source file (of its one ``.csv`` member when it is a zip), at most
+    ``max_bytes`` of them (the setting ``source_max_bytes``).
+
+    Raises:
+        DataError: The file is larger than that, not a valid zip, or a compressed file
+            under a ``.csv`` name.
+        StorageError: The file cannot be read (named, with what to do).
+    """
+    too_big = (
+        f"is larger than {max_bytes:,} bytes (check: size; raise ML_SOURCE_MAX_BYTES "
+        "if this is expected, with the memory to hold it)"
+    )
     try:
         if path.suffix != ".zip":
-            return path.read_bytes()
-        with zipfile.ZipFile(path) as archive:
-            members = [n for n in archive.namelist() if n.endswith(".csv")]
-            if len(members) != 1:
-                raise DataError(f"{path}: expected one .csv inside the zip, found {members}")
-            return archive.read(members[0])
+            if path.stat().st_size > max_bytes:
+                raise DataError(f"{path}: {too_big}")
+            with path.open("rb") as file:
+                data = file.read(max_bytes + 1)
+        else:
+            with zipfile.ZipFile(path) as archive:
+                members = [n for n in archive.namelist() if n.endswith(".csv")]
+                if len(members) != 1:
+                    raise DataError(
+                        f"{path}: expected one .csv inside the zip, found {members[:5]}"
+                    )
+                if archive.getinfo(members[0]).file_size > max_bytes:
+                    raise DataError(f"{path}: its member {members[0]!r} {too_big}")
+                with archive.open(members[0]) as member:  # the declared size may lie
+                    data = member.read(max_bytes + 1)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise DataError(f"{path}: not a valid zip file ({exc})") from exc
     except OSError as exc:
-        raise DataError(f"{path}: unreadable ({exc.strerror or exc})") from exc
+        raise os_error(exc, path, "read the source file") from exc
+    if len(data) > max_bytes:
+        raise DataError(f"{path}: {too_big}")
+    for magic, kind in _COMPRESSED.items():
+        if data.startswith(magic):
+            raise DataError(
+                f"{path}: a {kind} archive, not CSV text (check: encoding; decompress it, "
+                "or give flights as flights.csv.zip)"
+            )
+    return data
 
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -124,6 +176,7 @@ def check_text(path: Path, data: bytes) -> bytes:
         header = data.split(b"\n", 1)[0].decode("utf-8", "replace").strip().split(",")
         field = data[line_start : exc.start].count(b",")
         column = header[field] if field < len(header) else f"field {field + 1}"
+        column = printable(column if len(column) <= 40 else f"{column[:40]}...")
         line = data.count(b"\n", 0, exc.start) + 1
         raise DataError(
             f"{path}: line {line}, column {column!r}: byte 0x{data[exc.start]:02x} is not "
@@ -157,14 +210,15 @@ def check_text(path: Path, data: bytes) -> bytes:
     return data
 
 
-def read_source_table(path: Path, table: str) -> pl.DataFrame:
-    """Read one raw CSV with every expected column present and of the expected type.
+def read_source_table(path: Path, table: str, max_bytes: int) -> pl.DataFrame:
+    """Read one raw CSV (at most ``max_bytes`` of it) with every expected column present
+    and of the expected type.
 
     Raises:
         DataError: naming the file, the column (and the first line at fault) and the check.
     """
     schema = SCHEMAS[table]
-    data = check_text(path, _read_bytes(path))
+    data = check_text(path, _read_bytes(path, max_bytes))
     try:
         frame = pl.read_csv(io.BytesIO(data), infer_schema=False, null_values=NULL_VALUES)
     except pl.exceptions.PolarsError as exc:
@@ -328,7 +382,22 @@ def source_index(settings: Settings, path: Path, table: str) -> Path:
     folder = settings.paths.source_index_dir(table, _index_key(settings, path))
     if (folder / INDEX_MANIFEST).is_file():
         return folder
-    frame = with_flight_date(path, read_source_table(path, table), settings)
+    frame = with_flight_date(
+        path, read_source_table(path, table, settings.source_max_bytes), settings
+    )
+    try:
+        days = _write_split(frame, folder, path)
+    except OSError as exc:  # e.g. the folder removed meanwhile: a retry writes it again
+        raise os_error(exc, folder, "write the day split") from exc
+    log.info("%s: split by day into %s (%d days)", path, folder, len(days))
+    _remove_old_indexes(settings, table, keep=folder)
+    return folder
+
+
+def _write_split(frame: pl.DataFrame, folder: Path, path: Path) -> dict[str, int]:
+    """Write ``frame`` (read from ``path``) as one file per ``flight_date`` and the
+    manifest, into ``folder``
+    at once (a temporary folder renamed); the days and their rows."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(
         tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=TMP_SUFFIX, dir=folder.parent)
@@ -349,9 +418,7 @@ def source_index(settings: Settings, path: Path, table: str) -> Path:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log.info("%s: split by day into %s (%d days)", path, folder, len(days))
-    _remove_old_indexes(settings, table, keep=folder)
-    return folder
+    return days
 
 
 def _remove_old_indexes(settings: Settings, table: str, keep: Path) -> None:
@@ -523,7 +590,7 @@ def read_reference_table(path: Path, table: str, settings: Settings) -> pl.DataF
     Raises:
         DataError: naming the file, the column, the check and the first line at fault.
     """
-    frame = read_source_table(path, table)
+    frame = read_source_table(path, table, settings.source_max_bytes)
     last = settings.source_period[1]
     for column, bad, what, check in violations(frame, TABLES[table], last and last.year):
         _refuse(path, frame[column], bad, what, check)

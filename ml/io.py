@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml.errors import DataError, MLError, StorageError
+from ml.errors import DataError, MLError, StorageError, os_error
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,22 +62,6 @@ def dir_mode() -> int:
     return 0o777 & ~_umask()
 
 
-def storage_error(path: Path, action: str, exc: OSError) -> StorageError:
-    """One line for a failed read or write of ``path``: what failed and what to do."""
-    hint = {
-        errno.ENOSPC: "free space on that disk and run the step again",
-        errno.EDQUOT: "free space on that disk and run the step again",
-        errno.EACCES: "check the folder's owner and permissions",
-        errno.EPERM: "check the folder's owner and permissions",
-        errno.EROFS: "the disk is read-only; point ML_DATA_DIR at a writable folder",
-    }.get(exc.errno, "run the step again")
-    # permissions and a read-only disk stay as they are until someone changes them
-    retryable = exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS)
-    return StorageError(
-        f"{path}: could not {action} ({exc.strerror or exc}); {hint}", retryable=retryable
-    )
-
-
 @contextlib.contextmanager
 def atomic_path(dest: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; rename it over ``dest`` if the block succeeds.
@@ -91,7 +75,7 @@ def atomic_path(dest: Path) -> Iterator[Path]:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=TMP_SUFFIX, dir=dest.parent)
         os.close(fd)
     except OSError as exc:
-        raise storage_error(dest, "write", exc) from exc
+        raise os_error(exc, dest, "write") from exc
     tmp = Path(tmp_name)
     try:
         yield tmp
@@ -100,7 +84,7 @@ def atomic_path(dest: Path) -> Iterator[Path]:
     except StorageError:
         raise
     except OSError as exc:  # pyarrow's and duckdb's IO errors are OSErrors too
-        raise storage_error(dest, "write", exc) from exc
+        raise os_error(exc, dest, "write") from exc
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -163,7 +147,7 @@ def reading(source: Path | str, hint: str) -> Iterator[None]:
     except MLError:
         raise
     except OSError as exc:  # the disk, not the file's content: worth a retry
-        raise storage_error(Path(source), "read", exc) from exc
+        raise os_error(exc, Path(source), "read") from exc
     except (duckdb.Error, pyarrow.ArrowException) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{source}: unreadable ({detail}); {hint}") from exc
@@ -224,8 +208,11 @@ def file_lock(path: Path, *, blocking: bool = True, timeout: float | None = None
     import fcntl
     import time
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise os_error(exc, path, "open the lock") from exc
     try:
         deadline = None if timeout is None else time.monotonic() + timeout
         flags = fcntl.LOCK_EX if blocking and timeout is None else fcntl.LOCK_EX | fcntl.LOCK_NB

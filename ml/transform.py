@@ -111,7 +111,7 @@ def _run_dbt(settings: Settings, args: list[str], project_dir: Path) -> str:
         check=False,
         preexec_fn=_dying_with(os.getpid()),
     )
-    output = proc.stdout + proc.stderr
+    output = _ANSI.sub("", proc.stdout + proc.stderr)  # dbt colours its output on a TTY
     for line in output.splitlines():
         log.info("dbt | %s", line)
     if proc.returncode != 0 and any(m in output for m in _DISK_FULL):
@@ -135,6 +135,8 @@ def _run_dbt(settings: Settings, args: list[str], project_dir: Path) -> str:
     return output
 
 
+# A terminal's colour and cursor sequences: not part of a message.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 # How DuckDB and the OS say a disk is full, in dbt's output: a retry can succeed once
 # space is freed, unlike a failed test.
 _DISK_FULL = ("No space left on device", "Disk quota exceeded", "could not write all bytes")

@@ -184,6 +184,7 @@ def test_a_new_window_keeps_dbts_parse_and_builds_only_its_dates(built_data, tmp
 
     _, first = dbt_output(DAY, DAY)  # the copy's folder is new to dbt's saved parse
     assert any(reparse in line for line in first)
+    assert not any("\x1b" in line for line in first)  # dbt's colours left out of the log
     folder, second = dbt_output(DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2))
     assert second and not any(reparse in line for line in second)
     days = pl.read_parquet(folder / "flight_features.parquet")["flight_date"].unique().sort()

@@ -209,7 +209,9 @@ def test_a_day_is_read_from_the_files_split_by_day_once_per_content(tmp_path, sm
     assert {t: _landed(settings, t, DAYS) for t in ("flights", "weather")} == whole
 
     path = small_source / "flights.csv"  # the split holds exactly the checked file's rows
-    frame = with_flight_date(path, read_source_table(path, "flights"), settings)
+    frame = with_flight_date(
+        path, read_source_table(path, "flights", settings.source_max_bytes), settings
+    )
     split = pl.concat(pl.read_parquet(index / f"{d.isoformat()}.parquet") for d in sorted(DAYS))
     assert split.equals(frame.drop("flight_date"))
     assert source_index(settings, path, "flights") == index

@@ -209,7 +209,7 @@ def test_only_the_bytes_that_passed_validation_are_published(trained_copy):
     ("number", "retryable", "hint"),
     [
         (errno.ENOSPC, True, "free space on that disk"),
-        (errno.EACCES, False, "check the folder's owner and permissions"),
+        (errno.EACCES, False, "check the file's or folder's owner and permissions"),
         (errno.EROFS, False, "the disk is read-only"),
     ],
 )
