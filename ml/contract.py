@@ -44,8 +44,9 @@ class Column:
         low: Smallest plausible value (inclusive); numbers only.
         high: Largest plausible value (inclusive).
         why: Where the range, the set or the spelling comes from.
-        tolerated: Share of a batch's rows allowed outside ``low..high``: only for a
-            reading the real record is known to get wrong, named in ``why``.
+        tolerated: Share of a batch's readings (its non-null values) allowed outside
+            ``low..high``: only for a reading the real record is known to get wrong,
+            named in ``why``, and read as missing downstream.
         values: The only values allowed.
         pattern: A regular expression every non-null value matches.
         until_period_end: A year that cannot be after the data's last year.
@@ -378,7 +379,7 @@ FLIGHT_FEATURES = Table(
     columns=(
         Column("flight_id", pl.String, required=True, pattern=TEXT, why="the flight's key"),
         Column("flight_date", pl.Date, required=True),
-        Column("sched_dep_at", pl.Datetime, required=True),
+        Column("sched_dep_at", pl.Datetime("us", "UTC"), required=True),
         Column("carrier", pl.String, required=True, pattern=r"^[A-Z0-9]{2}$", why=CARRIER.why),
         Column("flight_number", pl.Int32, required=True, low=1, high=9999, why="flight numbers"),
         Column("tailnum", pl.String, pattern=TAILNUM_PATTERN, why=TAILNUM_WHY),
@@ -386,9 +387,9 @@ FLIGHT_FEATURES = Table(
         Column("dest", pl.String, required=True, pattern=FAA, why="FAA airport codes"),
         Column("is_delayed", pl.Boolean, required=True, values=(True, False)),
         Column("sched_dep_hour", pl.Int32, required=True, low=0, high=23, why=HOUR),
-        Column("day_of_week", pl.Int32, required=True, low=1, high=7, why="ISO weekday"),
-        Column("day_of_year", pl.Int32, required=True, low=1, high=366, why="day of the year"),
-        Column("week_of_year", pl.Int32, required=True, low=1, high=53, why="ISO week"),
+        Column("day_of_week", pl.Int64, required=True, low=1, high=7, why="ISO weekday"),
+        Column("day_of_year", pl.Int64, required=True, low=1, high=366, why="day of the year"),
+        Column("week_of_year", pl.Int64, required=True, low=1, high=53, why="ISO week"),
         Column("distance_miles", pl.Float64, required=True, low=1, high=6000, why="miles flown"),
         Column("origin_departures_day", pl.Int64, required=True, low=1, high=2000, why=COUNT_WHY),
         Column("origin_departures_hour", pl.Int64, required=True, low=1, high=200, why=COUNT_WHY),
@@ -399,7 +400,7 @@ FLIGHT_FEATURES = Table(
         Column("plane_earlier_legs_day", pl.Int64, low=0, high=20, why="legs flown that day"),
         Column(
             "plane_age_years",
-            pl.Int32,
+            pl.Int64,
             present=0.7,
             low=0,
             high=120,
@@ -408,15 +409,15 @@ FLIGHT_FEATURES = Table(
         Column("seat_count", pl.Int32, low=1, high=853, why=PLANES.column("seats").why),
         Column("engine_count", pl.Int32, low=1, high=8, why="engines on an airframe"),
         Column("engine_type", pl.String, values=PLANES.column("engine").values, why="engine"),
-        Column("days_to_next_holiday", pl.Int32, low=0, high=60, why="days"),
-        Column("days_since_last_holiday", pl.Int32, low=0, high=366, why="days"),
+        Column("days_to_next_holiday", pl.Int64, low=0, high=60, why="days"),
+        Column("days_since_last_holiday", pl.Int64, low=0, high=60, why="days"),
         *_rates("network", ("28d",), ("delay", "cancel")),
         *_rates("network", ("1d",), ("dep_delay",)),
         *_rates("carrier", _DAYS_1_7_28),
         *_rates("origin", _DAYS_1_7_28),
         *_rates("route", _DAYS_1_7_28),
         *_rates("carrier_origin", _DAYS_1_7_28),
-        Column("carrier_origin_flights_28d", pl.Int64, low=0, high=100_000, why=COUNT_WHY),
+        Column("carrier_origin_flights_28d", pl.Int32, low=0, high=100_000, why=COUNT_WHY),
         *_rates("flight_number", ("7d", "28d"), ("delay",)),
         *_rates("flight_number", ("28d",), ("dep_delay",)),
         *_rates("origin_hour", ("7d", "28d"), ("delay",)),
@@ -519,28 +520,39 @@ def expectations(table: Table) -> list[dict[str, Any]]:
 
 def violations(
     frame: pl.DataFrame, table: Table, last_year: int | None = None
-) -> Iterator[tuple[str, pl.Series, str, str]]:
-    """Every rule of ``table`` that rows of ``frame`` break, as (column, rows at fault,
-    what the values are, the check), in the order of the columns. ``last_year`` is the
-    data's last year, for the columns that cannot be after it."""
+) -> Iterator[tuple[pl.Series, pl.Series, str, str]]:
+    """Every rule of ``table`` that rows of ``frame`` break, as (the column's values, rows
+    at fault, what the values are, the check), in the order of the columns, then the key
+    (its columns' values together). ``last_year`` is the data's last year, for the
+    columns that cannot be after it."""
     for c in table.columns:
         values = frame[c.name]
         null = values.is_null()
         if c.required:
-            yield c.name, null, "missing", "not null"
+            yield values, null, "missing", "not null"
         if c.low is not None and not c.tolerated:
             outside = values < c.low
             if c.high is not None:
                 outside = outside | (values > c.high)
             what = f"before {c.low:g}" if c.high is None else f"outside {c.low:g}..{c.high:g}"
-            yield c.name, outside.fill_null(False), what, f"range; {c.why}"
+            yield values, outside.fill_null(False), what, f"range; {c.why}"
         if c.until_period_end and last_year is not None:
             late = ~null & (values > last_year)
-            yield c.name, late, f"after the source's last year, {last_year}", "year built"
+            yield values, late, f"after the source's last year, {last_year}", "year built"
         if c.values is not None:
-            yield c.name, ~null & ~values.is_in(list(c.values)), "not allowed", f"values; {c.why}"
+            yield values, ~null & ~values.is_in(list(c.values)), "not allowed", f"values; {c.why}"
         if c.pattern is not None:
             bad = ~null & ~values.str.contains(c.pattern)
-            yield c.name, bad, f"not like {c.pattern}", f"spelling; {c.why}"
-    for name in table.key:
-        yield name, frame[name].is_duplicated() & frame[name].is_not_null(), "repeated", "key"
+            yield values, bad, f"not like {c.pattern}", f"spelling; {c.why}"
+    if table.key:
+        keys = frame.select(table.key)
+        shown = (
+            keys.to_series()
+            if len(table.key) == 1
+            else keys.select(
+                pl.concat_str(pl.all(), separator=", ", ignore_nulls=True).alias(
+                    ", ".join(table.key)
+                )
+            ).to_series()
+        )
+        yield shown, keys.is_duplicated(), "repeated", "key"

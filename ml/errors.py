@@ -100,7 +100,9 @@ def os_error(exc: OSError, path: object = None, action: str = "use") -> StorageE
     """One line for a failed read or write: the file, what failed, what to do, and
     whether a retry helps (a full disk can be freed; a permission stays as it is)."""
     where = path if path is not None else exc.filename
-    hint, retryable = _ERRNO_HINTS.get(exc.errno, ("run the step again", True))
+    # an error the OS did not number (a library's own OSError) is not known to clear
+    unknown = ("check the file", False) if exc.errno is None else ("run the step again", True)
+    hint, retryable = _ERRNO_HINTS.get(exc.errno, unknown)
     if exc.errno == errno.ENOENT:
         hint, retryable = "it was removed while the step ran, or never made; run it again", True
     what = exc.strerror or str(exc)
@@ -119,6 +121,8 @@ def translated(exc: BaseException) -> MLError | None:
     its traceback)."""
     if isinstance(exc, MLError):
         return exc
+    if isinstance(exc, BrokenPipeError):  # the reader of our output left: the CLI's to handle
+        return None
     if isinstance(exc, MemoryError):
         return MLError(
             "out of memory (a file larger than this machine can hold?); lower the input, "

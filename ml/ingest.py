@@ -15,6 +15,7 @@ import importlib.util
 import io
 import json
 import logging
+import lzma
 import os
 import shutil
 import stat
@@ -135,9 +136,13 @@ def _read_bytes(path: Path, max_bytes: int) -> bytes:
                     raise DataError(f"{path}: its member {members[0]!r} {too_big}")
                 with archive.open(members[0]) as member:  # the declared size may lie
                     data = member.read(max_bytes + 1)
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError) as exc:
         raise DataError(f"{path}: not a valid zip file ({exc})") from exc
+    except (RuntimeError, NotImplementedError) as exc:  # encrypted; deflate64 and the like
+        raise DataError(f"{path}: a zip this reader cannot open ({exc}; check: zip)") from exc
     except OSError as exc:
+        if exc.errno is None:  # a decompressor's own error (bzip2: invalid data stream)
+            raise DataError(f"{path}: not a valid zip file ({exc})") from exc
         raise os_error(exc, path, "read the source file") from exc
     if len(data) > max_bytes:
         raise DataError(f"{path}: {too_big}")
@@ -145,7 +150,7 @@ def _read_bytes(path: Path, max_bytes: int) -> bytes:
         if data.startswith(magic):
             raise DataError(
                 f"{path}: a {kind} archive, not CSV text (check: encoding; decompress it, "
-                "or give flights as flights.csv.zip)"
+                f"or give it as {path.name}.zip)"
             )
     return data
 
@@ -592,8 +597,8 @@ def read_reference_table(path: Path, table: str, settings: Settings) -> pl.DataF
     """
     frame = read_source_table(path, table, settings.source_max_bytes)
     last = settings.source_period[1]
-    for column, bad, what, check in violations(frame, TABLES[table], last and last.year):
-        _refuse(path, frame[column], bad, what, check)
+    for values, bad, what, check in violations(frame, TABLES[table], last and last.year):
+        _refuse(path, values, bad, what, check)
     return frame
 
 

@@ -133,13 +133,14 @@ def file_sha256(path: Path) -> str:
 
 @contextlib.contextmanager
 def reading(source: Path | str, hint: str) -> Iterator[None]:
-    """Turn a failed read of our own files (DuckDB, Arrow or the OS) into one line.
+    """Turn a failed read of our own files (DuckDB, Arrow, Polars or the OS) into one line.
 
     A truncated Parquet file, say, raises deep inside DuckDB; the step then fails with a
     :class:`DataError` that names ``source`` and says what to do (``hint``), instead of a
     traceback. Errors of ours pass through unchanged.
     """
     import duckdb
+    import polars
     import pyarrow
 
     try:
@@ -148,7 +149,7 @@ def reading(source: Path | str, hint: str) -> Iterator[None]:
         raise
     except OSError as exc:  # the disk, not the file's content: worth a retry
         raise os_error(exc, Path(source), "read") from exc
-    except (duckdb.Error, pyarrow.ArrowException) as exc:
+    except (duckdb.Error, pyarrow.ArrowException, polars.exceptions.PolarsError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{source}: unreadable ({detail}); {hint}") from exc
 

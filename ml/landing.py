@@ -29,6 +29,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ml.errors import MLError
 from ml.io import TMP_SUFFIX, file_lock, read_json, write_json
 from ml.paths import PART_FILE, Paths
 
@@ -63,8 +64,8 @@ def staged_sources(paths: Paths) -> dict[str, str]:
         return {}
     try:
         sources = read_json(path)
-    except Exception as exc:  # noqa: BLE001 - a record only: the files themselves count
-        log.warning("%s: unreadable (%s)", path, exc)
+    except MLError as exc:  # a record only: the staged files themselves count
+        log.warning("%s: unreadable (%s); the staged files' sources are not named", path, exc)
         return {}
     return sources if isinstance(sources, dict) else {}
 

@@ -189,6 +189,9 @@ def run_suite(
             bad_days.update(_iso_days(frame.iloc[rows][DAY_COLUMN]))
         else:
             whole_batch_failed = True
+        why = (config.meta or {}).get("notes")
+        if why:  # the rule's reason, as its contract or suite gives it
+            detail = f"{detail}; {why}"
         outcome.failures.append({"expectation": config.type, "column": column, "detail": detail})
     if whole_batch_failed and DAY_COLUMN in frame.columns:
         bad_days.update(_iso_days(frame[DAY_COLUMN]))

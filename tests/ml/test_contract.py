@@ -34,6 +34,18 @@ STAGING_MODELS = DBT_PROJECT_DIR / "models" / "staging" / "_nycflights__models.y
 RENAMED = {("airports", "faa"): "airport_code", ("weather", "time_hour"): "observed_at"}
 
 
+# The contract's types as DuckDB names them in the mart's files.
+_DUCKDB_TYPES = {
+    pl.Int32: "INTEGER",
+    pl.Int64: "BIGINT",
+    pl.Float64: "DOUBLE",
+    pl.String: "VARCHAR",
+    pl.Boolean: "BOOLEAN",
+    pl.Date: "DATE",
+    pl.Datetime("us", "UTC"): "TIMESTAMP WITH TIME ZONE",
+}
+
+
 def _has_rule(column: Column) -> bool:
     if column.low is not None or column.values is not None or column.pattern is not None:
         return True
@@ -73,8 +85,7 @@ def test_every_column_of_the_feature_mart_has_a_contract_with_a_rule(built_data)
         )
     contract = {c.name: c for c in FLIGHT_FEATURES.columns}
     assert sorted(types) == sorted(contract)
-    floats = {name for name, kind in types.items() if kind in ("DOUBLE", "FLOAT")}
-    assert floats == {c.name for c in FLIGHT_FEATURES.columns if c.dtype == pl.Float64}
+    assert {name: _DUCKDB_TYPES[contract[name].dtype] for name in contract} == types
     for column in FLIGHT_FEATURES.columns:
         assert _has_rule(column), f"flight_features.{column.name}: no rule beyond its type"
 
@@ -119,6 +130,15 @@ def test_dbt_tests_each_key_of_the_contract(table):
         assert args["combination_of_columns"] == key
 
 
+def test_dbt_tests_the_flights_key_as_the_flight_id_made_of_it():
+    tests = _dbt_tests("stg_nycflights__flights")
+    assert {"unique", "not_null"} <= set(_names(tests["flight_id"]))
+    sql = (DBT_PROJECT_DIR / "models" / "staging" / "stg_nycflights__flights.sql").read_text()
+    (made,) = [line for line in sql.splitlines() if "concat_ws(" in line]
+    for column in TABLES["flights"].key:
+        assert column in made, column
+
+
 def test_dbt_tests_each_reference_of_the_flights_contract_and_nothing_else():
     tests = _dbt_tests("stg_nycflights__flights")
     declared = {}
@@ -138,9 +158,18 @@ def test_dbt_tests_each_reference_of_the_flights_contract_and_nothing_else():
             assert f"'{value}'" in where
 
 
-def test_dbt_reads_a_wind_beyond_the_contracts_limit_as_missing():
+def test_dbt_reads_a_wind_beyond_the_contracts_limit_as_missing(built_data):
     project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
     assert project["vars"]["max_wind_mph"] == WIND_MPH
+    # the real record's faulty reading (1048 mph at EWR on 2013-02-12) is in the raw, and
+    # the day's features were made without it
+    settings = make_settings(built_data)
+    raw = pl.read_parquet(settings.paths.raw_partition("weather", dt.date(2013, 2, 12)))
+    assert raw["wind_speed"].max() > WIND_MPH
+    features = pl.read_parquet(
+        settings.paths.mart_partition("flight_features", dt.date(2013, 2, 13))
+    )
+    assert 0 < features["origin_max_wind_speed_mph_1d"].max() <= WIND_MPH
 
 
 def test_the_real_reference_tables_keep_their_contracts(package_source, tmp_path):

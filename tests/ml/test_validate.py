@@ -26,13 +26,13 @@ def test_a_failed_expectation_names_the_expectation_column_and_days(built_data):
     frame.loc[frame.index[:3], "origin"] = "XXX"
     outcome = check_raw(settings, "flights", frame, str(path))
     assert not outcome.success
-    failure = {
-        "expectation": "expect_column_values_to_be_in_set",
-        "column": "origin",
-        "detail": f"3 unexpected of {len(frame)}, e.g. ['XXX', 'XXX', 'XXX']",
-    }
+    detail = f"3 unexpected of {len(frame)}, e.g. ['XXX', 'XXX', 'XXX']"
+    in_set = {"expectation": "expect_column_values_to_be_in_set", "column": "origin"}
     # not one of New York's airports, nor an airport of the landed airports table
-    assert outcome.failures == [failure, failure]
+    assert outcome.failures == [
+        {**in_set, "detail": f"{detail}; New York's airports"},
+        {**in_set, "detail": f"{detail}; a row of airports (faa)"},
+    ]
     assert outcome.bad_days == [DAY.isoformat()]
     assert (
         f"{path}: expect_column_values_to_be_in_set on column 'origin' failed" in outcome.describe()

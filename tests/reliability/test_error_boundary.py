@@ -253,3 +253,49 @@ def test_airflow_tasks_run_inside_the_same_boundary(monkeypatch):
         raise PermissionError(errno.EACCES, "Permission denied", "/data/marts")
     with pytest.raises(StorageError, match="free space"), failing_fast():
         raise OSError(errno.ENOSPC, "No space left on device", "/data/marts")
+
+
+def _encrypted(data: bytes) -> bytes:
+    """``data`` (a zip) with its member marked encrypted, as a password-protected zip."""
+    raw = bytearray(data)
+    local = raw.find(b"PK\x03\x04")
+    central = raw.find(b"PK\x01\x02")
+    raw[local + 6] |= 0x01
+    raw[central + 8] |= 0x01
+    return bytes(raw)
+
+
+def _corrupt_bzip2(folder: Path) -> bytes:
+    buffer = zipfile.ZipFile(folder / "bz.zip", "w", zipfile.ZIP_BZIP2)
+    buffer.writestr("flights.csv", (folder / "flights.csv").read_bytes())
+    buffer.close()
+    raw = bytearray((folder / "bz.zip").read_bytes())
+    (folder / "bz.zip").unlink()
+    start = raw.find(b"BZh")
+    raw[start + 10 : start + 60] = b"\x00" * 50  # the stream's first block, damaged
+    return bytes(raw)
+
+
+@pytest.mark.parametrize("kind", ["encrypted", "bzip2 damaged"])
+def test_a_zip_this_reader_cannot_open_is_named(folders, capsys, monkeypatch, kind):
+    source, data_dir, before = folders
+    if kind == "encrypted":
+        plain = source / "plain.zip"
+        with zipfile.ZipFile(plain, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.write(source / "flights.csv", "flights.csv")
+        data = _encrypted(plain.read_bytes())
+        plain.unlink()
+    else:
+        data = _corrupt_bzip2(source)
+    (source / "flights.csv").unlink()
+    (source / "flights.csv.zip").write_bytes(data)
+    line = _one_line(*_ingest(data_dir, source, capsys, monkeypatch))
+    assert f"{source / 'flights.csv.zip'}: " in line and "zip" in line
+    assert "retryable" not in line
+    assert digests(data_dir, ("raw", "staging")) == before
+
+
+def test_a_reader_that_leaves_is_not_an_error_of_ours():
+    """``ml predictions show ... | head``: the CLI ends quietly with 141, as a shell does."""
+    with pytest.raises(BrokenPipeError), boundary():
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")

@@ -56,6 +56,7 @@ def test_the_text_form_of_predictions_show_works_in_every_form(trained_copy):
         check=False,
     )
     assert piped.stdout.split()[0] == "flight_id" and "Traceback" not in piped.stderr, piped.stderr
+    assert "error:" not in piped.stderr, piped.stderr  # a reader that leaves is not an error
 
 
 def test_a_full_disk_is_one_line_naming_the_file_and_nothing_published_changes(

@@ -18,7 +18,9 @@ renamed as (
         humid as humidity_pct,
         wind_dir as wind_dir_deg,
         -- beyond any wind ever measured: a faulty reading (one in the 2013 record)
-        case when wind_speed <= {{ var('max_wind_mph') }} then wind_speed end as wind_speed_mph,
+        case
+            when wind_speed between 0 and {{ var('max_wind_mph') }} then wind_speed
+        end as wind_speed_mph,
         wind_gust as wind_gust_mph,
         precip as precip_in,
         pressure as pressure_mb,

@@ -97,6 +97,21 @@ def _apply(case: Bad, folder: Path) -> None:
     path.write_text(buffer.getvalue(), newline="")
 
 
+# How the line names the rule that refused each kind of case: the check of the reading,
+# the expectation of the suite, or the date checks (for the parts of a date).
+RULE_WORDS = {
+    "type": ["(check: type"],
+    "non-finite": ["(check: finite"],
+    "range": ["expect_column_values_to_be_between", "(check: range", "(check: date;"],
+    "null": ["expect_column_values_to_not_be_null", "(check: not null", "(check: date not null"],
+    "values": ["expect_column_values_to_be_in_set", "(check: values"],
+    "spelling": ["expect_column_values_to_match_regex", "(check: spelling", "(check: timestamp"],
+    "reference": ["; a row of "],
+    "key": ["expect_compound_columns_to_be_unique", "(check: key"],
+    "after the data": ["(check: year built"],
+}
+
+
 def _named(line: str, case: Bad) -> bool:
     """Does the error line name the column at fault (a date part as part of the date)?"""
     names = (
@@ -109,6 +124,7 @@ def _named(line: str, case: Bad) -> bool:
 
 def test_every_rule_of_the_contract_has_cases():
     kinds = {case.kind for case in CASES}
+    assert kinds == set(RULE_WORDS)
     assert kinds >= {"type", "non-finite", "range", "null", "values", "spelling", "reference"}
     assert kinds >= {"key", "after the data"}
     covered = {(case.table, case.column) for case in CASES}
@@ -136,5 +152,6 @@ def test_a_value_against_its_columns_contract_is_refused_and_changes_nothing(
     assert len(lines) == 1, stderr[-2000:]
     assert str(source / case.table) in lines[0], lines[0]  # the file, with its folder
     assert _named(lines[0], case), lines[0]
+    assert any(words in lines[0] for words in RULE_WORDS[case.kind]), lines[0]
     assert "\x1b" not in lines[0]
     assert digests(data_dir, ("raw", "staging")) == before
