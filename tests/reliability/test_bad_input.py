@@ -345,6 +345,12 @@ CASES = [
         "raw_weather",
     ),
     Case(
+        "a dew point above the temperature",
+        weather_row((6, "60")),  # 39.02 F that hour: within the dew point's range
+        rf"{W}: expect_column_pair_values_a_to_be_greater_than_b on column \['temp', 'dewp'\] failed",
+        "raw_weather",
+    ),
+    Case(
         "a wind direction of 400",
         weather_row((8, "400")),
         rf"{W}: expect_column_values_to_be_between on column 'wind_dir' failed",
