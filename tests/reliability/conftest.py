@@ -63,6 +63,28 @@ def clean_landing(clean_source, tmp_path_factory) -> Path:
     return data_dir
 
 
+@pytest.fixture
+def landing_copy(clean_source, clean_landing, tmp_path) -> tuple[Path, Path, dict[str, str]]:
+    """Copies of the clean source folder and of its clean landing, for a case to change,
+    and the digests of the landing's published and staged files before it does."""
+    source = tmp_path / "source"
+    shutil.copytree(clean_source, source)
+    data_dir = tmp_path / "data"
+    shutil.copytree(clean_landing, data_dir)
+    return source, data_dir, digests(data_dir, ("raw", "staging"))
+
+
+def ingest_in_process(data_dir: Path, source: Path, monkeypatch, capsys) -> tuple[int, str]:
+    """``ml ingest`` of START..END from ``source`` into ``data_dir``, in this process (so
+    a test can patch what it reaches): the exit code and what it printed on stderr."""
+    from ml.cli import main
+
+    monkeypatch.setenv("ML_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("ML_RAW_SOURCE", str(source))
+    code = main(["ingest", "--start", START.isoformat(), "--end", END.isoformat()])
+    return code, capsys.readouterr().err
+
+
 # What tests in this tier check outside the data folder they break: the published data.
 PUBLISHED = ("raw", "marts", "predictions", "monitoring", "models", "warehouse.duckdb")
 

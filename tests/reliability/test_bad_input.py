@@ -21,8 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from ml.cli import main
-from tests.reliability.conftest import END, FIRST, START, digests, error_lines, run_ml
+from tests.reliability.conftest import FIRST, digests, error_lines, ingest_in_process, run_ml
 
 
 # -- the cases ----------------------------------------------------------------------------
@@ -382,18 +381,11 @@ def _ids(case: Case) -> str:
 
 @pytest.mark.parametrize("case", CASES, ids=_ids)
 def test_bad_input_is_refused_by_name_and_changes_nothing_published(
-    case, clean_source, clean_landing, tmp_path, monkeypatch, capsys
+    case, landing_copy, monkeypatch, capsys
 ):
-    source = tmp_path / "source"
-    shutil.copytree(clean_source, source)
+    source, data_dir, before = landing_copy
     case.apply(source)
-    data_dir = tmp_path / "data"
-    shutil.copytree(clean_landing, data_dir)
-    before = digests(data_dir, ("raw", "staging"))
-    monkeypatch.setenv("ML_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("ML_RAW_SOURCE", str(source))
-    code = main(["ingest", "--start", START.isoformat(), "--end", END.isoformat()])
-    stderr = capsys.readouterr().err
+    code, stderr = ingest_in_process(data_dir, source, monkeypatch, capsys)
     lines = [line for line in stderr.splitlines() if line.startswith("ml ingest: error: ")]
     quarantine = data_dir / "quarantine"
     if case.error is None:

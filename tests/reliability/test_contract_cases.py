@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from ml.cli import main
 from ml.contract import SOURCE_TABLES, TABLES, Column
-from tests.reliability.conftest import END, START, digests
+from tests.reliability.conftest import digests, ingest_in_process
 
 DATE_PARTS = ("year", "month", "day")
 
@@ -135,18 +133,11 @@ def test_every_rule_of_the_contract_has_cases():
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
 def test_a_value_against_its_columns_contract_is_refused_and_changes_nothing(
-    case, clean_source, clean_landing, tmp_path, monkeypatch, capsys
+    case, landing_copy, monkeypatch, capsys
 ):
-    source = tmp_path / "source"
-    shutil.copytree(clean_source, source)
+    source, data_dir, before = landing_copy
     _apply(case, source)
-    data_dir = tmp_path / "data"
-    shutil.copytree(clean_landing, data_dir)
-    before = digests(data_dir, ("raw", "staging"))
-    monkeypatch.setenv("ML_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("ML_RAW_SOURCE", str(source))
-    code = main(["ingest", "--start", START.isoformat(), "--end", END.isoformat()])
-    stderr = capsys.readouterr().err
+    code, stderr = ingest_in_process(data_dir, source, monkeypatch, capsys)
     lines = [line for line in stderr.splitlines() if line.startswith("ml ingest: error: ")]
     assert code == 1, stderr[-2000:]
     assert len(lines) == 1, stderr[-2000:]

@@ -23,23 +23,14 @@ import pytest
 
 from ml.cli import main
 from ml.errors import MLError, StorageError, boundary, printable
-from tests.reliability.conftest import END, START, digests, error_lines, run_ml
-
-
-def _ingest(data_dir: Path, source: Path, capsys, monkeypatch, *args: str) -> tuple[int, str]:
-    monkeypatch.setenv("ML_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("ML_RAW_SOURCE", str(source))
-    code = main(["ingest", "--start", START.isoformat(), "--end", END.isoformat(), *args])
-    return code, capsys.readouterr().err
-
-
-@pytest.fixture
-def folders(clean_source, clean_landing, tmp_path) -> tuple[Path, Path, dict[str, str]]:
-    source = tmp_path / "source"
-    shutil.copytree(clean_source, source)
-    data_dir = tmp_path / "data"
-    shutil.copytree(clean_landing, data_dir)
-    return source, data_dir, digests(data_dir, ("raw", "staging"))
+from tests.reliability.conftest import (
+    END,
+    START,
+    digests,
+    error_lines,
+    ingest_in_process,
+    run_ml,
+)
 
 
 def _one_line(code: int, stderr: str, command: str = "ingest") -> str:
@@ -51,23 +42,23 @@ def _one_line(code: int, stderr: str, command: str = "ingest") -> str:
     return lines[0]
 
 
-def test_a_symbolic_link_loop_is_named_as_one(folders, capsys, monkeypatch):
-    source, data_dir, before = folders
+def test_a_symbolic_link_loop_is_named_as_one(landing_copy, capsys, monkeypatch):
+    source, data_dir, before = landing_copy
     (source / "weather.csv").unlink()
     (source / "weather.csv").symlink_to(source / "loop.csv")
     (source / "loop.csv").symlink_to(source / "weather.csv")
-    line = _one_line(*_ingest(data_dir, source, capsys, monkeypatch))
+    line = _one_line(*ingest_in_process(data_dir, source, monkeypatch, capsys))
     assert f"{source / 'weather.csv'}: could not read the source file" in line
     assert "symbolic link" in line and "not found" not in line
     assert "retryable" not in line
     assert digests(data_dir, ("raw", "staging")) == before
 
 
-def test_a_gzip_file_named_csv_is_named_as_one_not_printed(folders, capsys, monkeypatch):
-    source, data_dir, before = folders
+def test_a_gzip_file_named_csv_is_named_as_one_not_printed(landing_copy, capsys, monkeypatch):
+    source, data_dir, before = landing_copy
     path = source / "airlines.csv"
     path.write_bytes(gzip.compress(path.read_bytes() * 20))
-    line = _one_line(*_ingest(data_dir, source, capsys, monkeypatch))
+    line = _one_line(*ingest_in_process(data_dir, source, monkeypatch, capsys))
     assert f"{path}: a gzip archive, not CSV text" in line
     assert len(line) < 400 + len(str(path)), line
     assert digests(data_dir, ("raw", "staging")) == before
@@ -75,11 +66,11 @@ def test_a_gzip_file_named_csv_is_named_as_one_not_printed(folders, capsys, monk
 
 @pytest.mark.parametrize("declared", ["honest", "plain file"])
 def test_a_source_over_the_size_cap_is_refused_before_it_is_read(
-    folders, capsys, monkeypatch, declared
+    landing_copy, capsys, monkeypatch, declared
 ):
     """A zip of a few hundred kilobytes can hold gigabytes: the member's size is checked
     against ``source_max_bytes`` before it is read, and the read is bounded too."""
-    source, data_dir, before = folders
+    source, data_dir, before = landing_copy
     flights = (source / "flights.csv").read_bytes()
     padded = flights + b"\n" * (64 * 2**20)  # 64 MiB once uncompressed
     if declared == "honest":
@@ -92,15 +83,15 @@ def test_a_source_over_the_size_cap_is_refused_before_it_is_read(
         (source / "flights.csv").write_bytes(padded)
         name = "flights.csv"
     monkeypatch.setenv("ML_SOURCE_MAX_BYTES", str(16 * 2**20))
-    line = _one_line(*_ingest(data_dir, source, capsys, monkeypatch))
+    line = _one_line(*ingest_in_process(data_dir, source, monkeypatch, capsys))
     assert f"{source / name}:" in line and "is larger than 16,777,216 bytes" in line, line
     assert "ML_SOURCE_MAX_BYTES" in line
     assert digests(data_dir, ("raw", "staging")) == before
 
 
-def test_the_cap_holds_in_a_process_of_its_own(folders):
+def test_the_cap_holds_in_a_process_of_its_own(landing_copy):
     """Through the console script, its peak memory well under the member's size."""
-    source, data_dir, before = folders
+    source, data_dir, before = landing_copy
     (source / "flights.csv").unlink()
     with (
         zipfile.ZipFile(source / "flights.csv.zip", "w", zipfile.ZIP_DEFLATED) as archive,
@@ -132,27 +123,27 @@ def _raising_on(monkeypatch, target: object, name: str, number: int, path: Path 
     monkeypatch.setattr(target, name, refuse)
 
 
-def test_a_source_file_without_read_permission(folders, capsys, monkeypatch):
-    source, data_dir, before = folders
+def test_a_source_file_without_read_permission(landing_copy, capsys, monkeypatch):
+    source, data_dir, before = landing_copy
     path = source / "planes.csv"
     _raising_on(monkeypatch, Path, "open", errno.EACCES, path)
-    line = _one_line(*_ingest(data_dir, source, capsys, monkeypatch))
+    line = _one_line(*ingest_in_process(data_dir, source, monkeypatch, capsys))
     assert f"{path}: could not read the source file (Permission denied)" in line
     assert "owner and permissions" in line and "retryable" not in line
     assert digests(data_dir, ("raw", "staging")) == before
 
 
-def test_a_read_only_data_folder_in_ingest(folders, capsys, monkeypatch):
-    source, data_dir, before = folders
+def test_a_read_only_data_folder_in_ingest(landing_copy, capsys, monkeypatch):
+    source, data_dir, before = landing_copy
     _raising_on(monkeypatch, tempfile, "mkstemp", errno.EROFS)
-    line = _one_line(*_ingest(data_dir, source, capsys, monkeypatch))
+    line = _one_line(*ingest_in_process(data_dir, source, monkeypatch, capsys))
     assert "Read-only file system" in line and "point ML_DATA_DIR at a writable folder" in line
     assert "retryable" not in line
     assert digests(data_dir, ("raw", "staging")) == before
 
 
-def test_the_day_split_removed_while_it_is_written_is_retryable(folders, capsys, monkeypatch):
-    source, data_dir, before = folders
+def test_the_day_split_removed_while_it_is_written_is_retryable(landing_copy, capsys, monkeypatch):
+    source, data_dir, before = landing_copy
     shutil.rmtree(data_dir / "source_index", ignore_errors=True)
     original = os.rename
 
@@ -162,24 +153,24 @@ def test_the_day_split_removed_while_it_is_written_is_retryable(folders, capsys,
         return original(src, dst, *args, **kwargs)
 
     monkeypatch.setattr(os, "rename", remove_then_rename)
-    line = _one_line(*_ingest(data_dir, source, capsys, monkeypatch))
+    line = _one_line(*ingest_in_process(data_dir, source, monkeypatch, capsys))
     assert "could not write the day split" in line and line.endswith("(retryable: run it again)")
     monkeypatch.setattr(os, "rename", original)
     assert digests(data_dir, ("raw", "staging")) == before
-    code, stderr = _ingest(data_dir, source, capsys, monkeypatch)
+    code, stderr = ingest_in_process(data_dir, source, monkeypatch, capsys)
     assert code == 0, stderr[-2000:]
 
 
-def test_out_of_memory_is_one_line(folders, capsys, monkeypatch):
+def test_out_of_memory_is_one_line(landing_copy, capsys, monkeypatch):
     import ml.ingest
 
-    source, data_dir, before = folders
+    source, data_dir, before = landing_copy
 
     def exhausted(*args, **kwargs):
         raise MemoryError
 
     monkeypatch.setattr(ml.ingest, "check_text", exhausted)
-    line = _one_line(*_ingest(data_dir, source, capsys, monkeypatch))
+    line = _one_line(*ingest_in_process(data_dir, source, monkeypatch, capsys))
     assert "out of memory" in line and "ML_SOURCE_MAX_BYTES" in line
     assert digests(data_dir, ("raw", "staging")) == before
 
@@ -277,8 +268,8 @@ def _corrupt_bzip2(folder: Path) -> bytes:
 
 
 @pytest.mark.parametrize("kind", ["encrypted", "bzip2 damaged"])
-def test_a_zip_this_reader_cannot_open_is_named(folders, capsys, monkeypatch, kind):
-    source, data_dir, before = folders
+def test_a_zip_this_reader_cannot_open_is_named(landing_copy, capsys, monkeypatch, kind):
+    source, data_dir, before = landing_copy
     if kind == "encrypted":
         plain = source / "plain.zip"
         with zipfile.ZipFile(plain, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -289,7 +280,7 @@ def test_a_zip_this_reader_cannot_open_is_named(folders, capsys, monkeypatch, ki
         data = _corrupt_bzip2(source)
     (source / "flights.csv").unlink()
     (source / "flights.csv.zip").write_bytes(data)
-    line = _one_line(*_ingest(data_dir, source, capsys, monkeypatch))
+    line = _one_line(*ingest_in_process(data_dir, source, monkeypatch, capsys))
     assert f"{source / 'flights.csv.zip'}: " in line and "zip" in line
     assert "retryable" not in line
     assert digests(data_dir, ("raw", "staging")) == before
