@@ -28,10 +28,11 @@ endif
 export AIRFLOW__CORE__PARALLELISM := 2
 export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT := 120
 export AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL := 30
-# OpenLineage: Airflow's provider writes each task's events, one JSON per line, to the file
-# that ml.lineage writes dbt's and reads back (`ml lineage DAY`).
+# OpenLineage: Airflow's provider writes each task's events, one JSON per line, to the
+# files of a day that ml.lineage writes dbt's to and reads back (`ml lineage --date D`),
+# through ml.lineage's transport.
 export AIRFLOW__OPENLINEAGE__NAMESPACE := flights
-export AIRFLOW__OPENLINEAGE__TRANSPORT := {"type": "file", "log_file_path": "$(ML_DATA_DIR)/lineage/openlineage.jsonl", "append": true}
+export AIRFLOW__OPENLINEAGE__TRANSPORT := {"type": "ml.lineage.DailyFiles", "folder": "$(ML_DATA_DIR)/lineage"}
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export GX_ANALYTICS_ENABLED := false
 export PATH := $(BIN):$(PATH)

@@ -33,7 +33,7 @@ param), at the prediction cutoff 00:00 America/New_York on D:
    otherwise the task is skipped.
 
 Lineage: each task's OpenLineage events (Airflow's provider) name the partitions it read
-and wrote, and the build adds one run per dbt model, all in `lineage/openlineage.jsonl`
+and wrote, and the build adds one run per dbt model, all in `lineage/openlineage-<day>.jsonl`
 of the data folder; `ml lineage --date D` follows D's predictions back to the model versions,
 the raw partitions and the source files.
 
@@ -121,8 +121,9 @@ def flights_daily():
         from ml.orchestration import run_day
 
         day = run_day(get_current_context())
-        print(f"ingested {pipeline.ingest(load_settings(), day)}")
-        report_lineage("ingest", day.isoformat())
+        landed = pipeline.ingest(load_settings(), day)
+        print(f"ingested {day}: {landed['rows']}")
+        report_lineage("ingest", day.isoformat(), landed)
         return day.isoformat()
 
     @task(pool=WAREHOUSE_POOL)

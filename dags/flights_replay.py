@@ -14,8 +14,9 @@ after a pause.
 4. **publish**: every day's partitions switch to the validated build.
 5. **replay_days**: for each day in order, `recalibrate`, `predict`, `monitor` and
    `decide_retraining` as the daily run does; when the policy fires on D, train as of D (as the training DAG
-   would) before D + 1. With no champion serving, a first model is trained as of the
-   start. One line per day in the task log.
+   would) before D + 1. With no model trained yet, a first model is trained as of the
+   start; if it fails the gate, the heuristic baseline serves as champion until a later
+   training passes. One line per day in the task log.
 
 A day whose retraining decision is recorded has been run (by a replay or a daily run) and
 is skipped: a retried or repeated replay resumes at its first day not run. A range that a
@@ -37,6 +38,7 @@ from pipeline_defaults import (
     WAREHOUSE_POOL,
     failing_fast,
     optional_date_param,
+    report_lineage,
 )
 
 
@@ -86,6 +88,7 @@ def flights_replay():
         start, end = run_range(get_current_context())
         landed = pipeline.ingest_range(load_settings(), start, end)
         progress(f"landed {start}..{end} and the history before it: {landed['rows']}")
+        report_lineage("ingest", start.isoformat(), landed)
         return [start.isoformat(), end.isoformat()]
 
     @task(pool=WAREHOUSE_POOL)

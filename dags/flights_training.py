@@ -40,6 +40,7 @@ from pipeline_defaults import (
     WAREHOUSE_POOL,
     failing_fast,
     optional_date_param,
+    report_lineage,
 )
 
 MODELS = Asset("flight_delay_models")
@@ -81,7 +82,9 @@ def flights_training():
         from ml.orchestration import run_day
 
         as_of = run_day(get_current_context(), param="as_of")
-        print(f"history for {as_of}: {pipeline.ingest_history(load_settings(), as_of)}")
+        landed = pipeline.ingest_history(load_settings(), as_of)
+        print(f"history for {as_of}: {landed['rows']}")
+        report_lineage("ingest", as_of.isoformat(), landed)
         return as_of.isoformat()
 
     @task(pool=WAREHOUSE_POOL)

@@ -98,13 +98,13 @@ def report_lineage(step: str, day: str, result: dict | None = None) -> None:
 
     from ml.config import load_settings
     from ml.dates import parse_date
-    from ml.lineage import events_file, step_datasets
+    from ml.lineage import events_folder, step_datasets
 
     # Lineage is a record of the step, not its result: a failure here is a warning, and
     # the step's work stands.
     try:
         settings = load_settings()
-        events_file(settings).parent.mkdir(parents=True, exist_ok=True)  # the provider's file
+        events_folder(settings).mkdir(parents=True, exist_ok=True)  # the provider's files
         inputs, outputs = step_datasets(settings, step, parse_date(day), result)
         collector = get_hook_lineage_collector()
         for path in inputs:

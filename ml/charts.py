@@ -124,6 +124,12 @@ def lines(
         for day, value in zip(dates, values, strict=False)
     ]
     names = list(series)
+    y_scale: dict[str, Any] = {"zero": False, "nice": True, "padding": 8}
+    drawn = {row["value"] for row in rows if row["value"] is not None}
+    if len(drawn) == 1:  # one value (a first day): a scale around it, not a point domain
+        (value,) = drawn
+        half = max(abs(value) * 0.05, 0.01)
+        y_scale["domain"] = [value - half, value + half]
     spec = {
         "data": {"values": rows},
         "height": height,
@@ -144,7 +150,7 @@ def lines(
                 "title": y_title,
                 # Room above and below the extreme values, so that no point sits on the
                 # plot's edge.
-                "scale": {"zero": False, "nice": True, "padding": 8},
+                "scale": y_scale,
                 "axis": {"tickCount": 5},
             },
             "color": _colours("series", names, PALETTE),

@@ -183,6 +183,8 @@ def cmd_lineage(settings: Settings, args: argparse.Namespace) -> None:
     print("  runs, newest output first:")
     for run in found["runs"]:
         print(f"    {run['time']}  {run['job']}  (run {run['run_id']})")
+    read = found["events_files_read"]
+    print(f"  events files read, newest first: {len(read)} ({read[0]} to {read[-1]})")
 
 
 def cmd_recalibrate(settings: Settings, args: argparse.Namespace) -> None:

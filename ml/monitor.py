@@ -191,16 +191,12 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
     from ml import registry
     from ml.drift import compare
     from ml.features import load_features
-    from ml.warehouse import refresh_catalog
 
     for folder in (settings.paths.monitoring, settings.paths.reports):
         remove_stale_temporaries(folder, older_than=STALE_SECONDS)
     version = registry.get_alias(settings, "champion")
     if version is None:
-        raise DataError(
-            f"{settings.paths.model_aliases}: no champion model: train one first "
-            "(`ml train --as-of D`)"
-        )
+        return _heuristic_day(settings, day)
     profile = registry.load_profile(settings, version)
     metadata = registry.load_metadata(settings, version)
     if day <= (last_seen := registry.last_seen_day(metadata)):
@@ -256,11 +252,53 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
         "drifted_since": {f: d.isoformat() for f, d in since.items()},
         "series": _json_rows(table.drop(columns=["model_version"])),
     }
+    log.info("drift %s vs %s: %d drifted %s", day, version, len(drifted), drifted)
+    return _publish(settings, day, summary, window)
+
+
+def _heuristic_day(settings: Settings, day: dt.date) -> MonitorResult:
+    """Monitor a day served by the heuristic baseline, the champion of a registry where
+    no model has passed the gate yet (:data:`ml.predict.FALLBACK_VERSION`): its
+    performance, estimated and realized, as for a model; no drift tests, which compare a
+    day with a model's training reference (the heuristic has none). The day's drift rows
+    of an earlier run, against a champion since withdrawn, are removed: the record says
+    what served the day now."""
+    from ml.features import load_features
+    from ml.predict import FALLBACK_VERSION
+
     realized_day = day - dt.timedelta(days=settings.label_maturity_days)
-    estimated = _performance(settings, day, window[today], realized=False)
-    realized = _performance(
-        settings, realized_day, window[window["flight_date"] == realized_day], realized=True
-    )
+    window = load_features(settings, realized_day, day).reset_index(drop=True)
+    if not (window["flight_date"] == day).any():
+        raise DataError(
+            f"{settings.paths.mart('flight_features')}: no flights on {day} "
+            f"(run `ml transform --start {day} --end {day}` first)"
+        )
+    settings.paths.monitoring_partition("drift", day).unlink(missing_ok=True)
+    summary = {
+        "flight_date": day.isoformat(),
+        "model_version": FALLBACK_VERSION,
+        "reference": None,
+        "current_rows": int((window["flight_date"] == day).sum()),
+        "drifted_features": [],
+        "drifted_since": {},
+        "series": [],
+    }
+    log.info("drift %s: not tested, no model has passed the gate (the heuristic serves)", day)
+    return _publish(settings, day, summary, window)
+
+
+def _publish(
+    settings: Settings, day: dt.date, summary: dict, window: pd.DataFrame
+) -> MonitorResult:
+    """Add the performance of ``day`` (estimated) and of the day whose labels just matured
+    (realized) to ``summary``, publish them with the day's record and page, and return
+    what was monitored. ``window`` holds the feature rows of both days."""
+    from ml.warehouse import refresh_catalog
+
+    realized_day = day - dt.timedelta(days=settings.label_maturity_days)
+    dates = window["flight_date"]
+    estimated = _performance(settings, day, window[dates == day], realized=False)
+    realized = _performance(settings, realized_day, window[dates == realized_day], realized=True)
     summary["performance"] = {
         "threshold": settings.operating_threshold,
         "estimated": _json_rows(estimated),
@@ -270,11 +308,11 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
     }
     json_path, html_path = write_drift_report(settings, day, summary)
     refresh_catalog(settings)
-    log.info("drift %s vs %s: %d drifted %s -> %s", day, version, len(drifted), drifted, html_path)
+    log.info("monitoring of %s -> %s", day, html_path)
     return MonitorResult(
         day,
-        version,
-        drifted,
+        summary["model_version"],
+        summary["drifted_features"],
         _overall(estimated),
         realized_day,
         _overall(realized),

@@ -34,7 +34,12 @@ def ingest(settings: Settings, day: dt.date) -> dict[str, Any]:
     from ml.ingest import ingest_for_day
 
     result = ingest_for_day(settings, day)
-    return {"day": day.isoformat(), "rows": result.rows}
+    return {"day": day.isoformat(), "rows": result.rows, **_landed(result)}
+
+
+def _landed(result) -> dict[str, Any]:
+    """The days and reference tables an ingest wrote (what its lineage names)."""
+    return {"landed": result.partitions, "references": result.reference_tables}
 
 
 def build(settings: Settings, start: dt.date | None, end: dt.date | None) -> str:
@@ -141,9 +146,14 @@ def ingest_range(settings: Settings, start: dt.date, end: dt.date) -> dict[str, 
     first_day_to_run(settings, start, end)  # refuse at once a range a later model would score
     first, _ = replay_window(settings, start, end)
     history = first - dt.timedelta(days=settings.feature_lookback_days)
-    land(settings, history, start - dt.timedelta(days=1), history=True)
-    result = land(settings, start, end)
-    return {"start": start.isoformat(), "end": end.isoformat(), "rows": result.rows}
+    result = land(settings, history, start - dt.timedelta(days=1), history=True)
+    result += land(settings, start, end)
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "rows": result.rows,
+        **_landed(result),
+    }
 
 
 def replay_days(
@@ -160,8 +170,10 @@ def replay_days(
 
     A day whose retraining decision is recorded has been run (by a replay or a daily run)
     and is skipped, so a retried or repeated replay resumes at its first day not run
-    (training first if the day before fired and its model is missing). With no champion
-    serving, a first model is trained as of that day.
+    (training first if the day before fired and its model is missing). With no model
+    trained yet, a first model is trained as of that day; one that fails the gate leaves
+    the heuristic baseline serving as champion (:mod:`ml.retraining`) until a later
+    training passes.
 
     ``progress`` gets one line per day (and per training); the summaries of the days run
     are returned.
@@ -186,9 +198,9 @@ def replay_days(
     if _decided(settings, before) and _fired(settings, before) and not trained_before:
         trained = train(settings, before, progress)
         progress(_trained_line(before, trained, "the policy fired"))
-    if registry.get_alias(settings, "champion") is None:
+    if not versions:
         trained = train(settings, first, progress)
-        progress(_trained_line(first, trained, "no champion is serving"))
+        progress(_trained_line(first, trained, "no model has been trained"))
     summaries = []
     for number, day in enumerate(days, 1):
         if day < first:
@@ -338,7 +350,7 @@ def ingest_history(settings: Settings, as_of: dt.date) -> dict[str, Any]:
     result = land(
         settings, first - dt.timedelta(days=settings.feature_lookback_days), last, history=True
     )
-    return {"as_of": as_of.isoformat(), "rows": result.rows}
+    return {"as_of": as_of.isoformat(), "rows": result.rows, **_landed(result)}
 
 
 def train(

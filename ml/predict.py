@@ -162,7 +162,11 @@ def _load_models(settings: Settings) -> tuple[dict[str, tuple[str, Any, dict]], 
         return {}, {"champion": str(exc)}
     loaded, unusable = {}, {}
     if aliases.get("champion") is None:
-        unusable["champion"] = "no champion model is registered (run `ml train --as-of D`)"
+        unusable["champion"] = (
+            "no model has passed the promotion gate yet: the heuristic baseline is the champion"
+            if registry.list_versions(settings)
+            else "no model is registered (run `ml train --as-of D`)"
+        )
     for role in registry.ALIASES:
         version = aliases.get(role)
         if version is None or (role == "challenger" and version == aliases.get("champion")):
@@ -199,11 +203,7 @@ def predict(settings: Settings, day: dt.date) -> PredictionResult:
             ) from exc
         versions["champion"] = version
     else:
-        log.warning(
-            "!!! champion unusable, scoring %s with the heuristic baseline: %s",
-            day,
-            unusable["champion"],
-        )
+        log.warning("scoring %s with the heuristic baseline: %s", day, unusable["champion"])
         parts.append(_fallback(settings, frame))
         versions["champion"] = FALLBACK_VERSION
     if "challenger" in loaded:

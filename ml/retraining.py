@@ -10,6 +10,11 @@ Three rules, each configured (``ML_RETRAIN_*``), any one of which fires:
   matured, the champion's realized log loss exceeded its holdout log loss by more than
   ``retrain_degradation_margin``.
 
+With no model trained yet, the policy fires (``no model has been trained``). A registry
+whose models all failed the gate serves the heuristic baseline as its champion
+(:data:`ml.predict.FALLBACK_VERSION`): the schedule rule then trains the next model, and
+the drift and degradation rules, which watch a model, wait for one to pass.
+
 A streak that began on or before the latest training has already been acted on and does
 not fire again. When no rule fires, the decision says why each streak under way did not
 (too short, or already acted on). Every decision, fired or not, is a row of ``retraining_decisions``
@@ -99,8 +104,11 @@ def decide(settings: Settings, day: dt.date) -> RetrainingDecision:
     held: list[str] = []
     details: dict = {}
     drift_streak = degradation_streak = 0
-    if champion is None:
-        reasons.append("no champion model is registered")
+    if champion is None and last_training is not None:
+        held.append(
+            "no model has passed the promotion gate: the heuristic baseline serves until "
+            "the next training"
+        )
     if last_training is None:
         reasons.append("no model has been trained")
     else:

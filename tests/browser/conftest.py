@@ -31,20 +31,29 @@ from tests.conftest import REPO, built_once, make_settings, run_daily_steps
 
 # Two daily runs with a second version trained between them: predictions, monitoring,
 # drift and validation pages of two days, a champion and a challenger (or two champions
-# in turn, as the gate decides), and two backtests with their grid.
+# in turn, as the gate decides), and two backtests with their grid; before them, a day
+# served by the heuristic, run with the aliases cleared (and set back after).
 DAYS = (dt.date(2013, 3, 16), dt.date(2013, 3, 17))
+HEURISTIC_DAY = dt.date(2013, 3, 15)
 BACKTEST = (dt.date(2013, 3, 6), dt.date(2013, 3, 19))
 
 
 def build_pages(trained_data: Path, data_dir: Path) -> None:
     """``data_dir``: a copy of the trained folder with every page of the pipeline written
     by the pipeline's own steps (dbt docs included)."""
+    from ml import registry
     from ml.backtest import make_spec, run_backtest
     from ml.backtest_report import write_grid_report, write_run_report
     from ml.train import train
 
     shutil.copytree(trained_data, data_dir)
     settings = make_settings(data_dir, dbt_docs=True)
+    aliases = registry.read_aliases(settings)
+    for alias in aliases:
+        registry.clear_alias(settings, alias, reason="pages of a day before any model passed")
+    run_daily_steps(settings, HEURISTIC_DAY)
+    for alias, version in aliases.items():
+        registry.set_alias(settings, alias, version, reason="set back after that day")
     run_daily_steps(settings, DAYS[0])
     train(settings, DAYS[1])
     run_daily_steps(settings, DAYS[1])

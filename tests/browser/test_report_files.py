@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from tests.browser.conftest import HEURISTIC_DAY
 from tests.browser.pages import links, report, visit
 
 pytestmark = pytest.mark.e2e
@@ -29,6 +30,9 @@ def test_every_page_on_disk_opens_sound_from_a_file_url(site_data, open_context,
     kinds = {p.parent.name for p in pages}
     assert {"drift", "validation", "backtest", "dbt"} <= kinds, kinds
     assert sum(p.name == "model_card.html" for p in pages) >= 2
+    # a day served by the heuristic, before any model passed the gate: no drift tested
+    heuristic = site_data / "reports" / "drift" / f"drift_{HEURISTIC_DAY}.html"
+    assert "No model has passed the promotion gate" in heuristic.read_text()
     context, watch = open_context(site_data.as_uri())
     page = context.new_page()
     broken = {}

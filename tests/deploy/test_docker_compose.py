@@ -152,11 +152,7 @@ def test_lineage_goes_to_the_data_volume_and_the_marquez_profile_can_take_it(com
     for name in AIRFLOW_SERVICES:
         env = services[name]["environment"]
         transport = json.loads(env["AIRFLOW__OPENLINEAGE__TRANSPORT"])
-        assert transport == {
-            "type": "file",
-            "log_file_path": f"{DATA_DIR}/lineage/openlineage.jsonl",
-            "append": True,
-        }, name
+        assert transport == {"type": "ml.lineage.DailyFiles", "folder": f"{DATA_DIR}/lineage"}, name
         assert env["OPENLINEAGE_URL"] == "${OPENLINEAGE_URL:-}", name
     assert "mkdir -p /opt/airflow/data/lineage" in " ".join(services["airflow-init"]["command"])
     for name in MARQUEZ:

@@ -48,14 +48,14 @@ def metadata_env(airflow_home: Path) -> dict[str, str]:
 
 
 def lineage_env(data_dir: Path) -> dict[str, str]:
-    """Airflow's OpenLineage provider writing to the data folder's events file, as `make`
+    """Airflow's OpenLineage provider writing to the data folder's events files, as `make`
     configures it."""
-    events = data_dir / "lineage" / "openlineage.jsonl"
-    events.parent.mkdir(parents=True, exist_ok=True)
+    folder = data_dir / "lineage"
+    folder.mkdir(parents=True, exist_ok=True)
     return {
         "AIRFLOW__OPENLINEAGE__NAMESPACE": "flights",
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
-            {"type": "file", "log_file_path": str(events), "append": True}
+            {"type": "ml.lineage.DailyFiles", "folder": str(folder)}
         ),
     }
 

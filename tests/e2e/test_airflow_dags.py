@@ -183,7 +183,8 @@ def _check_lineage(env: dict[str, str], data: Path, versions: set[str]) -> None:
     assert not {name for name in raw if name.endswith(f"flight_date={DAY + dt.timedelta(days=1)}")}
     assert {Path(s).name for s in found["sources"]} >= {"flights.csv.zip", "weather.csv"}
     # each task's events are Airflow's own: a parent run (the DAG run) and a COMPLETE
-    events = [json.loads(line) for line in (data / "lineage" / "openlineage.jsonl").open()]
+    files = sorted((data / "lineage").glob("openlineage-*.jsonl"))
+    events = [json.loads(line) for path in files for line in path.open()]
     predict = [e for e in events if e["run"]["runId"] == found["runs"][0]["run_id"]]
     assert {e["eventType"] for e in predict} >= {"START", "COMPLETE"}
     assert predict[-1]["run"]["facets"]["parent"]["job"]["name"] == "flights_daily"

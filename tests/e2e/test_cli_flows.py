@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import httpx
+import jwt
 import pandas as pd
 import pytest
 from markupsafe import escape
@@ -215,12 +216,30 @@ def test_the_ml_view_needs_the_ui_login_and_shows_models_reports_and_predictions
     assert browser.status_code == 303, browser.text
     assert browser.headers["location"].startswith("/auth/login")
     assert "next=" in browser.headers["location"]
+    # A token cookie that is no login, forged or signed with another key, sends a browser
+    # to the login page too (the real API server answers such tokens 403), and HEAD is
+    # answered as GET without a body.
+    bad_signature = jwt.encode({"sub": "admin", "exp": 4102444800}, "not the server's key")
+    for token in ("forged", bad_signature):
+        browser = httpx.get(f"{base}/", headers={"accept": "text/html"}, cookies={"_token": token})
+        assert browser.status_code == 303, (token, browser.status_code, browser.text[:200])
+        assert browser.headers["location"].startswith("/auth/login")
 
     # The UI keeps the user's token in the `_token` cookie; the view accepts it as the
     # rest of the API server does.
     with httpx.Client(cookies={"_token": standalone.token()}, timeout=60) as client:
         overview = client.get(f"{base}/")
         assert overview.status_code == 200, overview.text
+        for path in (
+            "/",
+            f"/predictions?date={TRIGGERED}",
+            f"/reports/drift/drift_{TRIGGERED}.html",
+        ):
+            head, got = client.head(f"{base}{path}"), client.get(f"{base}{path}")
+            assert head.status_code == got.status_code != 405, (path, head.status_code)
+            assert (
+                head.content == b"" and head.headers["content-type"] == got.headers["content-type"]
+            )
         settings = make_settings(Path(standalone.env["ML_DATA_DIR"]))
         champion = registry.get_alias(settings, "champion")
         assert f"champion: <a href='models/{champion}'>{champion}</a>" in overview.text

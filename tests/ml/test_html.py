@@ -107,6 +107,16 @@ def test_a_line_chart_writes_dates_as_dates_and_has_a_legend_and_a_y_axis():
     assert not any(re.search(r"\d\d:\d\d|T00|2013-", t) for t in texts)
 
 
+def test_a_line_chart_of_one_value_puts_its_ticks_around_it():
+    """A first day's history is one point: its axis brackets the value (a scale whose
+    domain is one point labelled an AUC of 0.632 as "1")."""
+    svg = charts.lines(
+        ["2013-03-15"], {"estimated AUC": [0.632], "realized AUC": [None]}, y_title="AUC"
+    )
+    ticks = [float(t) for t in _chart_texts(svg) if re.fullmatch(r"\d+(\.\d+)?", t)]
+    assert len(ticks) >= 2 and min(ticks) < 0.632 < max(ticks) <= 0.7, ticks
+
+
 def test_charts_are_offline_deterministic_and_self_contained():
     make = lambda: charts.calibration(  # noqa: E731
         [

@@ -1,4 +1,4 @@
-"""ml.lineage.trace: from a day's predictions back through the OpenLineage events file.
+"""ml.lineage.trace: from a day's predictions back through the OpenLineage events files.
 
 The events here are written by hand in the shape Airflow's provider writes them; the
 end-to-end test (tests/e2e/test_airflow_dags.py) reads the ones the real DAG writes.
@@ -13,7 +13,7 @@ import pytest
 
 from ml.cli import main
 from ml.errors import DataError
-from ml.lineage import events_file, trace
+from ml.lineage import LEGACY_EVENTS, events_file, events_folder, trace
 
 DAY = dt.date(2013, 3, 15)
 
@@ -30,12 +30,17 @@ def _event(job: str, run: str, time: str, inputs, outputs, kind="COMPLETE") -> d
 
 
 def _write(settings, events, garbage: str | None = None) -> None:
-    path = events_file(settings)
-    path.parent.mkdir(parents=True)
-    lines = [json.dumps(e) for e in events]
+    """The events in the files of their days, as ml.lineage.DailyFiles writes them; the
+    ``garbage`` line second in the first file."""
+    by_day: dict[str, list[str]] = {}
+    for event in events:
+        by_day.setdefault(event["eventTime"][:10], []).append(json.dumps(event))
     if garbage is not None:
-        lines.insert(1, garbage)
-    path.write_text("\n".join(lines) + "\n")
+        by_day[min(by_day)].insert(1, garbage)
+    for day, lines in by_day.items():
+        path = events_file(settings, dt.date.fromisoformat(day))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n")
 
 
 def test_trace_follows_the_newest_writer_of_each_dataset_back_to_the_sources(
@@ -99,6 +104,7 @@ def test_trace_follows_the_newest_writer_of_each_dataset_back_to_the_sources(
     shown = capsys.readouterr().out
     assert "model versions: 20130315-lightgbm-1f977c54" in shown
     assert f"    {raw}" in shown and "flights_daily.ingest  (run i1)" in shown
+    assert "events files read, newest first: 3 (openlineage-2026-01-02.jsonl to" in shown
     assert main(["lineage", "--date", DAY.isoformat(), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == found
 
@@ -108,3 +114,117 @@ def test_a_day_no_run_has_written_is_one_line_that_says_how_to_record_it(setting
         DataError, match=r"no completed run wrote .*flight_date=2013-03-15.*flights_daily"
     ):
         trace(settings, DAY)
+
+
+def test_trace_reads_the_day_files_newest_first_and_only_as_far_as_it_needs(settings):
+    """A year of older files and a file of the earlier layout are left unread when the
+    runs behind a day's predictions are all in the last days' files."""
+    paths = settings.paths
+    source = settings.data_dir.parent / "flights.csv.zip"
+    raw = paths.raw_partition("flights", DAY).parent
+    features = paths.mart_partition_dir("flight_features", DAY)
+    model = paths.model_version("20130315-lightgbm-1f977c54")
+    predictions = paths.predictions_partition(DAY).parent
+    _write(
+        settings,
+        [
+            _event("flights_daily.ingest", "i1", "2026-01-09T00:00:00+00:00", [source], [raw]),
+            _event("flights_daily.publish", "p1", "2026-01-10T00:02:00+00:00", [raw], [features]),
+            _event(
+                "flights_daily.predict",
+                "n1",
+                "2026-01-10T00:03:00+00:00",
+                [features, model],
+                [predictions],
+            ),
+            # older days: earlier runs of the same datasets, never the newest
+            *[
+                _event(
+                    "flights_daily.ingest",
+                    f"old{n}",
+                    f"2025-{m:02d}-01T00:00:00+00:00",
+                    [source],
+                    [raw],
+                )
+                for n, m in enumerate(range(1, 13))
+            ],
+        ],
+    )
+    (events_folder(settings) / LEGACY_EVENTS).write_text(
+        json.dumps(
+            _event("flights_daily.ingest", "legacy", "2024-01-01T00:00:00+00:00", [source], [raw])
+        )
+        + "\n"
+    )
+
+    found = trace(settings, DAY)
+
+    assert [r["run_id"] for r in found["runs"]] == ["n1", "p1", "i1"]
+    # a model version is a leaf: no recorded step names its writer
+    assert found["model_versions"] == [model.name]
+    assert found["events_files_read"] == [
+        "openlineage-2026-01-10.jsonl",
+        "openlineage-2026-01-09.jsonl",
+    ]
+
+
+def test_the_transport_airflow_is_given_writes_each_event_to_its_utc_day(settings):
+    """The provider builds its transport from AIRFLOW__OPENLINEAGE__TRANSPORT through the
+    client's factory: the dotted name the Makefile and docker-compose give."""
+    from openlineage.client import OpenLineageClient
+    from openlineage.client.event_v2 import Job, Run, RunEvent, RunState
+
+    folder = events_folder(settings)
+    client = OpenLineageClient(
+        config={"transport": {"type": "ml.lineage.DailyFiles", "folder": str(folder)}}
+    )
+    times = {
+        "a": "2026-01-01T23:59:59.500000+00:00",
+        "b": "2026-01-01T20:30:00-05:00",  # 01:30 on the 2nd in UTC
+        "c": "2026-01-02T08:00:00Z",
+    }
+    for run, moment in times.items():
+        client.emit(
+            RunEvent(
+                eventType=RunState.COMPLETE,
+                eventTime=moment,
+                run=Run(runId=f"01941f29-7c00-7000-8000-00000000000{ord(run) - 96}"),
+                job=Job(namespace="flights", name=f"job-{run}"),
+            )
+        )
+
+    def jobs(day: str) -> list[str]:
+        path = folder / f"openlineage-{day}.jsonl"
+        return [json.loads(line)["job"]["name"] for line in path.read_text().splitlines()]
+
+    assert jobs("2026-01-01") == ["job-a"]
+    assert jobs("2026-01-02") == ["job-b", "job-c"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "openlineage-2026-01-01.jsonl",
+        "openlineage-2026-01-02.jsonl",
+    ]
+
+
+def test_an_ingest_names_every_partition_it_wrote_the_history_it_landed_included(settings):
+    """The days a daily ingest, the training DAG's or the replay's landed (their result),
+    so that every raw partition's writer is on record."""
+    from ml.ingest import IngestResult
+    from ml.lineage import step_datasets
+
+    history = IngestResult({"flights": ["2013-03-13"], "weather": ["2013-03-13"]}, [], {})
+    today = IngestResult(
+        {"flights": ["2013-03-15"], "weather": ["2013-03-15"]}, ["planes"], {"flights": 9}
+    )
+    both = history + today
+    landed = {"landed": both.partitions, "references": both.reference_tables}
+
+    _, outputs = step_datasets(settings, "ingest", DAY, landed)
+
+    raw = settings.paths.raw
+    assert sorted(p.relative_to(raw).as_posix() for p in outputs) == [
+        "flights/flight_date=2013-03-13",
+        "flights/flight_date=2013-03-15",
+        "planes",
+        "weather/flight_date=2013-03-13",
+        "weather/flight_date=2013-03-15",
+    ]
