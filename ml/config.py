@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from ml import thread_budget
 from ml.errors import ConfigError
 from ml.paths import Paths
 
@@ -54,6 +55,7 @@ class Settings:
     boosting_early_stopping_rounds: int
     train_backend: str
     dask_scheduler: str
+    threads: str
     backtest_candidates: tuple[str, ...]
     random_state: int
     # algorithm -> its hyperparameters (read-only mappings), one entry per algorithm of
@@ -94,6 +96,11 @@ class Settings:
             dt.date.fromisoformat(str(v)) if v else None
             for v in (self.source_first_day, self.source_last_day)
         )
+
+    @property
+    def cpu_threads(self) -> int:
+        """The threads each library may start (the ``threads`` setting resolved)."""
+        return thread_budget(self.threads)
 
     @property
     def paths(self) -> Paths:
@@ -227,6 +234,11 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         strange = [name for name in values[key] if name not in algorithms]
         if strange:
             raise ConfigError(f"{key} {strange}: expected some of {algorithms}")
+    values["threads"] = str(values["threads"])
+    try:
+        thread_budget(values["threads"])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if values["train_backend"] not in TRAIN_BACKENDS:
         raise ConfigError(
             f"train_backend {values['train_backend']!r}: expected one of {TRAIN_BACKENDS}"

@@ -20,7 +20,7 @@ import pandas as pd
 from ml.config import Settings
 from ml.dates import window_label
 from ml.errors import ConfigError, DataError, LeakageError
-from ml.io import has_files, partitions_relation, reading
+from ml.io import duckdb_connect, has_files, partitions_relation, reading
 from ml.paths import Paths
 
 LABEL = "is_delayed"
@@ -148,8 +148,6 @@ def load_features(
     Raises:
         DataError: The mart does not exist or has no rows in the range.
     """
-    import duckdb
-
     paths = settings.paths
     source, relation = _relation(settings, start, end, built)
     lower = start or dt.date.min
@@ -167,7 +165,7 @@ def load_features(
             "using (flight_id)"
         )
     hint = "rebuild those days with `ml transform --start D --end D`"
-    with reading(source, hint), duckdb.connect() as con:
+    with reading(source, hint), duckdb_connect() as con:
         frame = con.execute(
             f"select * from {relation} {join} where flight_date between ? and ? "
             "order by flight_date, sched_dep_at, flight_id",

@@ -177,6 +177,16 @@ def partitions_relation(files: str, partition: str = "flight_date") -> str:
     )
 
 
+def duckdb_connect(database: str | Path = ":memory:", read_only: bool = False):
+    """A DuckDB connection with as many threads as the package's thread budget
+    (:func:`ml.thread_budget`, ``ML_THREADS``), not one per core of the machine."""
+    import duckdb
+
+    from ml import thread_budget
+
+    return duckdb.connect(str(database), read_only=read_only, config={"threads": thread_budget()})
+
+
 def read_partitions(
     files: str, sql: str, params: list, partition: str = "flight_date", *, hint: str | None = None
 ) -> pd.DataFrame | None:
@@ -186,12 +196,10 @@ def read_partitions(
     directly, not the warehouse file, so it never waits for the catalog's writer; a
     damaged file is a :class:`DataError` naming it and ``hint`` (what rebuilds it).
     """
-    import duckdb
-
     if not has_files(files):
         return None
     hint = hint or "re-run the step that writes it for the days concerned"
-    with reading(files, hint), duckdb.connect() as con:
+    with reading(files, hint), duckdb_connect() as con:
         return con.execute(
             sql.replace("{files}", partitions_relation(files, partition)), params
         ).df()

@@ -20,7 +20,7 @@ import pandas as pd
 from ml.config import Settings
 from ml.dates import LOCAL_TZ
 from ml.errors import DataError, MLError
-from ml.io import read_json, read_json_lines, reading
+from ml.io import duckdb_connect, read_json, read_json_lines, reading
 from ml.paths import partition_days
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,9 @@ def riskiest_flights(
     Raises:
         DataError: No partition for the day, or an unreadable one (the file is named).
     """
-    import duckdb
-
     path, hint = _partition(settings, day)
     where, params = ("where model_role = ?", [role]) if role else ("", [])
-    with reading(path, hint), duckdb.connect() as con:
+    with reading(path, hint), duckdb_connect() as con:
         frame = con.execute(
             f"select {', '.join(SHOWN_COLUMNS)} from read_parquet(?) {where} "
             "order by p_delayed desc, flight_id limit ?",
@@ -73,10 +71,8 @@ def riskiest_flights(
 
 def risk_bands(settings: Settings, day: dt.date, *, role: str = "champion") -> pd.DataFrame:
     """Flights and mean ``p_delayed`` per risk band of one model role, riskiest band first."""
-    import duckdb
-
     path, hint = _partition(settings, day)
-    with reading(path, hint), duckdb.connect() as con:
+    with reading(path, hint), duckdb_connect() as con:
         return con.execute(
             "select risk_band, count(*) as flights, avg(p_delayed) as mean_p_delayed "
             "from read_parquet(?) where model_role = ? group by 1 order by 3 desc",
@@ -246,10 +242,8 @@ MONITORING_HINT = "run `ml monitor --date D` for a day first: it adds the monito
 def _monitoring_views(settings: Settings) -> Iterator[Any]:
     """The warehouse opened read-only for its monitoring views; a failure to read them is
     a :class:`DataError` that names the file and what to run."""
-    import duckdb
-
     warehouse = settings.paths.warehouse
-    with reading(warehouse, MONITORING_HINT), duckdb.connect(str(warehouse), read_only=True) as con:
+    with reading(warehouse, MONITORING_HINT), duckdb_connect(warehouse, read_only=True) as con:
         yield con
 
 
@@ -258,7 +252,6 @@ def daily_monitoring(settings: Settings, days: list[dt.date]) -> list[dict[str, 
     champion's rows and ``p_delayed`` range, drifted series, estimated AUC and log loss,
     the retraining decision, and the performance realized on that day once its labels
     matured (None before)."""
-
     with _monitoring_views(settings) as con:
         cursor = con.execute(
             """
@@ -449,7 +442,6 @@ def performance_by_day(settings: Settings, days: list[dt.date]) -> dict[str, dic
     kind (``estimated``: from its scores on the day; ``realized``: once the labels
     matured), the lists ``log_loss``, ``auc`` and ``prior_log_loss`` (the prior rate's),
     one value per day of ``days`` (None where not known)."""
-
     with _monitoring_views(settings) as con:
         rows = con.execute(
             "select kind, flight_date, log_loss, auc, prior_log_loss from monitoring_performance "
@@ -472,7 +464,6 @@ def drift_scores(settings: Settings, days: list[dt.date]) -> pd.DataFrame:
     """The drift checks of ``days``, from the warehouse (read-only): one row per day and
     series, with the larger calibrated score ``z`` of its horizons (the day, the trailing
     week) and ``is_drifted`` where either drifted."""
-
     with _monitoring_views(settings) as con:
         return con.execute(
             "select flight_date, feature, max(z) as z, bool_or(is_drifted) as is_drifted "

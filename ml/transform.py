@@ -55,9 +55,11 @@ log = logging.getLogger(__name__)
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
-    """The environment dbt runs with: the data folder and no telemetry."""
+    """The environment dbt runs with: the data folder, DuckDB's threads (the thread
+    budget) and no telemetry."""
     env = dict(os.environ)
     env["ML_DATA_DIR"] = str(settings.data_dir)
+    env["DUCKDB_THREADS"] = str(settings.cpu_threads)
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     env.setdefault("DBT_PARTIAL_PARSE", "true")
     return env

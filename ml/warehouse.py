@@ -20,6 +20,7 @@ from ml.config import Settings
 from ml.errors import StorageError
 from ml.io import (
     atomic_path,
+    duckdb_connect,
     file_lock,
     has_files,
     partitions_relation,
@@ -95,7 +96,7 @@ def catalog_views(path: Path) -> dict[str, str] | None:
     if not path.exists():
         return None
     try:
-        with duckdb.connect(str(path), read_only=True) as con:
+        with duckdb_connect(path, read_only=True) as con:
             rows = con.execute(f"select name, sql from {CATALOG_TABLE}").fetchall()
     except duckdb.Error:
         return None
@@ -108,7 +109,7 @@ def _build_catalog(path: Path, views: dict[str, str]) -> None:
     with atomic_path(path) as tmp:
         tmp.unlink()  # DuckDB creates the file; an empty one is not a database
         try:
-            with duckdb.connect(str(tmp)) as con:
+            with duckdb_connect(tmp) as con:
                 for name, sql in views.items():
                     con.execute(f"create view {name} as {sql}")
                 con.execute(f"create table {CATALOG_TABLE} (name varchar primary key, sql varchar)")
@@ -120,6 +121,4 @@ def _build_catalog(path: Path, views: dict[str, str]) -> None:
 
 def connect_readonly(settings: Settings):
     """Open the warehouse read-only, as users and reports do."""
-    import duckdb
-
-    return duckdb.connect(str(settings.paths.warehouse), read_only=True)
+    return duckdb_connect(settings.paths.warehouse, read_only=True)

@@ -37,12 +37,49 @@ for key in [k for k in os.environ if k.startswith(_OWN)]:
     # tests pass settings explicitly, and point lineage and the metadata database at their
     # own folders (`make test` exports the Makefile's, which name the repository's)
     del os.environ[key]
+# Each test worker takes its share of the CPUs, as each of Celery's worker slots should
+# (ML_THREADS, see ml/__init__.py): set before the package is imported, and inherited by
+# the Airflow processes the end-to-end tests start.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+os.environ["ML_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // WORKERS))
+
+
+# What the fast tier (`make test-fast`, ``-m fast``) leaves out: the folders of tests that
+# run dbt, Airflow, a browser or the whole year's files, and the fixtures that land, build
+# or train the real data, or start a cluster or a server. Every other test works on
+# frames and folders it makes itself, in memory or in its temporary folder.
+SLOW_FOLDERS = ("browser", "dags", "data", "dbt", "deploy", "e2e")
+SLOW_FIXTURES = {
+    "algorithms_copy",
+    "api_server",
+    "backtested",
+    "built_copy",
+    "built_data",
+    "clean_landing",
+    "clean_source",
+    "cluster",
+    "every_algorithm",
+    "landing_copy",
+    "package_source",
+    "predicted",
+    "published",
+    "reader",
+    "site_data",
+    "trained_copy",
+    "trained_data",
+    "view",
+}
 
 
 def pytest_collection_modifyitems(config, items):
-    """The end-to-end modules first: under ``make test``'s workers (pytest-xdist, one
-    module per worker at a time), the longest units start first and the short ones fill
-    in around them."""
+    """Mark the fast tier's tests ``fast``; then the end-to-end modules first: under
+    ``make test``'s workers (pytest-xdist, one module per worker at a time), the longest
+    units start first and the short ones fill in around them."""
+    for item in items:
+        folder = Path(item.fspath).relative_to(REPO / "tests").parts[0]
+        slow = folder in SLOW_FOLDERS or SLOW_FIXTURES & set(item.fixturenames)
+        if not slow and item.get_closest_marker("e2e") is None:
+            item.add_marker(pytest.mark.fast)
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
 
 
@@ -87,7 +124,12 @@ def make_settings(data_dir: Path, **overrides):
 
     # The dbt docs cost a build about 10 s: written where a test asks for them, and by
     # the end-to-end tests (their processes read the defaults).
-    defaults = {"train_window_days": 30, "validation_days": 7, "dbt_docs": False}
+    defaults = {
+        "train_window_days": 30,
+        "validation_days": 7,
+        "dbt_docs": False,
+        "threads": os.environ["ML_THREADS"],
+    }
     defaults.update(overrides)
     return load_settings(env={}, data_dir=data_dir, **defaults)
 

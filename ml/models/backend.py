@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
-import os
 import warnings
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -96,7 +95,7 @@ def training_backend(settings: Settings) -> Iterator[None]:
         else:
             cluster = stack.enter_context(
                 LocalCluster(
-                    n_workers=os.cpu_count() or 1,
+                    n_workers=settings.cpu_threads,
                     threads_per_worker=1,
                     # a daemonic process (a Celery worker's child) cannot start processes
                     processes=not multiprocessing.current_process().daemon,

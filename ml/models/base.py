@@ -93,6 +93,10 @@ class BaseClassifier(BaseEstimator):
         spec: The features the model reads.
         params: The library's parameters; ``None`` takes those in ``ml/defaults.yaml``.
         random_state: The seed (``None``: the library's own default).
+        n_jobs: The threads a fit may start (``None``: the library's default, which
+            the package sizes when it is imported; see :mod:`ml`). A property of the
+            run, not of the model: it is not one of ``params``, and the model learned is
+            the same for any count.
     """
 
     algorithm: ClassVar[str]
@@ -102,22 +106,27 @@ class BaseClassifier(BaseEstimator):
         spec: FeatureSpec,
         params: Mapping[str, Any] | None = None,
         random_state: int | None = None,
+        n_jobs: int | None = None,
     ) -> None:
         self.spec = spec
         self.params = params
         self.random_state = random_state
+        self.n_jobs = n_jobs
 
     @classmethod
     def from_settings(
         cls, settings: Settings, spec: FeatureSpec, params: Mapping[str, Any] | None = None
     ) -> Self:
         """An unfitted classifier over ``spec``: the settings' parameters for this algorithm
-        updated by ``params``, seeded with ``settings.random_state``."""
-        return cls(
+        updated by ``params``, seeded with ``settings.random_state``, fitting with
+        ``settings.cpu_threads`` threads."""
+        model = cls(
             spec=spec,
             params={**settings.model_params.get(cls.algorithm, {}), **(params or {})},
             random_state=settings.random_state,
         )
+        model.n_jobs = settings.cpu_threads
+        return model
 
     def resolved_params(self) -> dict[str, Any]:
         """The parameters used: ``params``, or the package's defaults."""

@@ -40,16 +40,19 @@ class BoostedClassifier(BaseClassifier):
 
     # The booster's file in a model folder, in the library's own format.
     artifact: ClassVar[str]
+    # The library's parameter for the threads of a fit (``n_jobs``, on this machine).
+    thread_param: ClassVar[str]
 
     def __init__(
         self,
         spec,
         params: Mapping[str, Any] | None = None,
         random_state: int | None = None,
+        n_jobs: int | None = None,
         max_rounds: int = 2000,
         early_stopping_rounds: int = 50,
     ) -> None:
-        super().__init__(spec, params, random_state)
+        super().__init__(spec, params, random_state, n_jobs)
         self.max_rounds = max_rounds
         self.early_stopping_rounds = early_stopping_rounds
 
@@ -66,6 +69,14 @@ class BoostedClassifier(BaseClassifier):
                 early_stopping_rounds=settings.boosting_early_stopping_rounds,
             )
         )
+
+    def local_params(self) -> dict[str, Any]:
+        """:meth:`resolved_params` with ``n_jobs`` as the library's thread count (unless
+        the parameters name one): what a fit in this process passes."""
+        params = self.resolved_params()
+        if self.n_jobs is not None:
+            params.setdefault(self.thread_param, self.n_jobs)
+        return params
 
     def _monotone_constraints(self, directions: list[int]) -> Any:
         """``directions`` (one per column) written as the library reads them."""

@@ -27,7 +27,7 @@ class HeuristicClassifier(BaseClassifier):
     Args:
         spec: The features it reads: :data:`HEURISTIC_SPEC`.
         params: Unused (the heuristic has no parameters); kept for the common signature.
-        random_state: Unused; stored with the model like every candidate's.
+        random_state, n_jobs: Unused; stored with the model like every candidate's.
         prior: The delay rate to use where the trailing rate is missing; ``None`` learns it
             at ``fit`` as the mean of ``y``. A baseline scored beside a model passes the
             model's fit-period rate here.
@@ -40,9 +40,10 @@ class HeuristicClassifier(BaseClassifier):
         spec: FeatureSpec = HEURISTIC_SPEC,
         params: Mapping[str, Any] | None = None,
         random_state: int | None = None,
+        n_jobs: int | None = None,
         prior: float | None = None,
     ) -> None:
-        super().__init__(spec, params, random_state)
+        super().__init__(spec, params, random_state, n_jobs)
         self.prior = prior
 
     @classmethod

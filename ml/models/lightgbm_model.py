@@ -18,6 +18,7 @@ class LightGBMClassifier(BoostedClassifier):
 
     algorithm = "lightgbm"
     artifact = "model.txt"
+    thread_param = "num_threads"
 
     def _monotone_constraints(self, directions: list[int]) -> list[int]:
         return directions
@@ -40,7 +41,7 @@ class LightGBMClassifier(BoostedClassifier):
             if stop_early
             else {}
         )
-        booster = lightgbm.train(self.resolved_params(), train_set, num_boost_round=rounds, **early)
+        booster = lightgbm.train(self.local_params(), train_set, num_boost_round=rounds, **early)
         return booster, int(booster.best_iteration) if stop_early else rounds
 
     def _train_dask(

@@ -46,6 +46,7 @@ class LogisticClassifier(BaseClassifier):
     def fit(self, frame, y, eval_frame=None, eval_y=None) -> Self:
         """Fit on ``frame``; the held-out rows are not used (no early stopping)."""
         from sklearn.linear_model import LogisticRegression
+        from threadpoolctl import threadpool_limits
 
         params = self.resolved_params()
         numeric = _numeric(frame, self.spec.numeric)
@@ -64,7 +65,8 @@ class LogisticClassifier(BaseClassifier):
         estimator = LogisticRegression(
             C=params["C"], max_iter=params["max_iter"], solver="newton-cholesky"
         )
-        estimator.fit(self._design(frame), np.asarray(y, dtype=int))
+        with threadpool_limits(limits=self.n_jobs):  # the BLAS's threads (None: as they are)
+            estimator.fit(self._design(frame), np.asarray(y, dtype=int))
         self.coef_ = estimator.coef_[0].astype(float)
         self.intercept_ = float(estimator.intercept_[0])
         return self

@@ -16,6 +16,7 @@ class XGBoostClassifier(BoostedClassifier):
 
     algorithm = "xgboost"
     artifact = "model.json"
+    thread_param = "nthread"
 
     def _monotone_constraints(self, directions: list[int]) -> str:
         return "(" + ",".join(str(d) for d in directions) + ")"
@@ -36,7 +37,7 @@ class XGBoostClassifier(BoostedClassifier):
             if stop_early
             else {}
         )
-        booster = xgboost.train(self.resolved_params(), dfit, num_boost_round=rounds, **early)
+        booster = xgboost.train(self.local_params(), dfit, num_boost_round=rounds, **early)
         # best_iteration counts from 0; the rounds to use count from 1
         return booster, int(booster.best_iteration) + 1 if stop_early else rounds
 

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from ml.models import (
     load_classifier,
     make_classifier,
 )
+from ml.models.backend import THREAD_PARAMS
 
 SPEC = FeatureSpec(("x", "origin_total_precip_in_1d", HEURISTIC_COLUMN), ("carrier",))
 # small data: let LightGBM split on leaves far smaller than its default
@@ -64,15 +66,21 @@ def settings(tmp_path):
 
 
 def _assert_same_file(written: Path, before: Path) -> None:
-    """The same bytes; for JSON, the same document with every float equal to 1e-12.
+    """The same bytes; for JSON, the same document with every float equal to 1e-12; in
+    both, but for the thread counts the fit was given (``n_jobs``, which the snapshot's
+    parameters held at 2: they do not change what is learned).
 
     A linear solver's last bits depend on the CPU's BLAS kernels (the logistic
     candidate's Newton-Cholesky steps), so a fit on another machine may differ there.
     """
     if before.suffix != ".json":
-        assert written.read_bytes() == before.read_bytes(), before.name
+        threads = re.compile(rb"^\[num_threads: \d+\]\n", re.MULTILINE)
+        assert threads.sub(b"", written.read_bytes()) == threads.sub(b"", before.read_bytes())
         return
     new, old = json.loads(written.read_text()), json.loads(before.read_text())
+    for document in (new, old):
+        for key in THREAD_PARAMS:
+            document.get("params", {}).pop(key, None)
     assert _without_floats(new) == _without_floats(old), before.name
     assert _floats(new) == pytest.approx(_floats(old), rel=1e-12, abs=1e-12), before.name
 
@@ -339,3 +347,22 @@ def test_the_boosted_models_take_their_rounds_from_the_settings(algorithm, tmp_p
     assert (model.max_rounds, model.early_stopping_rounds) == (7, 3)
     model.fit(frame.iloc[:2400], y[:2400], frame.iloc[2400:], y[2400:])
     assert 1 <= model.best_iteration_ <= 7
+
+
+@pytest.mark.parametrize("algorithm", ["logistic", "lightgbm", "xgboost"])
+def test_the_thread_count_is_the_settings_and_never_changes_what_is_learned(algorithm, tmp_path):
+    """``threads`` reaches the library as its thread count, stays out of the model's
+    parameters (and so of the version's name), and a fit on 1 thread learns what a fit
+    on 3 does, to the last bit."""
+    frame, y = _frame()
+    fitted = {}
+    for threads in ("1", "3"):
+        settings = load_settings(env={"ML_THREADS": threads}, data_dir=tmp_path / "data")
+        model = make_classifier(settings, algorithm, SPEC, SMALL_DATA.get(algorithm))
+        assert model.n_jobs == int(threads)
+        assert not set(THREAD_PARAMS) & set(model.resolved_params())
+        if algorithm != "logistic":
+            assert model.local_params()[model.thread_param] == int(threads)
+        fitted[threads] = model.fit(frame.iloc[:2400], y[:2400], frame.iloc[2400:], y[2400:])
+    held = frame.iloc[2400:]
+    np.testing.assert_array_equal(fitted["1"].predict_proba(held), fitted["3"].predict_proba(held))
