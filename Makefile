@@ -49,6 +49,7 @@ ENV_VARS := AIRFLOW_HOME ML_DATA_DIR AIRFLOW__CORE__DAGS_FOLDER AIRFLOW__CORE__P
 help:
 	@echo "make demo     set everything up and replay $(DEMO_START)..$(DEMO_END) through Airflow"
 	@echo "make test     set everything up and run the whole test suite"
+	@echo "make test-fast  the fast tier alone (no dbt, Airflow, browser or real data), about a minute"
 	@echo "make lint     ruff over the Python code, sqlfluff over the dbt models"
 	@echo "make airflow  start Airflow (standalone: scheduler, API server and UI on :8080)"
 	@echo "make env      print the environment; eval \"\$$(make -s env)\" to use airflow and ml by hand"
@@ -130,11 +131,16 @@ chromium:
 # stack, a replayed week) are built once; the session's data folders are shared.
 TEST_WORKERS ?= 2
 
+# The fast tier first (no dbt, Airflow, browser or real data: a broken metric is known in
+# seconds), then the rest.
+FAST_TIER := tests/ml tests/reliability tests/plugins
+
 test: airflow-init chromium
-	CHROMIUM_EXECUTABLE=$(CHROMIUM) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(MAKE) --no-print-directory test-fast
+	CHROMIUM_EXECUTABLE=$(CHROMIUM) $(BIN)/python -m pytest -m "not fast" -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not e2e"
+	$(BIN)/python -m pytest -m fast -n $(TEST_WORKERS) $(FAST_TIER)
 
 lint: install
 	$(BIN)/ruff check ml dags plugins tests benchmarks

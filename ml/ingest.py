@@ -61,12 +61,15 @@ class IngestResult:
     rows: dict[str, int] = field(default_factory=dict)
 
     def __add__(self, other: IngestResult) -> IngestResult:
-        """What two ingests wrote (``other``'s reference tables replace these)."""
+        """What two ingests wrote: the days of both, and the reference tables of
+        ``other`` where it wrote them again (their rows replace these, not add up)."""
         tables = {*self.partitions, *other.partitions}
+        rows = {t: self.rows.get(t, 0) + other.rows.get(t, 0) for t in {*self.rows, *other.rows}}
+        rows.update({t: other.rows[t] for t in other.reference_tables if t in other.rows})
         return IngestResult(
             {t: self.partitions.get(t, []) + other.partitions.get(t, []) for t in sorted(tables)},
             sorted({*self.reference_tables, *other.reference_tables}),
-            {t: self.rows.get(t, 0) + other.rows.get(t, 0) for t in {*self.rows, *other.rows}},
+            rows,
         )
 
 

@@ -28,6 +28,7 @@ A ``lineage/openlineage.jsonl`` of an earlier layout is read as the oldest file.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import re
@@ -35,14 +36,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import attr
-from openlineage.client.transport.transport import Config, Transport
-
 from ml.config import Settings
 from ml.dates import window_label
-from ml.ingest import DAILY_TABLES as RAW_TABLES
-from ml.ingest import REFERENCE_TABLES
-from ml.io import read_json_lines
 from ml.paths import PUBLISHED_MARTS
 
 log = logging.getLogger(__name__)
@@ -74,49 +69,63 @@ def event_files(folder: Path) -> list[Path]:
     return days + ([legacy] if legacy.exists() else [])
 
 
-@attr.define
-class DailyFilesConfig(Config):
-    """Where :class:`DailyFiles` writes: ``folder``, the data folder's ``lineage/``."""
+@functools.cache
+def _transport() -> tuple[type, type]:
+    """:class:`DailyFiles` and its config, defined on first use: they subclass the
+    OpenLineage client's, whose import (half a second) only the emitting processes pay,
+    and they already have it loaded."""
+    import attr
+    from openlineage.client.serde import Serde
+    from openlineage.client.transport.transport import Config, Transport
 
-    folder: str
+    @attr.define
+    class DailyFilesConfig(Config):
+        """Where :class:`DailyFiles` writes: ``folder``, the data folder's ``lineage/``."""
 
-    @classmethod
-    def from_dict(cls, params: dict[str, Any]) -> DailyFilesConfig:
-        if "folder" not in params:
-            raise RuntimeError("`folder` key not passed to DailyFilesConfig")
-        return cls(folder=str(params["folder"]))
+        folder: str
+
+        @classmethod
+        def from_dict(cls, params: dict[str, Any]) -> DailyFilesConfig:
+            if "folder" not in params:
+                raise RuntimeError("`folder` key not passed to DailyFilesConfig")
+            return cls(folder=str(params["folder"]))
+
+    class DailyFiles(Transport):
+        """An OpenLineage transport that appends each event, one line, to the file of the
+        day of its ``eventTime``, ``<folder>/openlineage-<YYYY-MM-DD>.jsonl``. Airflow's
+        provider takes it by its dotted name:
+        ``AIRFLOW__OPENLINEAGE__TRANSPORT='{"type": "ml.lineage.DailyFiles", "folder": ...}'``.
+        One ``write`` per line, in append mode, as the client's file transport does, so
+        that the tasks of several processes can share a file."""
+
+        kind = "ml_daily_files"
+        config_class = DailyFilesConfig
+
+        def __init__(self, config: DailyFilesConfig) -> None:
+            self.config = config
+
+        def emit(self, event: Any) -> None:
+            text = Serde.to_json(event)
+            day = _event_day(event.eventTime)
+            path = Path(self.config.folder) / f"{EVENTS_PREFIX}{day}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as file:
+                file.write(text + "\n")
+
+    DailyFiles.__module__ = DailyFilesConfig.__module__ = __name__
+    return DailyFiles, DailyFilesConfig
 
 
-class DailyFiles(Transport):
-    """An OpenLineage transport that appends each event, one line, to the file of the
-    day of its ``eventTime``, ``<folder>/openlineage-<YYYY-MM-DD>.jsonl``. Airflow's
-    provider takes it by its dotted name:
-    ``AIRFLOW__OPENLINEAGE__TRANSPORT='{"type": "ml.lineage.DailyFiles", "folder": ...}'``.
-    One ``write`` per line, in append mode, as the client's file transport does, so that
-    the tasks of several processes can share a file."""
-
-    kind = "ml_daily_files"
-    config_class = DailyFilesConfig
-
-    def __init__(self, config: DailyFilesConfig) -> None:
-        self.config = config
-
-    def emit(self, event: Any) -> None:
-        from openlineage.client.serde import Serde
-
-        text = Serde.to_json(event)
-        path = Path(self.config.folder) / f"{EVENTS_PREFIX}{_event_day(event.eventTime)}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as file:
-            file.write(text + "\n")
+def __getattr__(name: str) -> Any:
+    """``DailyFiles`` and ``DailyFilesConfig``, as ``ml.lineage.DailyFiles`` names them."""
+    if name in ("DailyFiles", "DailyFilesConfig"):
+        return {cls.__name__: cls for cls in _transport()}[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _event_day(moment: str) -> str:
     """The UTC day of an event's ``eventTime`` (every OpenLineage event has one)."""
-    parsed = dt.datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.UTC)
-    return parsed.date().isoformat()
+    return _moment(moment).astimezone(dt.UTC).date().isoformat()
 
 
 def partition(folder_file: Path) -> Path:
@@ -136,6 +145,9 @@ def step_datasets(
             wrote, and ``references``, the reference tables it wrote; ``predict``:
             ``versions``, role to version).
     """
+    from ml.ingest import DAILY_TABLES as RAW_TABLES
+    from ml.ingest import REFERENCE_TABLES
+
     paths = settings.paths
     if step == "ingest":
         from ml.ingest import source_dir, source_file
@@ -187,9 +199,8 @@ def client(settings: Settings):
 
     if os.environ.get("OPENLINEAGE_URL"):
         return OpenLineageClient()
-    return OpenLineageClient(
-        transport=DailyFiles(DailyFilesConfig(folder=str(events_folder(settings))))
-    )
+    daily, config = _transport()
+    return OpenLineageClient(transport=daily(config(folder=str(events_folder(settings)))))
 
 
 def emit_dbt_events(settings: Settings, project_dir: Path, target_path: Path) -> int:
@@ -270,6 +281,8 @@ def _source_folders(processor) -> dict[tuple[str, str], str]:
 def read_events(path: Path) -> list[dict[str, Any]]:
     """Every event of one events file; a line that is not an event is skipped, named
     (:func:`ml.io.read_json_lines`)."""
+    from ml.io import read_json_lines
+
     return read_json_lines(path, "OpenLineage event", _is_event)
 
 
@@ -308,16 +321,40 @@ class _Writers:
                 return None
 
     def start(self, event: dict[str, Any]) -> dt.datetime:
-        """When ``event``'s run started (its START event, if read; else the event's time)."""
-        return self.started.get(event["run"]["runId"], _moment(event["eventTime"]))
+        """When ``event``'s run started: its START event, read from the files of the days
+        before its end where needed (a run across midnight started in the day before's
+        file), as far back as ``START_WITHIN_DAYS``; else the event's own time."""
+        run_id, ended = event["run"]["runId"], _moment(event["eventTime"])
+        oldest = ended.astimezone(dt.UTC).date() - dt.timedelta(days=START_WITHIN_DAYS)
+        while run_id not in self.started and self.unread and _file_day(self.unread[0]) >= oldest:
+            self._more()
+        return self.started.get(run_id, ended)
+
+
+# How many days before its end a run's START is looked for (a task runs for minutes).
+START_WITHIN_DAYS = 2
+
+
+def _file_day(path: Path) -> dt.date:
+    """The day of an events file (the earlier layout's one file: before any)."""
+    stem = path.stem.removeprefix(EVENTS_PREFIX)
+    return dt.date.min if path.name == LEGACY_EVENTS else dt.date.fromisoformat(stem)
 
 
 def _moment(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text)
+    """An event's time, aware (a time without a zone is UTC, as the specification's are)."""
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def _is_event(entry: dict[str, Any]) -> bool:
-    return all(key in entry for key in ("eventType", "eventTime", "run", "job"))
+    if not all(key in entry for key in ("eventType", "eventTime", "run", "job")):
+        return False
+    try:
+        _moment(entry["eventTime"])
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _names(datasets: Iterable[dict[str, Any]]) -> list[str]:

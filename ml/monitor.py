@@ -283,7 +283,7 @@ def _heuristic_day(settings: Settings, day: dt.date) -> MonitorResult:
         "drifted_since": {},
         "series": [],
     }
-    log.info("drift %s: not tested, no model has passed the gate (the heuristic serves)", day)
+    log.info("drift %s: not tested, no model is champion (the heuristic serves)", day)
     return _publish(settings, day, summary, window)
 
 

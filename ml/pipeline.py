@@ -198,7 +198,7 @@ def replay_days(
     if _decided(settings, before) and _fired(settings, before) and not trained_before:
         trained = train(settings, before, progress)
         progress(_trained_line(before, trained, "the policy fired"))
-    if not versions:
+    if not registry.list_versions(settings):  # read again: the day before may have trained
         trained = train(settings, first, progress)
         progress(_trained_line(first, trained, "no model has been trained"))
     summaries = []

@@ -163,7 +163,8 @@ def _load_models(settings: Settings) -> tuple[dict[str, tuple[str, Any, dict]], 
     loaded, unusable = {}, {}
     if aliases.get("champion") is None:
         unusable["champion"] = (
-            "no model has passed the promotion gate yet: the heuristic baseline is the champion"
+            "no model is champion (none has passed the promotion gate, or the champion was "
+            "withdrawn): the heuristic baseline serves"
             if registry.list_versions(settings)
             else "no model is registered (run `ml train --as-of D`)"
         )

@@ -214,7 +214,7 @@ def recalibrate(settings: Settings, day: dt.date) -> dict[str, Any]:
     try:
         version = get_alias(settings, "champion")
         if version is None:
-            return {**summary, "reason": "no champion model is registered"}
+            return {**summary, "reason": "no model is champion: the heuristic baseline serves"}
         summary["version"] = version
         if not settings.recalibration_enabled:
             return {**summary, "reason": "recalibration is off (ML_RECALIBRATION_ENABLED)"}

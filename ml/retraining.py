@@ -106,8 +106,8 @@ def decide(settings: Settings, day: dt.date) -> RetrainingDecision:
     drift_streak = degradation_streak = 0
     if champion is None and last_training is not None:
         held.append(
-            "no model has passed the promotion gate: the heuristic baseline serves until "
-            "the next training"
+            "no model is champion (none has passed the promotion gate, or the champion was "
+            "withdrawn): the heuristic baseline serves until the next training"
         )
     if last_training is None:
         reasons.append("no model has been trained")

@@ -47,7 +47,6 @@ from ml.landing import (
     quarantine_staged,
     staged_sources,
 )
-from ml.lineage import emit_dbt_events
 from ml.paths import DBT_PROJECT_DIR, PART_FILE, PUBLISHED_MARTS, partition_days
 from ml.validate import validated_digests
 
@@ -219,6 +218,8 @@ def build(settings: Settings, start: dt.date | None = None, end: dt.date | None 
             raise TransformError(
                 f"dbt build of {label}: " + "; ".join(f["message"] for f in failures) + moved
             ) from exc
+        from ml.lineage import emit_dbt_events  # OpenLineage's client: only when a build ran
+
         emit_dbt_events(settings, DBT_PROJECT_DIR, paths.dbt_target)
         if settings.dbt_docs:
             _write_docs_if_changed(settings)

@@ -39,9 +39,15 @@ for key in [k for k in os.environ if k.startswith(_OWN)]:
     del os.environ[key]
 # Each test worker takes its share of the CPUs, as each of Celery's worker slots should
 # (ML_THREADS, see ml/__init__.py): set before the package is imported, and inherited by
-# the Airflow processes the end-to-end tests start.
+# the Airflow processes the end-to-end tests start; PYTEST_ML_THREADS, if set, wins.
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-os.environ["ML_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // WORKERS))
+_THREADS = os.environ.get("PYTEST_ML_THREADS")
+if _THREADS is None:
+    import ml  # its import sets the libraries' pools from the CPUs: set them again below
+
+    _THREADS = str(max(1, ml.available_cpus() // WORKERS))
+for _key in ("ML_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "POLARS_MAX_THREADS"):
+    os.environ[_key] = _THREADS
 
 
 # What the fast tier (`make test-fast`, ``-m fast``) leaves out: the folders of tests that
@@ -78,7 +84,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         folder = Path(item.fspath).relative_to(REPO / "tests").parts[0]
         slow = folder in SLOW_FOLDERS or SLOW_FIXTURES & set(item.fixturenames)
-        if not slow and item.get_closest_marker("e2e") is None:
+        if not slow and not any(item.get_closest_marker(m) for m in ("e2e", "slow", "airflow")):
             item.add_marker(pytest.mark.fast)
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
 

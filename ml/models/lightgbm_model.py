@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml import thread_budget
 from ml.models.backend import cluster_params, to_cluster
 from ml.models.boosted import BoostedClassifier
 
@@ -100,7 +101,14 @@ class LightGBMClassifier(BoostedClassifier):
         if isinstance(matrix, np.ndarray):
             matrix = np.ascontiguousarray(matrix)
         return np.asarray(
-            booster.predict(matrix, num_iteration=self.best_iteration_, pred_contrib=contrib)
+            booster.predict(
+                matrix,
+                num_iteration=self.best_iteration_,
+                pred_contrib=contrib,
+                # this process's threads, not those the booster was trained with (its
+                # file keeps them)
+                num_threads=self.n_jobs or thread_budget(),
+            )
         )
 
     def _gains(self) -> dict[str, float]:

@@ -49,7 +49,7 @@ def test_a_replay_on_an_empty_registry_runs_every_day_when_its_first_model_fails
         overall = [r for r in record["performance"]["estimated"] if r["dimension"] == "all"]
         assert {r["model_role"] for r in overall} == {"champion", "challenger"}
         page = settings.paths.drift_report(day, ".html").read_text()
-        assert "No model has passed the promotion gate" in page
+        assert "No model is champion (none has passed the promotion gate" in page
         assert not settings.paths.monitoring_partition("drift", day).exists()
     # The policy waits for its schedule (every 2 days), then trains the next model.
     held, fired = summaries[1]["retraining"], summaries[2]["retraining"]

@@ -76,6 +76,7 @@ def test_reingesting_a_day_gives_the_same_rows(tmp_path, small_source):
     assert leftovers == []
 
 
+@pytest.mark.slow  # reads the year's files of the package
 def test_the_package_files_are_the_default_source(tmp_path):
     settings = make_settings(tmp_path / "data")
     result = ingest(settings, dt.date(2013, 12, 31), dt.date(2013, 12, 31))

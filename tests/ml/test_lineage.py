@@ -228,3 +228,41 @@ def test_an_ingest_names_every_partition_it_wrote_the_history_it_landed_included
         "weather/flight_date=2013-03-13",
         "weather/flight_date=2013-03-15",
     ]
+
+
+def test_a_run_across_midnight_reads_back_from_its_start_and_times_without_a_zone_are_utc(
+    settings, caplog
+):
+    """The publish that read the raw started at 23:59 (in the day before's file) and ended
+    after midnight; an ingest that finished meanwhile is not what it read. An event time
+    without a zone is UTC; one that is no time at all is skipped, named."""
+    paths = settings.paths
+    source = settings.data_dir.parent / "flights.csv.zip"
+    raw = paths.raw_partition("flights", DAY).parent
+    features = paths.mart_partition_dir("flight_features", DAY)
+    predictions = paths.predictions_partition(DAY).parent
+    _write(
+        settings,
+        [
+            _event("flights_daily.ingest", "i1", "2026-01-01T23:00:00", [source], [raw]),
+            _event(
+                "flights_daily.publish", "p1", "2026-01-01T23:59:00Z", [raw], [features], "START"
+            ),
+            _event("flights_daily.ingest", "i2", "2026-01-02T00:00:10+00:00", [source], [raw]),
+            _event("flights_daily.publish", "p1", "2026-01-02T00:01:00+00:00", [raw], [features]),
+            _event(
+                "flights_daily.predict",
+                "n1",
+                "2026-01-02T00:02:00+00:00",
+                [features],
+                [predictions],
+            ),
+        ],
+    )
+    with events_file(settings, dt.date(2026, 1, 2)).open("a") as file:
+        file.write(json.dumps(_event("flights_daily.ingest", "bad", "later", [source], [raw])))
+
+    found = trace(settings, DAY)
+
+    assert [r["run_id"] for r in found["runs"]] == ["n1", "p1", "i1"]
+    assert "unreadable OpenLineage event skipped" in caplog.text

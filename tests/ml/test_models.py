@@ -366,3 +366,23 @@ def test_the_thread_count_is_the_settings_and_never_changes_what_is_learned(algo
         fitted[threads] = model.fit(frame.iloc[:2400], y[:2400], frame.iloc[2400:], y[2400:])
     held = frame.iloc[2400:]
     np.testing.assert_array_equal(fitted["1"].predict_proba(held), fitted["3"].predict_proba(held))
+
+
+def test_a_loaded_lightgbm_model_scores_with_this_processs_threads(tmp_path, monkeypatch):
+    """LightGBM's file keeps the thread count it was trained with; scoring passes this
+    process's own (ML_THREADS), not the training machine's."""
+    frame, y = _frame()
+    settings = load_settings(env={"ML_THREADS": "3"}, data_dir=tmp_path / "data")
+    model = make_classifier(settings, "lightgbm", SPEC, SMALL_DATA["lightgbm"])
+    (tmp_path / "model").mkdir()
+    CalibratedClassifier(model).fit(frame.iloc[:2400], y[:2400], frame.iloc[2400:], y[2400:]).save(
+        tmp_path / "model"
+    )
+    monkeypatch.setenv("ML_THREADS", "1")
+    loaded = load_classifier(tmp_path / "model")
+    asked = []
+    booster = loaded.estimator_.booster_
+    original = booster.predict
+    monkeypatch.setattr(booster, "predict", lambda *a, **k: asked.append(k) or original(*a, **k))
+    loaded.predict_proba(frame.iloc[2400:])
+    assert [k["num_threads"] for k in asked] == [1]

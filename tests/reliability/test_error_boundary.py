@@ -231,6 +231,7 @@ def test_the_boundary_keeps_a_bugs_traceback_and_cleans_every_message():
     assert "\\x1b]0;owned" in str(caught.value)
 
 
+@pytest.mark.airflow
 def test_airflow_tasks_run_inside_the_same_boundary(monkeypatch):
     """A permission error in a task fails it at once (no retry can heal it); a full disk
     keeps Airflow's retries."""

@@ -100,6 +100,7 @@ def test_a_truncated_mart_partition_is_one_line_that_says_how_to_rebuild(trained
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.airflow
 def test_the_dags_fail_fast_on_what_a_retry_cannot_heal_and_retry_the_rest():
     import sys
 
