@@ -168,12 +168,16 @@ def _check_lineage(env: dict[str, str], data: Path, versions: set[str]) -> None:
     assert found["predictions"] == str(data / "predictions" / f"flight_date={DAY}")
     # the newest run that wrote each dataset: the second daily run, then back
     jobs = [run["job"] for run in found["runs"]]
-    assert jobs[:4] == [
+    assert jobs[:3] == [
         "flights_daily.predict",
         "flights_daily.publish",
         "flights_daily.build",
-        "flights_daily.ingest",
     ], jobs
+    # the build read the day, which the daily run landed, and its history, which the
+    # training run's ingest_history landed before it: each named by the run that wrote it
+    assert set(jobs[3:]) == {"flights_daily.ingest", "flights_training.ingest_history"}, jobs
+    writers = {name: run["job"] for run in found["runs"] for name in run["outputs"]}
+    assert writers[str(data / "raw" / "flights" / f"flight_date={DAY}")] == "flights_daily.ingest"
     assert set(found["model_versions"]) == versions
     raw = {Path(name).relative_to(data).as_posix() for name in found["raw_partitions"]}
     # the day itself and the trailing history its features read, flights and weather
