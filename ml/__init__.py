@@ -9,8 +9,9 @@ path (the CLI, the DAGs' tasks, the tests, a notebook) enters the package; a var
 already set wins:
 
 - ``OMP_WAIT_POLICY=PASSIVE``: OpenMP's threads (LightGBM, XGBoost, scikit-learn) sleep
-  while they wait instead of spinning; beside other busy processes the spinning takes
-  the CPU the working threads need, and a fit took five times as long (BENCHMARKS.md);
+  while they wait instead of spinning; beside two busy processes the spinning took the
+  CPU the working threads needed, and a boosted fit took 4.4 to 5 times its idle time
+  against 1.9 to 2.1 (an idle fit pays 1.2 times; BENCHMARKS.md);
 - the thread pools of OpenMP, OpenBLAS and Polars sized to :func:`thread_budget`, the
   CPUs this process may use, not the machine's.
 """
