@@ -29,8 +29,11 @@ def test_make_test_hands_the_named_chromium_to_the_tier():
     not the suite)."""
     out = _make("-n", "test", "CHROMIUM=/opt/chrome/chrome")
     assert out.returncode == 0, out.stderr
-    (pytest_line,) = [line for line in out.stdout.splitlines() if " -m pytest " in line]
-    assert shlex.split(pytest_line)[0] == "CHROMIUM_EXECUTABLE=/opt/chrome/chrome"
+    # the fast tier first (no browser), then the rest, the browser tier with it
+    fast, rest = [line for line in out.stdout.splitlines() if " -m pytest " in line]
+    assert " -m fast " in fast and "CHROMIUM" not in fast
+    assert shlex.split(rest)[0] == "CHROMIUM_EXECUTABLE=/opt/chrome/chrome"
+    assert ' -m "not fast" ' in rest
 
 
 def test_make_chromium_names_what_it_cannot_install_and_leaves_the_machine_alone():
