@@ -26,6 +26,8 @@ OVERRIDES = {
     "validation_days": 7,
     "retrain_every_days": 3,
     "candidates": ["heuristic", "lightgbm"],
+    # the Airflow run's threads (tests/conftest.py): LightGBM's model file records them
+    "threads": os.environ["ML_THREADS"],
 }
 
 
