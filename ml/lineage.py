@@ -59,7 +59,11 @@ def events_folder(settings: Settings) -> Path:
 
 def events_file(settings: Settings, day: dt.date) -> Path:
     """The file of the events whose ``eventTime`` falls on ``day`` (UTC)."""
-    return events_folder(settings) / f"{EVENTS_PREFIX}{day.isoformat()}.jsonl"
+    return _day_file(events_folder(settings), day.isoformat())
+
+
+def _day_file(folder: Path | str, day: str) -> Path:
+    return Path(folder) / f"{EVENTS_PREFIX}{day}.jsonl"
 
 
 def event_files(folder: Path) -> list[Path]:
@@ -106,8 +110,7 @@ def _transport() -> tuple[type, type]:
 
         def emit(self, event: Any) -> None:
             text = Serde.to_json(event)
-            day = _event_day(event.eventTime)
-            path = Path(self.config.folder) / f"{EVENTS_PREFIX}{day}.jsonl"
+            path = _day_file(self.config.folder, _event_day(event.eventTime))
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "a", encoding="utf-8") as file:
                 file.write(text + "\n")

@@ -209,12 +209,7 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
     window = load_features(
         settings, first, day, oracle=bool(metadata.get("uses_oracle_forecast"))
     ).reset_index(drop=True)
-    today = (window["flight_date"] == day).to_numpy()
-    if not today.any():
-        raise DataError(
-            f"{settings.paths.mart('flight_features')}: no flights on {day} "
-            f"(run `ml transform --start {day} --end {day}` first)"
-        )
+    today = _day_rows(settings, window, day)
     scores = champion_scores(settings, window, version)
     table = compare(profile, window[today], scores[today], window, scores)
     drifted = sorted(set(table.loc[table["is_drifted"], "feature"]))
@@ -256,6 +251,17 @@ def monitor(settings: Settings, day: dt.date) -> MonitorResult:
     return _publish(settings, day, summary, window)
 
 
+def _day_rows(settings: Settings, window: pd.DataFrame, day: dt.date) -> np.ndarray:
+    """Which rows of ``window`` are ``day``'s; :class:`DataError` if none are."""
+    today = (window["flight_date"] == day).to_numpy()
+    if not today.any():
+        raise DataError(
+            f"{settings.paths.mart('flight_features')}: no flights on {day} "
+            f"(run `ml transform --start {day} --end {day}` first)"
+        )
+    return today
+
+
 def _heuristic_day(settings: Settings, day: dt.date) -> MonitorResult:
     """Monitor a day served by the heuristic baseline, the champion of a registry where
     no model has passed the gate yet (:data:`ml.predict.FALLBACK_VERSION`): its
@@ -268,17 +274,13 @@ def _heuristic_day(settings: Settings, day: dt.date) -> MonitorResult:
 
     realized_day = day - dt.timedelta(days=settings.label_maturity_days)
     window = load_features(settings, realized_day, day).reset_index(drop=True)
-    if not (window["flight_date"] == day).any():
-        raise DataError(
-            f"{settings.paths.mart('flight_features')}: no flights on {day} "
-            f"(run `ml transform --start {day} --end {day}` first)"
-        )
+    today = _day_rows(settings, window, day)
     settings.paths.monitoring_partition("drift", day).unlink(missing_ok=True)
     summary = {
         "flight_date": day.isoformat(),
         "model_version": FALLBACK_VERSION,
         "reference": None,
-        "current_rows": int((window["flight_date"] == day).sum()),
+        "current_rows": int(today.sum()),
         "drifted_features": [],
         "drifted_since": {},
         "series": [],
